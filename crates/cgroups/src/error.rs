@@ -1,0 +1,39 @@
+use std::path::PathBuf;
+
+/// Every cgroup failure names the file and, for writes, the value.
+#[derive(Debug, thiserror::Error)]
+pub enum CgroupError {
+    #[error("read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("write {value:?} to {path}: {source}")]
+    Write {
+        path: PathBuf,
+        value: String,
+        source: std::io::Error,
+    },
+    #[error("create cgroup {path}: {source}")]
+    Create {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("remove cgroup {path}: {source}")]
+    Remove {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("add pid {pid} to {path}: {source}")]
+    Enter {
+        pid: i32,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cgroup layout: {0}")]
+    Layout(String),
+    #[error("invalid cgroup setting: {0}")]
+    Invalid(String),
+    #[error("{0}")]
+    Unsupported(String),
+}

@@ -1,0 +1,520 @@
+//! cgroup v1 (cgroupfs) driver: one directory per hierarchy.
+//!
+//! On a hybrid host the container also gets a directory in the controller-less cgroup2
+//! hierarchy, as runc does, so tools that look there find it.
+
+use crate::fsutil::{self, parse_pids, read, write};
+use crate::{container_subpath, CgroupConfig, CgroupError, FreezerState, Layout, Manager};
+use oci_spec::runtime::{LinuxDeviceCgroup, LinuxDeviceType, LinuxResources};
+use std::io::ErrorKind;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// A container's cgroup: its directory in each hierarchy.
+#[derive(Debug, Clone)]
+pub struct V1Manager {
+    dirs: Vec<(String, PathBuf)>,
+}
+
+impl V1Manager {
+    /// The directories a container with `config` gets on this host.
+    pub fn new(layout: &Layout, config: &CgroupConfig) -> Result<V1Manager, CgroupError> {
+        let mut dirs: Vec<(String, PathBuf)> = layout
+            .v1()
+            .iter()
+            .map(|h| (h.name.clone(), h.dir_of(&container_subpath(&h.own, config))))
+            .collect();
+        if let Some(u) = layout.unified() {
+            dirs.push((String::new(), u.dir_of(&container_subpath(&u.own, config))));
+        }
+        Ok(V1Manager { dirs })
+    }
+
+    /// Rebuild a manager from the paths a previous command saved.
+    pub fn from_paths(dirs: Vec<(String, PathBuf)>) -> V1Manager {
+        V1Manager { dirs }
+    }
+
+    /// The directory of the hierarchy that holds `controller`.
+    fn dir(&self, controller: &str) -> Option<&Path> {
+        self.dirs
+            .iter()
+            .find(|(name, _)| name.split(',').any(|c| c == controller))
+            .map(|(_, d)| d.as_path())
+    }
+
+    fn require(&self, controller: &str) -> Result<&Path, CgroupError> {
+        self.dir(controller).ok_or_else(|| {
+            CgroupError::Unsupported(format!(
+                "the config sets {controller} limits but this host has no {controller} cgroup controller mounted"
+            ))
+        })
+    }
+
+    fn is_memory(name: &str) -> bool {
+        name.split(',').any(|c| c == "memory")
+    }
+
+    fn set(&self, r: &LinuxResources) -> Result<(), CgroupError> {
+        if let Some(m) = r.memory() {
+            self.set_memory(m)?;
+        }
+        if let Some(p) = r.pids() {
+            // 0 leaves the limit alone; a negative value means no limit.
+            match p.limit() {
+                0 => {}
+                l if l < 0 => write(&self.require("pids")?.join("pids.max"), "max")?,
+                l => write(&self.require("pids")?.join("pids.max"), &l.to_string())?,
+            }
+        }
+        if let Some(c) = r.cpu() {
+            self.set_cpu(c)?;
+        }
+        if let Some(rules) = r.devices() {
+            let dir = self.require("devices")?;
+            for rule in rules {
+                let (file, line) = device_rule(rule)?;
+                write(&dir.join(file), &line)?;
+            }
+        }
+        if let Some(b) = r.block_io() {
+            self.set_blkio(b)?;
+        }
+        if let Some(limits) = r.hugepage_limits() {
+            let dir = self.require("hugetlb")?;
+            for l in limits {
+                let file = dir.join(format!("hugetlb.{}.limit_in_bytes", l.page_size()));
+                write(&file, &l.limit().to_string())?;
+            }
+        }
+        if let Some(n) = r.network() {
+            if let Some(id) = n.class_id() {
+                write(
+                    &self.require("net_cls")?.join("net_cls.classid"),
+                    &id.to_string(),
+                )?;
+            }
+            for p in n.priorities().iter().flatten() {
+                let line = format!("{} {}", p.name(), p.priority());
+                write(&self.require("net_prio")?.join("net_prio.ifpriomap"), &line)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn set_memory(&self, m: &oci_spec::runtime::LinuxMemory) -> Result<(), CgroupError> {
+        let has_values = m.limit().is_some()
+            || m.reservation().is_some()
+            || m.swap().is_some()
+            || m.kernel_tcp().is_some()
+            || m.swappiness().is_some()
+            || m.disable_oom_killer().is_some()
+            || m.use_hierarchy().is_some();
+        if !has_values {
+            if m.kernel().is_some() {
+                tracing::warn!("memory.kernel is not supported by current kernels; ignored");
+            }
+            return Ok(());
+        }
+        let dir = self.require("memory")?;
+        if let Some(use_hierarchy) = m.use_hierarchy() {
+            write(&dir.join("memory.use_hierarchy"), bool_str(use_hierarchy))?;
+        }
+        // memory.limit_in_bytes may never exceed memory.memsw.limit_in_bytes: when raising both,
+        // memsw must go first, when lowering, the limit must. Try the limit first and, if the
+        // kernel refuses it, write memsw and then the limit.
+        let limit_file = dir.join("memory.limit_in_bytes");
+        let memsw_file = dir.join("memory.memsw.limit_in_bytes");
+        let limit = m.limit().map(limit_str);
+        match m.swap().map(limit_str) {
+            Some(memsw) if memsw_file.exists() => match &limit {
+                Some(l) if write(&limit_file, l).is_err() => {
+                    write(&memsw_file, &memsw)?;
+                    write(&limit_file, l)?;
+                }
+                _ => write(&memsw_file, &memsw)?,
+            },
+            Some(_) if m.swap() != m.limit() && m.swap() != Some(-1) => {
+                return Err(CgroupError::Unsupported(format!(
+                    "the config sets memory.swap but {} does not exist (swap accounting is off on this host)",
+                    memsw_file.display()
+                )));
+            }
+            _ => {
+                if let Some(l) = &limit {
+                    write(&limit_file, l)?;
+                }
+            }
+        }
+        if let Some(r) = m.reservation() {
+            write(&dir.join("memory.soft_limit_in_bytes"), &limit_str(r))?;
+        }
+        if m.kernel().is_some() {
+            tracing::warn!("memory.kernel is not supported by current kernels; ignored");
+        }
+        if let Some(t) = m.kernel_tcp() {
+            write(&dir.join("memory.kmem.tcp.limit_in_bytes"), &limit_str(t))?;
+        }
+        if let Some(s) = m.swappiness() {
+            if s > 100 {
+                return Err(CgroupError::Invalid(format!(
+                    "memory.swappiness {s} is out of range (0-100)"
+                )));
+            }
+            write(&dir.join("memory.swappiness"), &s.to_string())?;
+        }
+        if let Some(d) = m.disable_oom_killer() {
+            write(&dir.join("memory.oom_control"), bool_str(d))?;
+        }
+        Ok(())
+    }
+
+    fn set_cpu(&self, c: &oci_spec::runtime::LinuxCpu) -> Result<(), CgroupError> {
+        let cpu = || self.require("cpu");
+        if let Some(s) = c.shares() {
+            write(&cpu()?.join("cpu.shares"), &s.to_string())?;
+        }
+        // The period first: a quota is checked against the current period.
+        if let Some(p) = c.period() {
+            write(&cpu()?.join("cpu.cfs_period_us"), &p.to_string())?;
+        }
+        if let Some(q) = c.quota() {
+            write(&cpu()?.join("cpu.cfs_quota_us"), &q.to_string())?;
+        }
+        if let Some(p) = c.realtime_period() {
+            write(&cpu()?.join("cpu.rt_period_us"), &p.to_string())?;
+        }
+        if let Some(r) = c.realtime_runtime() {
+            write(&cpu()?.join("cpu.rt_runtime_us"), &r.to_string())?;
+        }
+        if let Some(cpus) = c.cpus() {
+            write(&self.require("cpuset")?.join("cpuset.cpus"), cpus)?;
+        }
+        if let Some(mems) = c.mems() {
+            write(&self.require("cpuset")?.join("cpuset.mems"), mems)?;
+        }
+        Ok(())
+    }
+
+    fn set_blkio(&self, b: &oci_spec::runtime::LinuxBlockIo) -> Result<(), CgroupError> {
+        let blkio = || self.require("blkio");
+        if let Some(w) = b.weight() {
+            write(&blkio()?.join("blkio.weight"), &w.to_string())?;
+        }
+        if let Some(w) = b.leaf_weight() {
+            write(&blkio()?.join("blkio.leaf_weight"), &w.to_string())?;
+        }
+        for d in b.weight_device().iter().flatten() {
+            if let Some(w) = d.weight() {
+                let line = format!("{}:{} {}", d.major(), d.minor(), w);
+                write(&blkio()?.join("blkio.weight_device"), &line)?;
+            }
+            if let Some(w) = d.leaf_weight() {
+                let line = format!("{}:{} {}", d.major(), d.minor(), w);
+                write(&blkio()?.join("blkio.leaf_weight_device"), &line)?;
+            }
+        }
+        let throttles = [
+            (
+                "blkio.throttle.read_bps_device",
+                b.throttle_read_bps_device(),
+            ),
+            (
+                "blkio.throttle.write_bps_device",
+                b.throttle_write_bps_device(),
+            ),
+            (
+                "blkio.throttle.read_iops_device",
+                b.throttle_read_iops_device(),
+            ),
+            (
+                "blkio.throttle.write_iops_device",
+                b.throttle_write_iops_device(),
+            ),
+        ];
+        for (file, devices) in throttles {
+            for d in devices.iter().flatten() {
+                let line = format!("{}:{} {}", d.major(), d.minor(), d.rate());
+                write(&blkio()?.join(file), &line)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Manager for V1Manager {
+    fn create(&self, resources: Option<&LinuxResources>) -> Result<(), CgroupError> {
+        for (name, dir) in &self.dirs {
+            let is_cpuset = name.split(',').any(|c| c == "cpuset");
+            create_dirs(dir, is_cpuset)?;
+        }
+        match resources {
+            Some(r) => self.set(r),
+            None => Ok(()),
+        }
+    }
+
+    fn enter(&self, pid: i32) -> Result<(), CgroupError> {
+        for (name, dir) in &self.dirs {
+            if !Self::is_memory(name) {
+                add_pid(dir, pid)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn enter_late(&self, pid: i32) -> Result<(), CgroupError> {
+        for (name, dir) in &self.dirs {
+            if Self::is_memory(name) {
+                add_pid(dir, pid)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn update(&self, resources: &LinuxResources) -> Result<(), CgroupError> {
+        self.set(resources)
+    }
+
+    fn set_freezer(&self, state: FreezerState) -> Result<(), CgroupError> {
+        let file = self.require("freezer")?.join("freezer.state");
+        let want = match state {
+            FreezerState::Frozen => "FROZEN",
+            FreezerState::Thawed => "THAWED",
+        };
+        write(&file, want)?;
+        // Freezing is asynchronous: the state reads FREEZING until every task has stopped.
+        for _ in 0..1000 {
+            if read(&file)?.trim() == want {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        Err(CgroupError::Invalid(format!(
+            "{} did not reach {want} within a second",
+            file.display()
+        )))
+    }
+
+    fn freezer(&self) -> Result<FreezerState, CgroupError> {
+        let Some(dir) = self.dir("freezer") else {
+            return Ok(FreezerState::Thawed);
+        };
+        match std::fs::read_to_string(dir.join("freezer.state")) {
+            Ok(s) if s.trim() == "THAWED" => Ok(FreezerState::Thawed),
+            Ok(_) => Ok(FreezerState::Frozen),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(FreezerState::Thawed),
+            Err(source) => Err(CgroupError::Read {
+                path: dir.join("freezer.state"),
+                source,
+            }),
+        }
+    }
+
+    fn pids(&self) -> Result<Vec<i32>, CgroupError> {
+        // Every process is in every hierarchy; pick a v1 one (the unified one may be shared).
+        let Some((_, dir)) = self.dirs.iter().find(|(n, _)| !n.is_empty()) else {
+            return Ok(Vec::new());
+        };
+        match std::fs::read_to_string(dir.join("cgroup.procs")) {
+            Ok(text) => Ok(parse_pids(&text)),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(Vec::new()),
+            Err(source) => Err(CgroupError::Read {
+                path: dir.join("cgroup.procs"),
+                source,
+            }),
+        }
+    }
+
+    fn oom_kill_count(&self) -> u64 {
+        let Some(dir) = self.dir("memory") else {
+            return 0;
+        };
+        std::fs::read_to_string(dir.join("memory.oom_control"))
+            .ok()
+            .and_then(|t| {
+                t.lines().find_map(|l| {
+                    l.strip_prefix("oom_kill ")
+                        .and_then(|n| n.trim().parse().ok())
+                })
+            })
+            .unwrap_or(0)
+    }
+
+    fn destroy(&self) -> Result<(), CgroupError> {
+        let mut first_error = None;
+        for (_, dir) in &self.dirs {
+            if let Err(e) = remove_dir(dir) {
+                first_error.get_or_insert(e);
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+
+    fn paths(&self) -> Vec<(String, PathBuf)> {
+        self.dirs.clone()
+    }
+}
+
+/// Create `dir` and its missing parents. A new cpuset cgroup starts with no cpus and no mems,
+/// and a task cannot join it until both are set: copy them down from the parent at each level.
+fn create_dirs(dir: &Path, is_cpuset: bool) -> Result<(), CgroupError> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    if let Some(parent) = dir.parent() {
+        create_dirs(parent, is_cpuset)?;
+    }
+    match std::fs::create_dir(dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == ErrorKind::AlreadyExists => return Ok(()),
+        Err(source) => {
+            return Err(CgroupError::Create {
+                path: dir.into(),
+                source,
+            })
+        }
+    }
+    if is_cpuset {
+        if let Some(parent) = dir.parent() {
+            for file in ["cpuset.cpus", "cpuset.mems"] {
+                let value = read(&parent.join(file))?;
+                if !value.trim().is_empty() {
+                    write(&dir.join(file), value.trim())?;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn add_pid(dir: &Path, pid: i32) -> Result<(), CgroupError> {
+    let file = dir.join("cgroup.procs");
+    std::fs::write(&file, pid.to_string()).map_err(|source| CgroupError::Enter {
+        pid,
+        path: file,
+        source,
+    })
+}
+
+/// Remove a cgroup directory. Right after its last task exits the kernel may still hold the
+/// cgroup busy for a moment, so EBUSY is retried briefly.
+fn remove_dir(dir: &Path) -> Result<(), CgroupError> {
+    let mut tries = 0;
+    loop {
+        match std::fs::remove_dir(dir) {
+            Ok(()) => return Ok(()),
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(()),
+            Err(e) if e.raw_os_error() == Some(libc::EBUSY) && tries < 200 => {
+                tries += 1;
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            Err(source) => {
+                return Err(CgroupError::Remove {
+                    path: dir.into(),
+                    source,
+                })
+            }
+        }
+    }
+}
+
+fn limit_str(v: i64) -> String {
+    if v < 0 {
+        "-1".into()
+    } else {
+        v.to_string()
+    }
+}
+
+fn bool_str(b: bool) -> &'static str {
+    if b {
+        "1"
+    } else {
+        "0"
+    }
+}
+
+/// The devices-cgroup line for one rule, and the file it goes to.
+pub fn device_rule(rule: &LinuxDeviceCgroup) -> Result<(&'static str, String), CgroupError> {
+    let typ = match rule.typ().unwrap_or(LinuxDeviceType::A) {
+        LinuxDeviceType::A => 'a',
+        LinuxDeviceType::C | LinuxDeviceType::U => 'c',
+        LinuxDeviceType::B => 'b',
+        LinuxDeviceType::P => {
+            return Err(CgroupError::Invalid(
+                "device rule of type 'p' (fifo) cannot be expressed in the devices cgroup".into(),
+            ))
+        }
+    };
+    let access = rule.access().clone().unwrap_or_else(|| "rwm".into());
+    if access.is_empty() || !access.chars().all(|c| matches!(c, 'r' | 'w' | 'm')) {
+        return Err(CgroupError::Invalid(format!(
+            "device rule access {access:?} must be made of r, w and m"
+        )));
+    }
+    let num = |n: Option<i64>| {
+        n.filter(|n| *n >= 0)
+            .map_or("*".to_string(), |n| n.to_string())
+    };
+    let line = format!("{typ} {}:{} {access}", num(rule.major()), num(rule.minor()));
+    let file = if rule.allow() {
+        "devices.allow"
+    } else {
+        "devices.deny"
+    };
+    Ok((file, line))
+}
+
+/// Pids listed in one cgroup directory (used by tests and the CLI's `ps`).
+pub fn procs_in(dir: &Path) -> Result<Vec<i32>, CgroupError> {
+    Ok(parse_pids(&fsutil::read(&dir.join("cgroup.procs"))?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use oci_spec::runtime::LinuxDeviceCgroupBuilder;
+
+    #[test]
+    fn device_rules_are_formatted_like_the_kernel_wants() {
+        let deny_all = LinuxDeviceCgroupBuilder::default()
+            .allow(false)
+            .access("rwm")
+            .build()
+            .unwrap();
+        assert_eq!(
+            device_rule(&deny_all).unwrap(),
+            ("devices.deny", "a *:* rwm".to_string())
+        );
+        let null = LinuxDeviceCgroupBuilder::default()
+            .allow(true)
+            .typ(LinuxDeviceType::C)
+            .major(1)
+            .minor(3)
+            .access("rw")
+            .build()
+            .unwrap();
+        assert_eq!(
+            device_rule(&null).unwrap(),
+            ("devices.allow", "c 1:3 rw".to_string())
+        );
+    }
+
+    #[test]
+    fn bad_access_string_is_refused() {
+        let bad = LinuxDeviceCgroupBuilder::default()
+            .allow(true)
+            .access("rwx")
+            .build()
+            .unwrap();
+        assert!(device_rule(&bad).is_err());
+    }
+
+    #[test]
+    fn memory_hierarchy_is_recognised_when_comounted() {
+        assert!(V1Manager::is_memory("memory"));
+        assert!(V1Manager::is_memory("cpu,memory"));
+        assert!(!V1Manager::is_memory("name=systemd"));
+    }
+}

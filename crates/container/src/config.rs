@@ -1,0 +1,285 @@
+//! Loading `config.json` and checking it against the rules of the OCI runtime spec before
+//! anything is created, so a bad config leaves nothing behind.
+
+use crate::error::{Error, Result};
+use oci_spec::runtime::{LinuxNamespaceType, Spec};
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+
+/// Check a container id: `[A-Za-z0-9_+.-]+`, and not `.` or `..` (it names a directory).
+pub fn validate_id(id: &str) -> Result<()> {
+    let ok_chars = id
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '+' | '-' | '.'));
+    if id.is_empty() || !ok_chars || id == "." || id == ".." {
+        return Err(Error::InvalidId);
+    }
+    Ok(())
+}
+
+/// Read and parse `<bundle>/config.json`. Syntax errors give line and column; type errors
+/// give the path of the field (e.g. `process.user.uid`).
+pub fn load(bundle: &Path) -> Result<Spec> {
+    let path = bundle.join("config.json");
+    let text = std::fs::read(&path).map_err(|e| {
+        Error::Config(format!(
+            "cannot read the bundle's config {}: {e}",
+            path.display()
+        ))
+    })?;
+    parse(&text).map_err(|e| Error::Config(format!("{}: {e}", path.display())))
+}
+
+/// Parse config text; the error names the field path where serde has one.
+pub fn parse(text: &[u8]) -> Result<Spec, String> {
+    let de = &mut serde_json::Deserializer::from_slice(text);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        if path == "." || path.is_empty() {
+            format!("invalid JSON: {}", e.inner())
+        } else {
+            format!("field {path}: {}", e.inner())
+        }
+    })
+}
+
+/// The container's root filesystem, resolved against the bundle.
+pub fn rootfs_path(spec: &Spec, bundle: &Path) -> Result<PathBuf> {
+    let root = spec
+        .root()
+        .as_ref()
+        .ok_or_else(|| Error::Config("root is missing from config.json".into()))?;
+    let path = bundle.join(root.path());
+    let canonical = std::fs::canonicalize(&path)
+        .map_err(|e| Error::Config(format!("root.path {}: {e}", path.display())))?;
+    if !canonical.is_dir() {
+        return Err(Error::Config(format!(
+            "root.path {} is not a directory",
+            canonical.display()
+        )));
+    }
+    Ok(canonical)
+}
+
+/// Everything that can be checked before any state exists.
+pub fn validate(spec: &Spec) -> Result<()> {
+    let bad = |msg: String| Err(Error::Config(msg));
+    if spec.version().is_empty() {
+        return bad("ociVersion is missing from config.json".into());
+    }
+    if !spec.version().starts_with("1.") {
+        return bad(format!(
+            "ociVersion {:?} is not supported (runr implements 1.x)",
+            spec.version()
+        ));
+    }
+    let process = spec
+        .process()
+        .as_ref()
+        .ok_or_else(|| Error::Config("process is missing from config.json".into()))?;
+    match process.args() {
+        Some(args) if !args.is_empty() && !args[0].is_empty() => {}
+        _ => return bad("process.args must name the program to run".into()),
+    }
+    if !process.cwd().is_absolute() {
+        return bad(format!(
+            "process.cwd {:?} must be an absolute path",
+            process.cwd()
+        ));
+    }
+    for e in process.env().iter().flatten() {
+        if !e.contains('=') {
+            return bad(format!("process.env entry {e:?} is not NAME=value"));
+        }
+    }
+    let linux = spec
+        .linux()
+        .as_ref()
+        .ok_or_else(|| Error::Config("linux is missing from config.json".into()))?;
+
+    let mut seen = HashSet::new();
+    for ns in linux.namespaces().iter().flatten() {
+        if !seen.insert(ns.typ()) {
+            return bad(format!("namespace {:?} is listed twice", ns.typ()));
+        }
+    }
+    let has = |t: LinuxNamespaceType| seen.contains(&t);
+    let new_ns = |t: LinuxNamespaceType| {
+        linux
+            .namespaces()
+            .iter()
+            .flatten()
+            .any(|n| n.typ() == t && n.path().is_none())
+    };
+    if !has(LinuxNamespaceType::Mount) {
+        return bad(
+            "a mount namespace is required (add {\"type\": \"mount\"} to linux.namespaces)".into(),
+        );
+    }
+    if (spec.hostname().as_deref().is_some_and(|h| !h.is_empty())
+        || spec.domainname().as_deref().is_some_and(|h| !h.is_empty()))
+        && !has(LinuxNamespaceType::Uts)
+    {
+        return bad("hostname and domainname need a UTS namespace of the container's own".into());
+    }
+    if new_ns(LinuxNamespaceType::User) {
+        if linux.uid_mappings().as_ref().is_none_or(|m| m.is_empty())
+            || linux.gid_mappings().as_ref().is_none_or(|m| m.is_empty())
+        {
+            return bad(
+                "a new user namespace needs linux.uidMappings and linux.gidMappings".into(),
+            );
+        }
+    } else if linux.uid_mappings().as_ref().is_some_and(|m| !m.is_empty())
+        || linux.gid_mappings().as_ref().is_some_and(|m| !m.is_empty())
+    {
+        return bad("linux.uidMappings and gidMappings need a new user namespace".into());
+    }
+    if linux.time_offsets().is_some() && !new_ns(LinuxNamespaceType::Time) {
+        return bad("linux.timeOffsets needs a new time namespace".into());
+    }
+    for (clock, _) in linux.time_offsets().iter().flatten() {
+        if clock != "monotonic" && clock != "boottime" {
+            return bad(format!(
+                "linux.timeOffsets: unknown clock {clock:?} (monotonic or boottime)"
+            ));
+        }
+    }
+    for key in linux.sysctl().iter().flatten().map(|(k, _)| k) {
+        check_sysctl(key, &has, new_ns(LinuxNamespaceType::Network))?;
+    }
+    if let Some(p) = linux.rootfs_propagation() {
+        if !matches!(
+            p.as_str(),
+            "private"
+                | "rprivate"
+                | "slave"
+                | "rslave"
+                | "shared"
+                | "rshared"
+                | "unbindable"
+                | "runbindable"
+        ) {
+            return bad(format!(
+                "linux.rootfsPropagation {p:?} is not a propagation type"
+            ));
+        }
+    }
+    for m in spec.mounts().iter().flatten() {
+        if m.destination().as_os_str().is_empty() {
+            return bad("a mount has an empty destination".into());
+        }
+    }
+    for d in linux.devices().iter().flatten() {
+        if !d.path().starts_with("/dev/") {
+            return bad(format!(
+                "linux.devices: {} is not under /dev",
+                d.path().display()
+            ));
+        }
+    }
+    crate::hooks::validate(spec.hooks().as_ref())?;
+    Ok(())
+}
+
+/// Only namespaced sysctls may be set, and only when the container has that namespace.
+fn check_sysctl(key: &str, has: &impl Fn(LinuxNamespaceType) -> bool, new_net: bool) -> Result<()> {
+    let ipc = [
+        "kernel.msgmax",
+        "kernel.msgmnb",
+        "kernel.msgmni",
+        "kernel.sem",
+        "kernel.shmall",
+        "kernel.shmmax",
+        "kernel.shmmni",
+        "kernel.shm_rmid_forced",
+    ];
+    let (needed, what) = if ipc.contains(&key) || key.starts_with("fs.mqueue.") {
+        (LinuxNamespaceType::Ipc, "an IPC namespace")
+    } else if key.starts_with("net.") {
+        if !new_net && !has(LinuxNamespaceType::Network) {
+            return Err(Error::Config(format!(
+                "sysctl {key:?} needs a network namespace of the container's own"
+            )));
+        }
+        (LinuxNamespaceType::Network, "a network namespace")
+    } else if key == "kernel.hostname" || key == "kernel.domainname" {
+        (LinuxNamespaceType::Uts, "a UTS namespace")
+    } else {
+        return Err(Error::Config(format!(
+            "sysctl {key:?} is not namespaced: setting it would change the host"
+        )));
+    };
+    if !has(needed) {
+        return Err(Error::Config(format!(
+            "sysctl {key:?} needs {what} of the container's own"
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids() {
+        for good in ["a", "A-b_c.d+e", "1234", "..a"] {
+            assert!(validate_id(good).is_ok(), "{good}");
+        }
+        for bad in ["", ".", "..", "a/b", "../x", "a b", "é"] {
+            assert!(validate_id(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn syntax_error_gives_line_and_column() {
+        let err = parse(b"{\n  \"ociVersion\": \"1.0.2\",\n  oops\n}").unwrap_err();
+        assert!(err.contains("line 3"), "{err}");
+        assert!(err.contains("column"), "{err}");
+    }
+
+    #[test]
+    fn type_error_names_the_field() {
+        let err =
+            parse(br#"{"ociVersion":"1.0.2","process":{"user":{"uid":"root","gid":0},"cwd":"/"}}"#)
+                .unwrap_err();
+        assert!(err.contains("process.user.uid"), "{err}");
+    }
+
+    #[test]
+    fn default_spec_is_valid() {
+        let spec = Spec::default();
+        validate(&spec).unwrap();
+    }
+
+    #[test]
+    fn rules() {
+        let mut spec = Spec::default();
+        spec.set_version(String::new());
+        assert!(validate(&spec)
+            .unwrap_err()
+            .to_string()
+            .contains("ociVersion"));
+
+        let mut spec = Spec::default();
+        spec.process_mut().as_mut().unwrap().set_args(Some(vec![]));
+        assert!(validate(&spec)
+            .unwrap_err()
+            .to_string()
+            .contains("process.args"));
+
+        let mut spec = Spec::default();
+        let sysctl = [("kernel.panic".to_string(), "1".to_string())].into();
+        spec.linux_mut().as_mut().unwrap().set_sysctl(Some(sysctl));
+        assert!(validate(&spec)
+            .unwrap_err()
+            .to_string()
+            .contains("not namespaced"));
+
+        let mut spec = Spec::default();
+        let sysctl = [("net.ipv4.ip_forward".to_string(), "1".to_string())].into();
+        spec.linux_mut().as_mut().unwrap().set_sysctl(Some(sysctl));
+        validate(&spec).unwrap();
+    }
+}

@@ -1,0 +1,500 @@
+//! A container as the state store knows it: its saved state under `--root/<id>`, a status
+//! derived from the live init, and the operations on an existing container (start, kill,
+//! delete, processes).
+//!
+//! The status is never stored: the init alive (same pid *and* start time) with the exec
+//! fifo present is `created`; alive without it, `running` (or `paused` if frozen); otherwise
+//! `stopped`. So a container whose init died is `stopped` without anyone writing that down,
+//! and only `create` writes state.json.
+
+use crate::error::{Context, Error, Result};
+use crate::hooks::{self, HookState, Kind};
+use crate::sys;
+use cgroups::{FreezerState, Manager};
+use oci_spec::runtime::Hooks;
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::fs::File;
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub(crate) const STATE_FILE: &str = "state.json";
+pub(crate) const EXEC_FIFO: &str = "exec.fifo";
+/// The OCI runtime spec version runr reports.
+pub const OCI_VERSION: &str = "1.2.0";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    Creating,
+    Created,
+    Running,
+    Paused,
+    Stopped,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Creating => "creating",
+            Status::Created => "created",
+            Status::Running => "running",
+            Status::Paused => "paused",
+            Status::Stopped => "stopped",
+        }
+    }
+}
+
+impl std::fmt::Display for Status {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What state.json holds: written once, by `create`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SavedState {
+    pub id: String,
+    pub init_pid: i32,
+    /// Start time of the init (clock ticks since boot): tells a recycled pid from ours.
+    pub init_start_time: u64,
+    pub bundle: PathBuf,
+    pub rootfs: PathBuf,
+    /// RFC 3339 with nanoseconds, UTC.
+    pub created: String,
+    #[serde(default)]
+    pub annotations: HashMap<String, String>,
+    #[serde(default)]
+    pub hooks: Option<Hooks>,
+    /// The container's cgroup directory per hierarchy.
+    pub cgroup_paths: Vec<(String, PathBuf)>,
+    /// The container has a pid namespace of its own: killing its init ends every process.
+    pub own_pid_ns: bool,
+}
+
+/// The state document `runr state` prints, field for field as runc prints it.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OciState {
+    pub oci_version: String,
+    pub id: String,
+    pub pid: i32,
+    pub status: String,
+    pub bundle: PathBuf,
+    pub rootfs: PathBuf,
+    pub created: String,
+    pub owner: String,
+    #[serde(skip_serializing_if = "HashMap::is_empty")]
+    pub annotations: HashMap<String, String>,
+}
+
+/// An existing container, loaded from the state store. While a `Container` is alive its
+/// state directory is locked, so commands on one id run one after the other.
+pub struct Container {
+    dir: PathBuf,
+    state: SavedState,
+    _lock: Option<File>,
+}
+
+/// Take an exclusive flock on an open state directory.
+pub(crate) fn lock_dir(dir: &Path) -> Result<File> {
+    let f = File::open(dir).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => Error::NotExist,
+        _ => Error::Os {
+            what: format!("open state directory {}", dir.display()),
+            source: e,
+        },
+    })?;
+    // SAFETY: flock on a descriptor we own; it blocks until the lock is ours.
+    if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } != 0 {
+        return Err(std::io::Error::last_os_error()).ctx(|| format!("lock {}", dir.display()));
+    }
+    Ok(f)
+}
+
+impl Container {
+    /// Load and lock container `id` under `root`.
+    pub fn load(root: &Path, id: &str) -> Result<Container> {
+        crate::config::validate_id(id)?;
+        let dir = root.join(id);
+        let lock = lock_dir(&dir)?;
+        // Whoever held the lock before us may have deleted the container meanwhile.
+        let mut c = Self::read(&dir)?;
+        c._lock = Some(lock);
+        Ok(c)
+    }
+
+    /// Load without locking (for `list`, which must never wait on a busy container).
+    pub fn load_unlocked(root: &Path, id: &str) -> Result<Container> {
+        crate::config::validate_id(id)?;
+        Self::read(&root.join(id))
+    }
+
+    fn read(dir: &Path) -> Result<Container> {
+        let path = dir.join(STATE_FILE);
+        let text = std::fs::read(&path).map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => Error::NotExist,
+            _ => Error::Os {
+                what: format!("read {}", path.display()),
+                source: e,
+            },
+        })?;
+        let state = serde_json::from_slice(&text)
+            .map_err(|e| Error::Config(format!("corrupt state file {}: {e}", path.display())))?;
+        Ok(Container {
+            dir: dir.into(),
+            state,
+            _lock: None,
+        })
+    }
+
+    pub(crate) fn new_created(dir: PathBuf, state: SavedState, lock: File) -> Container {
+        Container {
+            dir,
+            state,
+            _lock: Some(lock),
+        }
+    }
+
+    /// Let other commands at this container (the foreground `run` does while it waits).
+    pub fn unlock(&mut self) {
+        self._lock = None;
+    }
+
+    pub fn id(&self) -> &str {
+        &self.state.id
+    }
+
+    pub fn saved(&self) -> &SavedState {
+        &self.state
+    }
+
+    /// The state directory (`--root/<id>`).
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn cgroup(&self) -> Box<dyn Manager> {
+        Box::new(cgroups::v1::V1Manager::from_paths(
+            self.state.cgroup_paths.clone(),
+        ))
+    }
+
+    fn init_alive(&self) -> bool {
+        self.state.init_pid > 0
+            && matches!(sys::process_start(self.state.init_pid),
+                Some((start, false)) if start == self.state.init_start_time)
+    }
+
+    pub fn status(&self) -> Status {
+        if !self.init_alive() {
+            return Status::Stopped;
+        }
+        if self.dir.join(EXEC_FIFO).exists() {
+            return Status::Created;
+        }
+        match self.cgroup().freezer() {
+            Ok(FreezerState::Frozen) => Status::Paused,
+            _ => Status::Running,
+        }
+    }
+
+    /// The init's host pid while it lives.
+    pub fn pid(&self) -> Option<i32> {
+        self.init_alive().then_some(self.state.init_pid)
+    }
+
+    pub fn oci_state(&self) -> OciState {
+        let status = self.status();
+        OciState {
+            oci_version: OCI_VERSION.into(),
+            id: self.state.id.clone(),
+            pid: if status == Status::Stopped {
+                0
+            } else {
+                self.state.init_pid
+            },
+            status: status.as_str().into(),
+            bundle: self.state.bundle.clone(),
+            rootfs: self.state.rootfs.clone(),
+            created: self.state.created.clone(),
+            owner: String::new(),
+            annotations: self.state.annotations.clone(),
+        }
+    }
+
+    pub(crate) fn hook_state(&self, status: Status) -> HookState {
+        HookState {
+            oci_version: OCI_VERSION.into(),
+            id: self.state.id.clone(),
+            status: status.as_str().into(),
+            pid: self.state.init_pid,
+            bundle: self.state.bundle.clone(),
+            annotations: self.state.annotations.clone(),
+        }
+    }
+
+    /// A pidfd for the init, checked to be our init and not a recycled pid.
+    fn init_pidfd(&self) -> Option<std::os::fd::OwnedFd> {
+        let fd = sys::pidfd_open(self.state.init_pid).ok()?;
+        // The pidfd pins the process: if the start time matches now, it is ours.
+        self.init_alive().then_some(fd)
+    }
+
+    /// Let the init exec the user's program; returns once it has (or failed to). Poststart
+    /// hooks failing are warnings, returned for the caller to show.
+    pub fn start(&self) -> Result<Vec<String>> {
+        match self.status() {
+            Status::Created => {}
+            Status::Stopped => {
+                return Err(Error::Status(
+                    "cannot start a container that has stopped".into(),
+                ))
+            }
+            _ => {
+                return Err(Error::Status(
+                    "cannot start an already running container".into(),
+                ))
+            }
+        }
+        let fifo_path = self.dir.join(EXEC_FIFO);
+        let fifo = rustix::fs::open(
+            &fifo_path,
+            rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::NONBLOCK | rustix::fs::OFlags::CLOEXEC,
+            rustix::fs::Mode::empty(),
+        )
+        .ctx(|| format!("open exec fifo {}", fifo_path.display()))?;
+        let pidfd = self.init_pidfd();
+        let report = read_fifo(&fifo, pidfd.as_ref())?;
+        // Either way the container has left `created`.
+        let _ = std::fs::remove_file(&fifo_path);
+        match report {
+            FifoReport::Execed => {}
+            FifoReport::Failed(msg) => return Err(Error::Init(msg)),
+            FifoReport::InitDied => {
+                return Err(Error::Init(
+                    self.explain_init_death("before it could start"),
+                ));
+            }
+        }
+        if self.cgroup().oom_kill_count() > 0 && !self.init_alive() {
+            return Err(Error::Init(self.explain_init_death("while starting")));
+        }
+        Ok(hooks::run_all_warn(
+            Kind::Poststart,
+            self.state.hooks.as_ref(),
+            &self.hook_state(Status::Running),
+        ))
+    }
+
+    fn explain_init_death(&self, when: &str) -> String {
+        if self.cgroup().oom_kill_count() > 0 {
+            format!(
+                "the container's init was killed by the OOM killer {when}: its memory limit is too low for it to start"
+            )
+        } else {
+            format!("the container's init exited {when}")
+        }
+    }
+
+    /// Send `signal` to the init, or with `all` to every process in the container's cgroup.
+    pub fn kill(&self, signal: i32, all: bool) -> Result<()> {
+        let status = self.status();
+        if status == Status::Stopped {
+            return Err(Error::Status("container not running".into()));
+        }
+        if all {
+            for pid in self.cgroup().pids()? {
+                match nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(pid),
+                    nix::sys::signal::Signal::try_from(signal).ok(),
+                ) {
+                    Ok(()) | Err(nix::errno::Errno::ESRCH) => {}
+                    Err(e) => return Err(e).ctx(|| format!("kill pid {pid} with signal {signal}")),
+                }
+            }
+        } else {
+            let pidfd = self
+                .init_pidfd()
+                .ok_or_else(|| Error::Status("container not running".into()))?;
+            sys::pidfd_send_signal(&pidfd, signal).ctx(|| {
+                format!(
+                    "send signal {signal} to the container init (pid {})",
+                    self.state.init_pid
+                )
+            })?;
+        }
+        // A frozen process only acts on SIGKILL once thawed.
+        if status == Status::Paused && signal == libc::SIGKILL {
+            self.cgroup().set_freezer(FreezerState::Thawed)?;
+        }
+        Ok(())
+    }
+
+    /// Host pids of every process in the container.
+    pub fn processes(&self) -> Result<Vec<i32>> {
+        Ok(self.cgroup().pids()?)
+    }
+
+    /// Remove the container. A created one is killed first; a running or paused one only
+    /// with `force`. Poststop hooks run last; their failures are returned as warnings.
+    pub fn delete(self, force: bool) -> Result<Vec<String>> {
+        let status = self.status();
+        match status {
+            Status::Stopped => {}
+            Status::Created => self.kill_init_and_wait()?,
+            Status::Running | Status::Paused | Status::Creating if force => {
+                self.kill_init_and_wait()?
+            }
+            _ => {
+                return Err(Error::Status(format!(
+                    "cannot delete container {} that is not stopped: {status}",
+                    self.state.id
+                )))
+            }
+        }
+        let cgroup = self.cgroup();
+        if !self.state.own_pid_ns {
+            // Without a pid namespace, the init's death does not end the other processes.
+            kill_all_and_wait(cgroup.as_ref())?;
+        }
+        cgroup.destroy()?;
+        std::fs::remove_dir_all(&self.dir)
+            .ctx(|| format!("remove state directory {}", self.dir.display()))?;
+        Ok(hooks::run_all_warn(
+            Kind::Poststop,
+            self.state.hooks.as_ref(),
+            &self.hook_state(Status::Stopped),
+        ))
+    }
+
+    fn kill_init_and_wait(&self) -> Result<()> {
+        let Some(pidfd) = self.init_pidfd() else {
+            return Ok(());
+        };
+        if self.cgroup().freezer().ok() == Some(FreezerState::Frozen) {
+            sys::pidfd_send_signal(&pidfd, libc::SIGKILL).ctx(|| "kill the container init")?;
+            self.cgroup().set_freezer(FreezerState::Thawed)?;
+        } else {
+            sys::pidfd_send_signal(&pidfd, libc::SIGKILL).ctx(|| "kill the container init")?;
+        }
+        if !sys::pidfd_wait_exit(&pidfd, Some(Duration::from_secs(10)))
+            .ctx(|| "wait for the container init")?
+        {
+            return Err(Error::Status(format!(
+                "the container init (pid {}) did not die within 10s of SIGKILL",
+                self.state.init_pid
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// SIGKILL every process left in `cgroup` and wait until it is empty.
+pub(crate) fn kill_all_and_wait(cgroup: &dyn Manager) -> Result<()> {
+    for _ in 0..200 {
+        let pids = cgroup.pids()?;
+        if pids.is_empty() {
+            return Ok(());
+        }
+        for pid in pids {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    Err(Error::Status(
+        "processes of the container survived SIGKILL for a second".into(),
+    ))
+}
+
+enum FifoReport {
+    /// The init exec'd: the fifo closed with nothing written.
+    Execed,
+    /// The init wrote why it could not exec.
+    Failed(String),
+    /// The init died before it opened the fifo.
+    InitDied,
+}
+
+/// Wait for the init's side of the exec fifo: end-of-file (exec), an error text, or the
+/// init's death before it ever opened it.
+fn read_fifo(
+    fifo: &std::os::fd::OwnedFd,
+    pidfd: Option<&std::os::fd::OwnedFd>,
+) -> Result<FifoReport> {
+    let Some(pidfd) = pidfd else {
+        return Ok(FifoReport::InitDied);
+    };
+    let mut text = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        let mut fds = [
+            libc::pollfd {
+                fd: fifo.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            },
+            libc::pollfd {
+                fd: pidfd.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            },
+        ];
+        // SAFETY: two valid pollfds.
+        let r = unsafe { libc::poll(fds.as_mut_ptr(), 2, -1) };
+        if r < 0 {
+            let e = std::io::Error::last_os_error();
+            if e.raw_os_error() == Some(libc::EINTR) {
+                continue;
+            }
+            return Err(e).ctx(|| "poll the exec fifo");
+        }
+        if fds[0].revents != 0 {
+            match rustix::io::read(fifo, &mut buf) {
+                Ok(0) => {
+                    return Ok(if text.is_empty() {
+                        FifoReport::Execed
+                    } else {
+                        FifoReport::Failed(String::from_utf8_lossy(&text).into_owned())
+                    })
+                }
+                Ok(n) => text.extend_from_slice(&buf[..n]),
+                Err(rustix::io::Errno::AGAIN) | Err(rustix::io::Errno::INTR) => {}
+                Err(e) => return Err(e).ctx(|| "read the exec fifo"),
+            }
+            continue;
+        }
+        if fds[1].revents != 0 {
+            // The init is gone; anything it wrote is still in the fifo.
+            return Ok(match rustix::io::read(fifo, &mut buf) {
+                Ok(n) if n > 0 => {
+                    text.extend_from_slice(&buf[..n]);
+                    FifoReport::Failed(String::from_utf8_lossy(&text).into_owned())
+                }
+                _ if !text.is_empty() => {
+                    FifoReport::Failed(String::from_utf8_lossy(&text).into_owned())
+                }
+                _ => FifoReport::InitDied,
+            });
+        }
+    }
+}
+
+/// Ids of every container under `root`.
+pub fn list_ids(root: &Path) -> Result<Vec<String>> {
+    let entries = match std::fs::read_dir(root) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e).ctx(|| format!("read {}", root.display())),
+    };
+    let mut ids: Vec<String> = entries
+        .filter_map(|e| e.ok())
+        .filter(|e| e.path().join(STATE_FILE).exists())
+        .filter_map(|e| e.file_name().into_string().ok())
+        .collect();
+    ids.sort();
+    Ok(ids)
+}

@@ -1,0 +1,293 @@
+//! OCI hooks: run a list of hooks with the container state on stdin, each with its args,
+//! env and timeout. Output is captured in a memfd (no pipe to fill and block on) and
+//! reported when the hook fails.
+
+use crate::error::{Error, Result};
+use crate::sys;
+use oci_spec::runtime::{Hook, Hooks};
+use serde::Serialize;
+use std::collections::HashMap;
+use std::io::{Read, Seek, Write};
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+/// The state a hook reads on stdin (the OCI "state" object).
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HookState {
+    pub oci_version: String,
+    pub id: String,
+    pub status: String,
+    pub pid: i32,
+    pub bundle: PathBuf,
+    #[serde(skip_serializing_if = "HashMap::is_empty")]
+    pub annotations: HashMap<String, String>,
+}
+
+/// Which lifecycle point a list of hooks belongs to (for messages).
+#[derive(Debug, Clone, Copy)]
+pub enum Kind {
+    Prestart,
+    CreateRuntime,
+    CreateContainer,
+    StartContainer,
+    Poststart,
+    Poststop,
+}
+
+impl Kind {
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Prestart => "prestart",
+            Kind::CreateRuntime => "createRuntime",
+            Kind::CreateContainer => "createContainer",
+            Kind::StartContainer => "startContainer",
+            Kind::Poststart => "poststart",
+            Kind::Poststop => "poststop",
+        }
+    }
+
+    pub fn of(self, hooks: &Hooks) -> &[Hook] {
+        #[allow(deprecated)]
+        let list = match self {
+            Kind::Prestart => hooks.prestart(),
+            Kind::CreateRuntime => hooks.create_runtime(),
+            Kind::CreateContainer => hooks.create_container(),
+            Kind::StartContainer => hooks.start_container(),
+            Kind::Poststart => hooks.poststart(),
+            Kind::Poststop => hooks.poststop(),
+        };
+        list.as_deref().unwrap_or(&[])
+    }
+}
+
+/// Check hooks before anything is created: absolute paths and positive timeouts.
+pub fn validate(hooks: Option<&Hooks>) -> Result<()> {
+    let Some(hooks) = hooks else { return Ok(()) };
+    use Kind::*;
+    for kind in [
+        Prestart,
+        CreateRuntime,
+        CreateContainer,
+        StartContainer,
+        Poststart,
+        Poststop,
+    ] {
+        for h in kind.of(hooks) {
+            if !h.path().is_absolute() {
+                return Err(Error::Config(format!(
+                    "{} hook path {} must be absolute",
+                    kind.name(),
+                    h.path().display()
+                )));
+            }
+            if h.timeout().is_some_and(|t| t <= 0) {
+                return Err(Error::Config(format!(
+                    "{} hook {}: timeout must be greater than zero",
+                    kind.name(),
+                    h.path().display()
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Run the hooks of `kind` in order; the first failure stops the rest and is returned.
+pub fn run(kind: Kind, hooks: Option<&Hooks>, state: &HookState) -> Result<()> {
+    let Some(hooks) = hooks else { return Ok(()) };
+    let list = kind.of(hooks);
+    if list.is_empty() {
+        return Ok(());
+    }
+    let json = serde_json::to_vec(state).expect("hook state always serializes");
+    for (i, hook) in list.iter().enumerate() {
+        run_one(hook, &json).map_err(|e| {
+            Error::Hook(format!(
+                "{} hook #{i} ({}): {e}",
+                kind.name(),
+                hook.path().display()
+            ))
+        })?;
+    }
+    Ok(())
+}
+
+/// Run every hook of `kind`; a failure is a warning and the rest still run (poststart,
+/// poststop). Returns the warnings.
+pub fn run_all_warn(kind: Kind, hooks: Option<&Hooks>, state: &HookState) -> Vec<String> {
+    let Some(hooks) = hooks else {
+        return Vec::new();
+    };
+    let json = serde_json::to_vec(state).expect("hook state always serializes");
+    let mut warnings = Vec::new();
+    for (i, hook) in kind.of(hooks).iter().enumerate() {
+        if let Err(e) = run_one(hook, &json) {
+            let msg = format!(
+                "{} hook #{i} ({}) failed: {e}",
+                kind.name(),
+                hook.path().display()
+            );
+            tracing::warn!("{msg}");
+            warnings.push(msg);
+        }
+    }
+    warnings
+}
+
+fn run_one(hook: &Hook, state: &[u8]) -> Result<(), String> {
+    let output = memfd().map_err(|e| format!("memfd for hook output: {e}"))?;
+    let mut cmd = Command::new(hook.path());
+    if let Some(args) = hook.args() {
+        if let Some((argv0, rest)) = args.split_first() {
+            cmd.arg0(argv0).args(rest);
+        }
+    }
+    cmd.env_clear();
+    for kv in hook.env().iter().flatten() {
+        if let Some((k, v)) = kv.split_once('=') {
+            cmd.env(k, v);
+        }
+    }
+    let out2 = output.try_clone().map_err(|e| e.to_string())?;
+    cmd.stdin(Stdio::piped())
+        .stdout(Stdio::from(output.try_clone().map_err(|e| e.to_string())?))
+        .stderr(Stdio::from(out2));
+    let mut child = cmd.spawn().map_err(|e| format!("start: {e}"))?;
+    if let Some(mut stdin) = child.stdin.take() {
+        // A hook that does not read its stdin is fine: ignore EPIPE.
+        let _ = stdin.write_all(state);
+    }
+    let timeout = hook.timeout().map(|t| Duration::from_secs(t as u64));
+    if timeout.is_some() {
+        let pidfd = sys::pidfd_open(child.id() as i32).map_err(|e| format!("pidfd_open: {e}"))?;
+        let exited = sys::pidfd_wait_exit(&pidfd, timeout).map_err(|e| format!("wait: {e}"))?;
+        if !exited {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(format!(
+                "timed out after {}s",
+                hook.timeout().unwrap_or_default()
+            ));
+        }
+    }
+    let status = child.wait().map_err(|e| format!("wait: {e}"))?;
+    if status.success() {
+        return Ok(());
+    }
+    let mut text = String::new();
+    let mut f = output;
+    let _ = f.rewind();
+    let _ = f.take(4096).read_to_string(&mut text);
+    let how = match (status.code(), status.signal()) {
+        (Some(c), _) => format!("exit status {c}"),
+        (_, Some(s)) => format!("killed by signal {s}"),
+        _ => "failed".into(),
+    };
+    let text = text.trim();
+    if text.is_empty() {
+        Err(how)
+    } else {
+        Err(format!("{how}, output: {text}"))
+    }
+}
+
+fn memfd() -> std::io::Result<std::fs::File> {
+    let fd = rustix::fs::memfd_create("runr-hook-output", rustix::fs::MemfdFlags::CLOEXEC)?;
+    Ok(std::fs::File::from(fd))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use oci_spec::runtime::{HookBuilder, HooksBuilder};
+
+    fn state() -> HookState {
+        HookState {
+            oci_version: "1.0.2".into(),
+            id: "t".into(),
+            status: "creating".into(),
+            pid: 1,
+            bundle: "/b".into(),
+            annotations: HashMap::new(),
+        }
+    }
+
+    fn sh(script: &str, timeout: Option<i64>) -> Hook {
+        let mut b = HookBuilder::default()
+            .path("/bin/sh")
+            .args(vec!["sh".to_string(), "-c".to_string(), script.to_string()])
+            .env(vec!["X=1".to_string()]);
+        if let Some(t) = timeout {
+            b = b.timeout(t);
+        }
+        b.build().unwrap()
+    }
+
+    #[test]
+    fn hook_reads_state_and_env() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("out");
+        let hook = sh(
+            &format!("cat > {0}; echo \" $X\" >> {0}", out.display()),
+            None,
+        );
+        let hooks = HooksBuilder::default()
+            .poststart(vec![hook])
+            .build()
+            .unwrap();
+        run(Kind::Poststart, Some(&hooks), &state()).unwrap();
+        let text = std::fs::read_to_string(out).unwrap();
+        assert!(text.contains("\"status\":\"creating\""), "{text}");
+        assert!(text.ends_with(" 1\n"), "{text}");
+    }
+
+    #[test]
+    fn failure_carries_output_and_stops_the_list() {
+        let dir = tempfile::tempdir().unwrap();
+        let marker = dir.path().join("second-ran");
+        let hooks = HooksBuilder::default()
+            .create_runtime(vec![
+                sh("echo broken >&2; exit 3", None),
+                sh(&format!("touch {}", marker.display()), None),
+            ])
+            .build()
+            .unwrap();
+        let err = run(Kind::CreateRuntime, Some(&hooks), &state())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("exit status 3") && err.contains("broken"),
+            "{err}"
+        );
+        assert!(!marker.exists());
+    }
+
+    #[test]
+    fn timeout_kills_the_hook() {
+        let hooks = HooksBuilder::default()
+            .prestart(vec![sh("sleep 10", Some(1))])
+            .build()
+            .unwrap();
+        let t = std::time::Instant::now();
+        let err = run(Kind::Prestart, Some(&hooks), &state())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("timed out"), "{err}");
+        assert!(t.elapsed() < Duration::from_secs(5));
+    }
+
+    #[test]
+    fn warn_mode_runs_every_hook() {
+        let hooks = HooksBuilder::default()
+            .poststop(vec![sh("exit 1", None), sh("exit 2", None)])
+            .build()
+            .unwrap();
+        assert_eq!(
+            run_all_warn(Kind::Poststop, Some(&hooks), &state()).len(),
+            2
+        );
+    }
+}

@@ -1,0 +1,350 @@
+//! The container init: the child side of a create, from the clone to the exec of the user's
+//! program. One thread, no allocation-heavy work; every failure goes back to the parent as
+//! text over the sync socket (before `Ready`) or through the exec fifo (after it, so that
+//! `start` reports it).
+
+use crate::error::{Context, Error, Result};
+use crate::hooks::{self, HookState, Kind};
+use crate::namespaces::Plan;
+use crate::rootfs::{self, CgroupMount};
+use crate::security;
+use crate::sync::{Message, SyncSocket};
+use crate::sys;
+use nix::sched::CloneFlags;
+use nix::sys::signal::{SigHandler, SigSet, SigmaskHow, Signal};
+use oci_spec::runtime::{Process, Spec};
+use std::convert::Infallible;
+use std::ffi::CString;
+use std::io::Write;
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+/// Everything the init needs, borrowed from the parent's memory (the clone copied it).
+pub(crate) struct InitArgs<'a> {
+    pub spec: &'a Spec,
+    pub rootfs: &'a Path,
+    pub bundle: &'a Path,
+    pub plan: &'a Plan,
+    pub sync: &'a SyncSocket,
+    /// O_PATH descriptor of the container's state directory, where the exec fifo is.
+    pub state_dir: &'a OwnedFd,
+    pub cgroups: &'a [CgroupMount],
+    pub no_pivot: bool,
+    pub no_new_keyring: bool,
+    pub preserve_fds: u32,
+    /// The signal mask to restore (the parent may block signals to forward them).
+    pub sigmask: &'a SigSet,
+    /// State for the hooks the init runs itself; pid is filled in from `Proceed`.
+    pub hook_state: HookState,
+}
+
+/// Run the init; never returns.
+pub(crate) fn run(mut args: InitArgs) -> ! {
+    let err = match setup(&mut args) {
+        Ok(ready) => match start(&args, ready) {
+            Ok(never) => match never {},
+            Err((fifo, e)) => {
+                // After `Ready` the parent may be gone: `start` reads this from the fifo.
+                if let Some(mut f) = fifo {
+                    let _ = f.write_all(e.to_string().as_bytes());
+                }
+                // SAFETY: _exit skips the parent's atexit handlers and buffers, which this
+                // copy of the process must not run.
+                unsafe { libc::_exit(127) }
+            }
+        },
+        Err(e) => e,
+    };
+    let _ = args.sync.send(&Message::Error(err.to_string()));
+    // SAFETY: as above.
+    unsafe { libc::_exit(1) }
+}
+
+/// What the setup leaves ready for the exec.
+struct Ready {
+    exe: CString,
+    argv: Vec<CString>,
+    env: Vec<CString>,
+}
+
+fn expect(sync: &SyncSocket, want: &str) -> Result<Message> {
+    match sync.recv()? {
+        Some(Message::Error(e)) => Err(Error::Init(e)),
+        Some(m) => Ok(m),
+        None => Err(Error::Init(format!(
+            "the runtime went away while the init waited for {want}"
+        ))),
+    }
+}
+
+fn setup(a: &mut InitArgs) -> Result<Ready> {
+    reset_signals(a.sigmask)?;
+    // Nothing inside the container may open /proc/<init>/exe or ptrace us before the exec.
+    sys::set_non_dumpable()?;
+    let Message::Proceed { host_pid } = expect(a.sync, "the go-ahead")? else {
+        return Err(Error::Init(
+            "unexpected message instead of the go-ahead".into(),
+        ));
+    };
+    a.hook_state.pid = host_pid;
+
+    crate::namespaces::join(a.plan)?;
+    let later = a.plan.unshare_in_child();
+    if !later.is_empty() {
+        nix::sched::unshare(later).ctx(|| format!("unshare {later:?}"))?;
+    }
+    let in_user_ns = a.plan.new_user || a.plan.join_user;
+    if in_user_ns {
+        // Until now we were the unmapped host root: become the namespace's root.
+        let root_gid = nix::unistd::Gid::from_raw(0);
+        let root_uid = nix::unistd::Uid::from_raw(0);
+        nix::unistd::setresgid(root_gid, root_gid, root_gid)
+            .ctx(|| "setresgid to root of the user namespace")?;
+        nix::unistd::setresuid(root_uid, root_uid, root_uid)
+            .ctx(|| "setresuid to root of the user namespace")?;
+    }
+    if a.plan.new_cgroup {
+        // After the parent put us in our cgroup, so that it becomes the namespace's root.
+        nix::sched::unshare(CloneFlags::CLONE_NEWCGROUP).ctx(|| "unshare a cgroup namespace")?;
+    }
+    nix::unistd::setsid().ctx(|| "setsid")?;
+    if !a.no_new_keyring {
+        join_new_session_keyring()?;
+    }
+    // Modes of the devices and directories we create are exact; the process umask is set last.
+    nix::sys::stat::umask(nix::sys::stat::Mode::empty());
+
+    rootfs::prepare(&rootfs::Setup {
+        spec: a.spec,
+        rootfs: a.rootfs,
+        bundle: a.bundle,
+        in_user_ns,
+        cgroup_ns: a.plan.new_cgroup
+            || a.plan
+                .join
+                .iter()
+                .any(|(f, _)| *f == CloneFlags::CLONE_NEWCGROUP),
+        cgroups: a.cgroups,
+    })?;
+    let spec_hooks = a.spec.hooks().as_ref();
+    let parent_hooks = spec_hooks
+        .is_some_and(|h| !Kind::Prestart.of(h).is_empty() || !Kind::CreateRuntime.of(h).is_empty());
+    if parent_hooks {
+        a.sync.send(&Message::RunHooks)?;
+        if expect(a.sync, "the runtime's hooks")? != Message::HooksDone {
+            return Err(Error::Init(
+                "unexpected message instead of HooksDone".into(),
+            ));
+        }
+    }
+    hooks::run(Kind::CreateContainer, spec_hooks, &a.hook_state)?;
+
+    rootfs::enter(a.rootfs, a.no_pivot)?;
+    let process = a
+        .spec
+        .process()
+        .as_ref()
+        .ok_or_else(|| Error::Config("process is missing".into()))?;
+    // All that writes to the container's filesystem or /proc/sys comes before the
+    // read-only paths and the read-only root.
+    set_names(a.spec)?;
+    set_sysctls(a.spec)?;
+    ensure_cwd(process.cwd())?;
+    rootfs::finish(a.spec)?;
+    security::set_rlimits(process.rlimits().as_deref().unwrap_or(&[]))?;
+    if let Some(adj) = process.oom_score_adj() {
+        security::set_oom_score_adj(adj)?;
+    }
+    nix::unistd::chdir(process.cwd())
+        .ctx(|| format!("chdir to process.cwd {}", process.cwd().display()))?;
+    // Only fds 0-2 and the preserved ones may reach the container's program.
+    sys::cloexec_from(3 + a.preserve_fds)?;
+    security::switch_user_and_caps(process)?;
+    if process.no_new_privileges().unwrap_or(false) {
+        security::set_no_new_privs()?;
+    }
+    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(
+        process.user().umask().unwrap_or(0o022) as libc::mode_t,
+    ));
+    let ready = prepare_exec(process)?;
+    a.sync.send(&Message::Ready)?;
+    Ok(ready)
+}
+
+/// After `Ready`: wait for `start`, run the startContainer hooks, exec.
+fn start(
+    a: &InitArgs,
+    ready: Ready,
+) -> std::result::Result<Infallible, (Option<std::fs::File>, Error)> {
+    // Blocks until `start` opens the fifo for reading.
+    let fifo = rustix::fs::openat(
+        a.state_dir.as_fd(),
+        "exec.fifo",
+        rustix::fs::OFlags::WRONLY | rustix::fs::OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+    )
+    .map(std::fs::File::from)
+    .ctx(|| "open the exec fifo")
+    .map_err(|e| (None, e))?;
+    let mut state = a.hook_state.clone();
+    state.status = "created".into();
+    if let Err(e) = hooks::run(Kind::StartContainer, a.spec.hooks().as_ref(), &state) {
+        return Err((Some(fifo), e));
+    }
+    // On success the fifo closes with the exec (O_CLOEXEC) and `start` reads end-of-file.
+    let e = nix::unistd::execve(&ready.exe, &ready.argv, &ready.env).unwrap_err();
+    Err((
+        Some(fifo),
+        Error::Os {
+            what: format!("exec {:?}", ready.exe),
+            source: std::io::Error::from_raw_os_error(e as i32),
+        },
+    ))
+}
+
+/// Default dispositions and the caller's mask: Rust ignores SIGPIPE, and an ignored signal
+/// would stay ignored across exec.
+fn reset_signals(mask: &SigSet) -> Result<()> {
+    for sig in Signal::iterator() {
+        if sig == Signal::SIGKILL || sig == Signal::SIGSTOP {
+            continue;
+        }
+        // SAFETY: installing SIG_DFL runs no handler code of ours.
+        let _ = unsafe { nix::sys::signal::signal(sig, SigHandler::SigDfl) };
+    }
+    nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(mask), None)
+        .ctx(|| "restore the signal mask")
+}
+
+fn join_new_session_keyring() -> Result<()> {
+    const KEYCTL_JOIN_SESSION_KEYRING: libc::c_long = 1;
+    // SAFETY: a null name asks the kernel for a new anonymous session keyring.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_keyctl,
+            KEYCTL_JOIN_SESSION_KEYRING,
+            std::ptr::null::<libc::c_char>(),
+        )
+    };
+    if r < 0 {
+        let e = std::io::Error::last_os_error();
+        // No keyring support in this kernel: nothing to isolate.
+        if e.raw_os_error() != Some(libc::ENOSYS) {
+            return Err(e).ctx(|| "join a new session keyring (use --no-new-keyring to skip)");
+        }
+    }
+    Ok(())
+}
+
+fn set_names(spec: &Spec) -> Result<()> {
+    if let Some(h) = spec.hostname().as_deref().filter(|h| !h.is_empty()) {
+        nix::unistd::sethostname(h).ctx(|| format!("sethostname {h:?}"))?;
+    }
+    if let Some(d) = spec.domainname().as_deref().filter(|d| !d.is_empty()) {
+        // SAFETY: pointer and length of a live byte slice.
+        if unsafe { libc::setdomainname(d.as_ptr().cast(), d.len()) } != 0 {
+            return Err(std::io::Error::last_os_error()).ctx(|| format!("setdomainname {d:?}"));
+        }
+    }
+    Ok(())
+}
+
+fn set_sysctls(spec: &Spec) -> Result<()> {
+    for (key, value) in spec
+        .linux()
+        .iter()
+        .flat_map(|l| l.sysctl().iter().flatten())
+    {
+        let path = PathBuf::from("/proc/sys").join(key.replace('.', "/"));
+        std::fs::write(&path, value)
+            .ctx(|| format!("sysctl {key}={value} (write {})", path.display()))?;
+    }
+    Ok(())
+}
+
+fn ensure_cwd(cwd: &Path) -> Result<()> {
+    match std::fs::metadata(cwd) {
+        Ok(m) if !m.is_dir() => Err(Error::Config(format!(
+            "process.cwd {} is not a directory",
+            cwd.display()
+        ))),
+        Ok(_) => Ok(()),
+        Err(_) => {
+            std::fs::create_dir_all(cwd).ctx(|| format!("create process.cwd {}", cwd.display()))
+        }
+    }
+}
+
+const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+fn prepare_exec(process: &Process) -> Result<Ready> {
+    let args = process.args().as_deref().unwrap_or(&[]);
+    let mut env: Vec<String> = process.env().clone().unwrap_or_default();
+    if let Some(home) = crate::user::home_for(&env, process.user().uid()) {
+        env.push(format!("HOME={home}"));
+    }
+    let path_var = env
+        .iter()
+        .find_map(|e| e.strip_prefix("PATH="))
+        .unwrap_or(DEFAULT_PATH);
+    let exe = find_executable(&args[0], path_var)?;
+    let cstr =
+        |s: &str| CString::new(s).map_err(|_| Error::Config(format!("{s:?} contains a NUL byte")));
+    Ok(Ready {
+        exe: CString::new(exe.as_os_str().as_bytes())
+            .map_err(|_| Error::Config("executable path contains a NUL byte".into()))?,
+        argv: args.iter().map(|a| cstr(a)).collect::<Result<_>>()?,
+        env: env.iter().map(|e| cstr(e)).collect::<Result<_>>()?,
+    })
+}
+
+/// Look `name` up the way execvp would, in the container, with the container's PATH.
+pub(crate) fn find_executable(name: &str, path_var: &str) -> Result<PathBuf> {
+    let executable =
+        |p: &Path| p.is_file() && nix::unistd::access(p, nix::unistd::AccessFlags::X_OK).is_ok();
+    if name.contains('/') {
+        let p = PathBuf::from(name);
+        return match std::fs::metadata(&p) {
+            Ok(m) if m.is_dir() => Err(Error::Config(format!("exec: {name:?}: is a directory"))),
+            Ok(_) if !executable(&p) => {
+                Err(Error::Config(format!("exec: {name:?}: permission denied")))
+            }
+            Ok(_) => Ok(p),
+            Err(e) => Err(Error::Config(format!("exec: {name:?}: stat {name}: {e}"))),
+        };
+    }
+    for dir in path_var.split(':') {
+        let dir = if dir.is_empty() { "." } else { dir };
+        let candidate = Path::new(dir).join(name);
+        if executable(&candidate) {
+            return Ok(candidate);
+        }
+    }
+    Err(Error::Config(format!(
+        "exec: {name:?}: executable file not found in $PATH"
+    )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lookup_follows_path() {
+        assert_eq!(
+            find_executable("sh", "/nonexistent:/bin").unwrap(),
+            Path::new("/bin/sh")
+        );
+        let e = find_executable("no-such-program-xyz", "/bin")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("executable file not found in $PATH"), "{e}");
+        let e = find_executable("/no/such", "/bin").unwrap_err().to_string();
+        assert!(e.contains("No such file"), "{e}");
+        assert!(find_executable("/bin", "")
+            .unwrap_err()
+            .to_string()
+            .contains("is a directory"));
+    }
+}

@@ -1,0 +1,284 @@
+//! Which namespaces a container gets and how: created by the clone flags, joined by path in
+//! the child, or (pid and time, which only affect children) arranged by the parent around
+//! the clone.
+
+use crate::error::{Context, Error, Result};
+use nix::sched::CloneFlags;
+use oci_spec::runtime::{Linux, LinuxIdMapping, LinuxNamespaceType};
+use std::fs::File;
+use std::os::fd::AsFd;
+use std::path::{Path, PathBuf};
+
+/// The namespace work of one container, decided before the clone.
+#[derive(Debug, Clone)]
+pub(crate) struct Plan {
+    /// CLONE_NEW* flags for clone3.
+    pub clone_flags: CloneFlags,
+    /// Namespaces the child joins by path, user first, mount last.
+    pub join: Vec<(CloneFlags, PathBuf)>,
+    /// The child unshares a new cgroup namespace once it is in its cgroup.
+    pub new_cgroup: bool,
+    /// The parent joins this pid namespace for its children before the clone.
+    pub join_pid: Option<PathBuf>,
+    /// The parent unshares a time namespace and writes these offsets before the clone.
+    pub new_time: Option<String>,
+    pub new_user: bool,
+    pub join_user: bool,
+    /// The container has a pid namespace of its own (new or joined).
+    pub own_pid: bool,
+}
+
+impl Default for Plan {
+    fn default() -> Plan {
+        Plan {
+            clone_flags: CloneFlags::empty(),
+            join: Vec::new(),
+            new_cgroup: false,
+            join_pid: None,
+            new_time: None,
+            new_user: false,
+            join_user: false,
+            own_pid: false,
+        }
+    }
+}
+
+pub(crate) fn flag_of(t: LinuxNamespaceType) -> CloneFlags {
+    match t {
+        LinuxNamespaceType::Mount => CloneFlags::CLONE_NEWNS,
+        LinuxNamespaceType::Cgroup => CloneFlags::CLONE_NEWCGROUP,
+        LinuxNamespaceType::Uts => CloneFlags::CLONE_NEWUTS,
+        LinuxNamespaceType::Ipc => CloneFlags::CLONE_NEWIPC,
+        LinuxNamespaceType::User => CloneFlags::CLONE_NEWUSER,
+        LinuxNamespaceType::Pid => CloneFlags::CLONE_NEWPID,
+        LinuxNamespaceType::Network => CloneFlags::CLONE_NEWNET,
+        LinuxNamespaceType::Time => CloneFlags::from_bits_retain(libc::CLONE_NEWTIME),
+    }
+}
+
+impl Plan {
+    pub(crate) fn new(linux: &Linux) -> Result<Plan> {
+        let mut plan = Plan::default();
+        let mut join = Vec::new();
+        for ns in linux.namespaces().iter().flatten() {
+            let t = ns.typ();
+            match (t, ns.path()) {
+                (LinuxNamespaceType::Pid, Some(p)) => plan.join_pid = Some(p.clone()),
+                (LinuxNamespaceType::Time, Some(p)) => {
+                    return Err(Error::Config(format!(
+                        "joining a time namespace ({}) is not supported; time namespaces can only be new",
+                        p.display()
+                    )))
+                }
+                (LinuxNamespaceType::Time, None) => {
+                    plan.new_time = Some(time_offsets(linux));
+                }
+                (LinuxNamespaceType::Cgroup, None) => plan.new_cgroup = true,
+                (_, Some(p)) => join.push((flag_of(t), p.clone())),
+                (_, None) => plan.clone_flags |= flag_of(t),
+            }
+            match t {
+                LinuxNamespaceType::User => {
+                    plan.new_user = ns.path().is_none();
+                    plan.join_user = ns.path().is_some();
+                }
+                LinuxNamespaceType::Pid => plan.own_pid = true,
+                _ => {}
+            }
+        }
+        // setns order: the user namespace first (it grants the rights to join the others),
+        // the mount namespace last (it changes our root).
+        join.sort_by_key(|(f, _)| match *f {
+            CloneFlags::CLONE_NEWUSER => 0,
+            CloneFlags::CLONE_NEWNS => 2,
+            _ => 1,
+        });
+        plan.join = join;
+        if plan.new_user && !plan.join.is_empty() {
+            return Err(Error::Config(
+                "joining namespaces by path together with a new user namespace is not supported: \
+                 the joined namespaces would not be owned by it"
+                    .into(),
+            ));
+        }
+        if plan.join_user && plan.clone_flags.contains(CloneFlags::CLONE_NEWPID) {
+            return Err(Error::Config(
+                "a new pid namespace inside a user namespace joined by path is not supported yet"
+                    .into(),
+            ));
+        }
+        if plan.join_user {
+            // The child joins the user namespace first, then creates the rest inside it.
+            plan.clone_flags.remove(CloneFlags::CLONE_NEWPID);
+        }
+        Ok(plan)
+    }
+
+    /// Namespaces the child must unshare itself after joining a user namespace by path.
+    pub(crate) fn unshare_in_child(&self) -> CloneFlags {
+        if self.join_user {
+            self.clone_flags
+        } else {
+            CloneFlags::empty()
+        }
+    }
+
+    /// Flags for clone3 itself.
+    pub(crate) fn flags_for_clone(&self) -> CloneFlags {
+        if self.join_user {
+            CloneFlags::empty()
+        } else {
+            self.clone_flags
+        }
+    }
+}
+
+/// Content for /proc/self/timens_offsets.
+fn time_offsets(linux: &Linux) -> String {
+    let mut out = String::new();
+    for (clock, off) in linux.time_offsets().iter().flatten() {
+        out.push_str(&format!(
+            "{clock} {} {}\n",
+            off.secs().unwrap_or(0),
+            off.nanosecs().unwrap_or(0)
+        ));
+    }
+    out
+}
+
+/// Parent side, before the clone: point our children at the right pid and time namespaces.
+/// Returns what restores ours afterwards.
+pub(crate) fn prepare_parent(plan: &Plan) -> Result<ParentRestore> {
+    let mut restore = ParentRestore::default();
+    if let Some(path) = &plan.join_pid {
+        let own = File::open("/proc/self/ns/pid").ctx(|| "open /proc/self/ns/pid")?;
+        let target = File::open(path).ctx(|| format!("open pid namespace {}", path.display()))?;
+        nix::sched::setns(target.as_fd(), CloneFlags::CLONE_NEWPID)
+            .ctx(|| format!("setns to pid namespace {}", path.display()))?;
+        restore.pid = Some(own);
+    }
+    if let Some(offsets) = &plan.new_time {
+        let own = File::open("/proc/self/ns/time").ctx(|| "open /proc/self/ns/time")?;
+        nix::sched::unshare(CloneFlags::from_bits_retain(libc::CLONE_NEWTIME))
+            .ctx(|| "unshare a time namespace")?;
+        restore.time = Some(own);
+        if !offsets.is_empty() {
+            crate::sys::write_file("/proc/self/timens_offsets", offsets)?;
+        }
+    }
+    Ok(restore)
+}
+
+/// Our own pid and time namespaces for children, to return to after the clone.
+#[derive(Default)]
+pub(crate) struct ParentRestore {
+    pid: Option<File>,
+    time: Option<File>,
+}
+
+impl ParentRestore {
+    pub(crate) fn restore(self) -> Result<()> {
+        if let Some(f) = self.pid {
+            nix::sched::setns(f.as_fd(), CloneFlags::CLONE_NEWPID)
+                .ctx(|| "setns back to our own pid namespace")?;
+        }
+        if let Some(f) = self.time {
+            nix::sched::setns(f.as_fd(), CloneFlags::from_bits_retain(libc::CLONE_NEWTIME))
+                .ctx(|| "setns back to our own time namespace")?;
+        }
+        Ok(())
+    }
+}
+
+/// Child side: join the namespaces given by path.
+pub(crate) fn join(plan: &Plan) -> Result<()> {
+    for (flag, path) in &plan.join {
+        let f = File::open(path).ctx(|| format!("open namespace {}", path.display()))?;
+        nix::sched::setns(f.as_fd(), *flag)
+            .ctx(|| format!("setns to {} ({flag:?})", path.display()))?;
+    }
+    Ok(())
+}
+
+/// Parent side: write the uid and gid maps of a new user namespace.
+pub(crate) fn write_id_maps(pid: i32, linux: &Linux) -> Result<()> {
+    let fmt = |maps: &Option<Vec<LinuxIdMapping>>| {
+        maps.iter()
+            .flatten()
+            .map(|m| format!("{} {} {}\n", m.container_id(), m.host_id(), m.size()))
+            .collect::<String>()
+    };
+    write_map(pid, "uid_map", &fmt(linux.uid_mappings()))?;
+    write_map(pid, "gid_map", &fmt(linux.gid_mappings()))
+}
+
+fn write_map(pid: i32, file: &str, content: &str) -> Result<()> {
+    let path = Path::new("/proc").join(pid.to_string()).join(file);
+    std::fs::write(&path, content).ctx(|| {
+        format!(
+            "write {} ({})",
+            path.display(),
+            content.trim().replace('\n', ", ")
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use oci_spec::runtime::{LinuxBuilder, LinuxNamespaceBuilder};
+
+    fn ns(t: LinuxNamespaceType, path: Option<&str>) -> oci_spec::runtime::LinuxNamespace {
+        let mut b = LinuxNamespaceBuilder::default().typ(t);
+        if let Some(p) = path {
+            b = b.path(p);
+        }
+        b.build().unwrap()
+    }
+
+    #[test]
+    fn new_namespaces_go_to_clone_and_joined_ones_are_ordered() {
+        let linux = LinuxBuilder::default()
+            .namespaces(vec![
+                ns(LinuxNamespaceType::Mount, Some("/proc/1/ns/mnt")),
+                ns(LinuxNamespaceType::Network, Some("/proc/1/ns/net")),
+                ns(LinuxNamespaceType::Pid, None),
+                ns(LinuxNamespaceType::Cgroup, None),
+                ns(LinuxNamespaceType::Uts, None),
+            ])
+            .build()
+            .unwrap();
+        let plan = Plan::new(&linux).unwrap();
+        assert_eq!(
+            plan.flags_for_clone(),
+            CloneFlags::CLONE_NEWPID | CloneFlags::CLONE_NEWUTS
+        );
+        assert!(plan.new_cgroup);
+        assert_eq!(plan.join[0].0, CloneFlags::CLONE_NEWNET);
+        assert_eq!(plan.join[1].0, CloneFlags::CLONE_NEWNS);
+        assert!(plan.own_pid);
+    }
+
+    #[test]
+    fn joined_pid_namespace_is_the_parents_job() {
+        let linux = LinuxBuilder::default()
+            .namespaces(vec![ns(LinuxNamespaceType::Pid, Some("/proc/9/ns/pid"))])
+            .build()
+            .unwrap();
+        let plan = Plan::new(&linux).unwrap();
+        assert_eq!(plan.join_pid.as_deref(), Some(Path::new("/proc/9/ns/pid")));
+        assert!(plan.join.is_empty());
+    }
+
+    #[test]
+    fn new_user_namespace_with_joined_ones_is_refused() {
+        let linux = LinuxBuilder::default()
+            .namespaces(vec![
+                ns(LinuxNamespaceType::User, None),
+                ns(LinuxNamespaceType::Network, Some("/proc/1/ns/net")),
+            ])
+            .build()
+            .unwrap();
+        assert!(Plan::new(&linux).is_err());
+    }
+}

@@ -1,0 +1,394 @@
+//! The parent side of creating a container: validate, record state, make the cgroup, clone
+//! the init straight into its namespaces, put it in its cgroup before it can fork, write its
+//! id maps, run the runtime's hooks when it asks, and record it once it is ready. Any
+//! failure undoes everything: no state directory, cgroup, mount or process is left behind.
+//!
+//! Also here: waiting for a foreground container while forwarding signals to it.
+
+use crate::config;
+use crate::container::{self, Container, SavedState, EXEC_FIFO, OCI_VERSION, STATE_FILE};
+use crate::error::{Context, Error, Result};
+use crate::hooks::{self, HookState, Kind};
+use crate::init::{self, InitArgs};
+use crate::namespaces::{self, Plan};
+use crate::rootfs::CgroupMount;
+use crate::sync::{self, Message};
+use crate::sys::{self, Forked};
+use cgroups::{CgroupConfig, Layout, Manager};
+use nix::sys::signal::SigSet;
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::unistd::Pid;
+use oci_spec::runtime::{LinuxDeviceCgroupBuilder, LinuxDeviceType, LinuxResources, Spec};
+use std::fs::File;
+use std::os::fd::OwnedFd;
+use std::os::unix::fs::DirBuilderExt;
+use std::path::{Path, PathBuf};
+
+/// How to create a container; mirrors the flags of `runc create`.
+#[derive(Debug, Clone, Default)]
+pub struct CreateOptions {
+    /// State root (`--root`).
+    pub root: PathBuf,
+    pub id: String,
+    pub bundle: PathBuf,
+    pub pid_file: Option<PathBuf>,
+    pub console_socket: Option<PathBuf>,
+    pub no_pivot: bool,
+    pub no_new_keyring: bool,
+    pub preserve_fds: u32,
+    pub systemd_cgroup: bool,
+    /// The caller will not stay attached to the container's stdio.
+    pub detached: bool,
+    /// The signal mask the container's init must run with (the caller may have blocked
+    /// signals in order to forward them).
+    pub init_sigmask: Option<SigSet>,
+}
+
+/// Create a container: when this returns, its init waits on the exec fifo for `start`.
+///
+/// Must be called from a single-threaded process: the init is cloned from this one.
+pub fn create(o: &CreateOptions) -> Result<Container> {
+    config::validate_id(&o.id)?;
+    let bundle = std::fs::canonicalize(&o.bundle)
+        .map_err(|e| Error::Config(format!("bundle {}: {e}", o.bundle.display())))?;
+    let spec = config::load(&bundle)?;
+    config::validate(&spec)?;
+    let rootfs = config::rootfs_path(&spec, &bundle)?;
+    let linux = spec.linux().as_ref().expect("validated");
+    let process = spec.process().as_ref().expect("validated");
+    if process.terminal().unwrap_or(false) {
+        if o.console_socket.is_none() && o.detached {
+            return Err(Error::Config(
+                "cannot allocate tty if runr will detach without setting console socket".into(),
+            ));
+        }
+        return Err(Error::Config(
+            "process.terminal is true, but terminals are not supported yet; set it to false".into(),
+        ));
+    }
+    let plan = Plan::new(linux)?;
+    let layout = Layout::detect()?;
+    let cgroup = cgroups::manager(
+        &layout,
+        &CgroupConfig {
+            path: linux.cgroups_path().clone(),
+            id: o.id.clone(),
+            systemd: o.systemd_cgroup,
+        },
+    )?;
+
+    let dir = o.root.join(&o.id);
+    let lock = make_state_dir(&o.root, &dir)?;
+    let mut undo = Undo {
+        dir: Some(dir.clone()),
+        cgroup: None,
+        init: None,
+    };
+    let resources = resources_with_default_devices(&spec);
+    cgroup.create(resources.as_ref())?;
+    undo.cgroup = Some(cgroup.as_ref());
+
+    let fifo = dir.join(EXEC_FIFO);
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o622))
+        .ctx(|| format!("mkfifo {}", fifo.display()))?;
+    // mkfifo honours the umask; the init may run as any user and must be able to write it.
+    std::fs::set_permissions(&fifo, std::os::unix::fs::PermissionsExt::from_mode(0o622))
+        .ctx(|| format!("chmod {}", fifo.display()))?;
+    let state_dir: OwnedFd = rustix::fs::open(
+        &dir,
+        rustix::fs::OFlags::PATH | rustix::fs::OFlags::DIRECTORY | rustix::fs::OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+    )
+    .ctx(|| format!("open {}", dir.display()))?;
+    let (parent_sock, child_sock) = sync::pair()?;
+    let cgroup_mounts = cgroup_mounts(&layout, &cgroup.paths());
+    let annotations = spec.annotations().clone().unwrap_or_default();
+    let mut hook_state = HookState {
+        oci_version: OCI_VERSION.into(),
+        id: o.id.clone(),
+        status: "creating".into(),
+        pid: 0,
+        bundle: bundle.clone(),
+        annotations: annotations.clone(),
+    };
+    let sigmask = o.init_sigmask.unwrap_or_else(SigSet::empty);
+
+    let restore = namespaces::prepare_parent(&plan)?;
+    let forked = sys::clone_process(plan.flags_for_clone().bits() as u64);
+    let (pid, _pidfd) = match forked {
+        Ok(Forked::Child) => {
+            // Our copy of the lock descriptor would hold the flock (shared with the parent's)
+            // for as long as the container lives.
+            drop(lock);
+            drop(parent_sock);
+            let args = InitArgs {
+                spec: &spec,
+                rootfs: &rootfs,
+                bundle: &bundle,
+                plan: &plan,
+                sync: &child_sock,
+                state_dir: &state_dir,
+                cgroups: &cgroup_mounts,
+                no_pivot: o.no_pivot,
+                no_new_keyring: o.no_new_keyring,
+                preserve_fds: o.preserve_fds,
+                sigmask: &sigmask,
+                hook_state: hook_state.clone(),
+            };
+            // A panic must never unwind into the parent's code (and its undo guards) in
+            // this copy of the process.
+            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| init::run(args)));
+            // SAFETY: leave at once without running the parent's destructors or atexit.
+            unsafe { libc::_exit(1) }
+        }
+        Ok(Forked::Parent { pid, pidfd }) => {
+            restore.restore()?;
+            (pid, pidfd)
+        }
+        Err(e) => {
+            restore.restore()?;
+            return Err(e);
+        }
+    };
+    undo.init = Some(pid);
+    drop(child_sock);
+    hook_state.pid = pid;
+
+    // Before the init can do anything, let alone fork: its cgroup, then its id maps.
+    cgroup.enter(pid)?;
+    if plan.new_user {
+        namespaces::write_id_maps(pid, linux)?;
+    }
+    parent_sock.send(&Message::Proceed { host_pid: pid })?;
+    loop {
+        match parent_sock.recv()? {
+            Some(Message::RunHooks) => {
+                let hooks = spec.hooks().as_ref();
+                let ran = hooks::run(Kind::Prestart, hooks, &hook_state)
+                    .and_then(|()| hooks::run(Kind::CreateRuntime, hooks, &hook_state));
+                if let Err(e) = ran {
+                    let _ = parent_sock.send(&Message::Error(e.to_string()));
+                    return Err(e);
+                }
+                parent_sock.send(&Message::HooksDone)?;
+            }
+            Some(Message::Ready) => break,
+            Some(Message::Error(msg)) => return Err(Error::Init(msg)),
+            Some(other) => {
+                return Err(Error::Init(format!(
+                    "unexpected message from the init: {other:?}"
+                )))
+            }
+            None => return Err(Error::Init(describe_early_exit(pid))),
+        }
+    }
+    // The init's own setup is done: what must not be charged to it can be joined now.
+    cgroup.enter_late(pid)?;
+
+    let (start, _) = sys::process_start(pid)
+        .ok_or_else(|| Error::Init("the container init died right after its setup".into()))?;
+    let state = SavedState {
+        id: o.id.clone(),
+        init_pid: pid,
+        init_start_time: start,
+        bundle,
+        rootfs,
+        created: humantime::format_rfc3339_nanos(std::time::SystemTime::now()).to_string(),
+        annotations,
+        hooks: spec.hooks().clone(),
+        cgroup_paths: cgroup.paths(),
+        own_pid_ns: plan.own_pid,
+    };
+    write_atomic(
+        &dir.join(STATE_FILE),
+        &serde_json::to_vec(&state).expect("state serializes"),
+    )?;
+    if let Some(pid_file) = &o.pid_file {
+        write_atomic(pid_file, pid.to_string().as_bytes())?;
+    }
+    undo.commit();
+    Ok(Container::new_created(dir, state, lock))
+}
+
+/// The state directory, created exclusively (its existence is what "id in use" means) and
+/// locked. 0711: the init, whatever its user, must reach the exec fifo inside.
+fn make_state_dir(root: &Path, dir: &Path) -> Result<File> {
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(root)
+        .ctx(|| format!("create state root {}", root.display()))?;
+    match std::fs::DirBuilder::new().mode(0o711).create(dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Err(Error::Exists),
+        Err(e) => return Err(e).ctx(|| format!("create state directory {}", dir.display())),
+    }
+    container::lock_dir(dir).inspect_err(|_| {
+        let _ = std::fs::remove_dir_all(dir);
+    })
+}
+
+/// Write `data` to a temporary file beside `path` and rename it into place, so readers see
+/// the old file or the new one, never half of one. No fsync: state lives on tmpfs.
+fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
+    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    std::fs::write(&tmp, data).ctx(|| format!("write {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).ctx(|| format!("rename {} to {}", tmp.display(), path.display()))
+}
+
+/// What to tear down if create fails part-way.
+struct Undo<'a> {
+    dir: Option<PathBuf>,
+    cgroup: Option<&'a dyn Manager>,
+    init: Option<i32>,
+}
+
+impl Undo<'_> {
+    fn commit(mut self) {
+        self.dir = None;
+        self.cgroup = None;
+        self.init = None;
+    }
+}
+
+impl Drop for Undo<'_> {
+    fn drop(&mut self) {
+        if let Some(pid) = self.init {
+            // Our own child and not yet reaped, so the pid cannot have been recycled.
+            let _ = nix::sys::signal::kill(Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+            let _ = waitpid(Pid::from_raw(pid), None);
+        }
+        if let Some(cg) = self.cgroup {
+            if let Err(e) = cg.destroy() {
+                tracing::warn!("cleanup after a failed create: {e}");
+            }
+        }
+        if let Some(dir) = &self.dir {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
+
+/// Why the init closed the sync channel without a word (it died).
+fn describe_early_exit(pid: i32) -> String {
+    match waitpid(Pid::from_raw(pid), None) {
+        Ok(WaitStatus::Exited(_, code)) => {
+            format!("the container init exited with status {code} during setup")
+        }
+        Ok(WaitStatus::Signaled(_, sig, _)) => {
+            format!("the container init was killed by {sig} during setup")
+        }
+        _ => "the container init died during setup".into(),
+    }
+}
+
+/// The config's resources, with allow rules for the devices every container gets appended
+/// to a device list that denies (as runc does), so a deny-all list does not take /dev/null.
+fn resources_with_default_devices(spec: &Spec) -> Option<LinuxResources> {
+    let linux = spec.linux().as_ref()?;
+    let mut r = linux.resources().clone()?;
+    if let Some(rules) = r.devices().clone().filter(|d| !d.is_empty()) {
+        let mut rules = rules;
+        let mut allow = |typ: LinuxDeviceType, major: i64, minor: i64| {
+            let mut b = LinuxDeviceCgroupBuilder::default()
+                .allow(true)
+                .typ(typ)
+                .major(major)
+                .access("rwm");
+            if minor >= 0 {
+                b = b.minor(minor);
+            }
+            rules.push(b.build().expect("all fields set"));
+        };
+        for (_, major, minor) in crate::rootfs::default_device_rules() {
+            allow(LinuxDeviceType::C, major, minor);
+        }
+        for d in linux.devices().iter().flatten() {
+            allow(d.typ(), d.major(), d.minor());
+        }
+        r.set_devices(Some(rules));
+    }
+    Some(r)
+}
+
+/// How each hierarchy appears under the container's cgroup mount.
+fn cgroup_mounts(layout: &Layout, paths: &[(String, PathBuf)]) -> Vec<CgroupMount> {
+    let dir_of = |name: &str| {
+        paths
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, d)| d.clone())
+            .unwrap_or_default()
+    };
+    let mut out: Vec<CgroupMount> = layout
+        .v1()
+        .iter()
+        .map(|h| CgroupMount {
+            subdir: h
+                .mountpoint
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_else(|| h.name.clone()),
+            fstype: "cgroup",
+            data: h.name.clone(),
+            host_dir: dir_of(&h.name),
+        })
+        .collect();
+    if let Some(u) = layout.unified() {
+        let subdir = if out.is_empty() {
+            String::new()
+        } else {
+            u.mountpoint
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "unified".into())
+        };
+        out.push(CgroupMount {
+            subdir,
+            fstype: "cgroup2",
+            data: String::new(),
+            host_dir: dir_of(""),
+        });
+    }
+    out
+}
+
+/// Block every signal this process can forward, returning the mask to give the init.
+/// Call before [`create`] for a foreground container.
+pub fn block_forwarded_signals() -> Result<SigSet> {
+    let mut old = SigSet::empty();
+    nix::sys::signal::sigprocmask(
+        nix::sys::signal::SigmaskHow::SIG_BLOCK,
+        Some(&SigSet::all()),
+        Some(&mut old),
+    )
+    .ctx(|| "block signals for forwarding")?;
+    Ok(old)
+}
+
+/// Wait for the container init `pid` (our child) to exit, forwarding every signal we get
+/// to it, and reaping any orphan handed to us as subreaper. Returns the exit code the
+/// shell would show: the status, or 128 + the signal number.
+pub fn wait_forwarding_signals(pid: i32) -> Result<i32> {
+    nix::sys::prctl::set_child_subreaper(true).ctx(|| "prctl(PR_SET_CHILD_SUBREAPER)")?;
+    let all = SigSet::all();
+    loop {
+        // Reap first: the child may have exited before we started waiting for signals.
+        loop {
+            match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
+                Ok(WaitStatus::Exited(p, code)) if p.as_raw() == pid => return Ok(code),
+                Ok(WaitStatus::Signaled(p, sig, _)) if p.as_raw() == pid => {
+                    return Ok(128 + sig as i32)
+                }
+                Ok(WaitStatus::StillAlive) | Err(nix::errno::Errno::ECHILD) => break,
+                Ok(_) => continue,
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(e) => return Err(e).ctx(|| "waitpid for the container"),
+            }
+        }
+        let sig = all.wait().ctx(|| "wait for signals")?;
+        if sig != nix::sys::signal::Signal::SIGCHLD {
+            let _ = nix::sys::signal::kill(Pid::from_raw(pid), sig);
+        }
+    }
+}

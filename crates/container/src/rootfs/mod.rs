@@ -1,0 +1,575 @@
+//! The container's filesystem: propagation, every mount of the config, devices, pivot_root
+//! (or MS_MOVE + chroot), then masked and read-only paths and a read-only root.
+//!
+//! Mount targets are always resolved inside the rootfs ([`resolve::Root`]) and mounted through
+//! their /proc/self/fd path, so a symlink in the image can never send a mount to the host.
+
+mod devices;
+mod options;
+mod resolve;
+
+use crate::error::{Context, Error, Result};
+use nix::mount::{mount, umount2, MntFlags, MsFlags};
+use oci_spec::runtime::{Mount, Spec};
+use options::MountOptions;
+use resolve::{fd_path, Kind, Root};
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
+
+pub(crate) use devices::default_cgroup_rules as default_device_rules;
+pub(crate) use options::{known_options, propagation_option};
+
+/// A cgroup hierarchy as the container should see it under its cgroup mount.
+#[derive(Debug, Clone)]
+pub(crate) struct CgroupMount {
+    /// Directory name under the mount (`memory`, `cpu,cpuacct`, `systemd`, `unified`), or
+    /// empty when the host is unified and the hierarchy is the mount itself.
+    pub subdir: String,
+    /// `cgroup` or `cgroup2`.
+    pub fstype: &'static str,
+    /// mount(2) data for a fresh mount inside a cgroup namespace (`cpu,cpuacct`, `name=systemd`).
+    pub data: String,
+    /// The container's cgroup directory on the host, bind-mounted when there is no cgroup
+    /// namespace.
+    pub host_dir: PathBuf,
+}
+
+/// What the rootfs setup needs to know besides the spec.
+pub(crate) struct Setup<'a> {
+    pub spec: &'a Spec,
+    pub rootfs: &'a Path,
+    pub bundle: &'a Path,
+    pub in_user_ns: bool,
+    pub cgroup_ns: bool,
+    pub cgroups: &'a [CgroupMount],
+}
+
+/// Look a mounted target up again: a descriptor taken before a mount still names the
+/// directory underneath it.
+fn reopen(root: &Root, dest: &Path) -> Result<OwnedFd> {
+    root.resolve(dest, false)
+        .ctx(|| format!("reopen {}", dest.display()))
+}
+
+fn mount_err<T>(r: nix::Result<T>, what: impl FnOnce() -> String) -> Result<T> {
+    r.ctx(what)
+}
+
+/// Before pivot_root: propagation, the rootfs bind, every mount, and /dev.
+pub(crate) fn prepare(s: &Setup) -> Result<()> {
+    let linux = s.spec.linux().as_ref();
+    let wanted = linux
+        .and_then(|l| l.rootfs_propagation().as_deref())
+        .and_then(propagation_option);
+    // Nothing we mount may propagate back to the host: start from slave (or the asked-for
+    // private/slave/unbindable). A shared root is applied only after pivot_root, which
+    // refuses shared mounts.
+    let initial = match wanted {
+        Some(p) if !p.contains(MsFlags::MS_SHARED) => p | MsFlags::MS_REC,
+        _ => MsFlags::MS_SLAVE | MsFlags::MS_REC,
+    };
+    mount_err(
+        mount(None::<&str>, "/", None::<&str>, initial, None::<&str>),
+        || format!("make / {initial:?} before setting up the rootfs"),
+    )?;
+    // pivot_root needs the new root to be a mount point of its own.
+    mount_err(
+        mount(
+            Some(s.rootfs),
+            s.rootfs,
+            None::<&str>,
+            MsFlags::MS_BIND | MsFlags::MS_REC,
+            None::<&str>,
+        ),
+        || format!("bind mount the rootfs {} onto itself", s.rootfs.display()),
+    )?;
+    let root = Root::open(s.rootfs)?;
+    for m in s.spec.mounts().iter().flatten() {
+        mount_one(&root, m, s)?;
+    }
+    if devices::needs_setup(s.spec) {
+        devices::create_all(&root, s.spec, s.in_user_ns)?;
+    }
+    Ok(())
+}
+
+fn mount_one(root: &Root, m: &Mount, s: &Setup) -> Result<()> {
+    let opts = MountOptions::parse(m.options().as_deref().unwrap_or(&[]));
+    let typ = m.typ().as_deref().unwrap_or("");
+    let dest = Path::new("/").join(m.destination());
+    if opts.idmap || m.uid_mappings().is_some() || m.gid_mappings().is_some() {
+        return Err(Error::Config(format!(
+            "mount {}: idmapped mounts are not supported yet",
+            dest.display()
+        )));
+    }
+    let target = if typ == "bind" || opts.bind {
+        bind_mount(root, m, &dest, &opts, s)?
+    } else if typ == "cgroup" || typ == "cgroup2" {
+        mount_cgroup(root, &dest, &opts, s)?
+    } else {
+        mount_fs(root, m, typ, &dest, &opts)?
+    };
+    let target = fd_path(&target);
+    for p in &opts.propagation {
+        mount_err(
+            mount(
+                None::<&str>,
+                target.as_str(),
+                None::<&str>,
+                *p,
+                None::<&str>,
+            ),
+            || format!("set propagation {p:?} on {}", dest.display()),
+        )?;
+    }
+    if opts.attr_set != 0 || opts.attr_clr != 0 {
+        let fd = reopen(root, &dest)?;
+        set_recursive_attrs(&fd, opts.attr_set, opts.attr_clr)
+            .ctx(|| format!("mount_setattr on {} (recursive options)", dest.display()))?;
+    }
+    Ok(())
+}
+
+/// Returns the /proc path of the (re-resolved) mounted target.
+fn bind_mount(
+    root: &Root,
+    m: &Mount,
+    dest: &Path,
+    opts: &MountOptions,
+    s: &Setup,
+) -> Result<OwnedFd> {
+    let source = m
+        .source()
+        .as_ref()
+        .ok_or_else(|| Error::Config(format!("bind mount on {} has no source", dest.display())))?;
+    let source = if source.is_absolute() {
+        source.clone()
+    } else {
+        s.bundle.join(source)
+    };
+    let meta = std::fs::metadata(&source).ctx(|| {
+        format!(
+            "bind mount source {} (for {})",
+            source.display(),
+            dest.display()
+        )
+    })?;
+    let kind = if meta.is_dir() { Kind::Dir } else { Kind::File };
+    let target = root.ensure(dest, kind, false)?;
+    let rec = opts.flags & MsFlags::MS_REC;
+    mount_err(
+        mount(
+            Some(&source),
+            fd_path(&target).as_str(),
+            None::<&str>,
+            MsFlags::MS_BIND | rec,
+            None::<&str>,
+        ),
+        || format!("bind mount {} on {}", source.display(), dest.display()),
+    )?;
+    // The descriptor still names the directory under the new mount: look the target up again.
+    let mounted = reopen(root, dest)?;
+    if !opts.remount_flags().is_empty() {
+        remount(
+            &fd_path(&mounted),
+            opts.remount_flags() | MsFlags::MS_BIND | rec,
+            opts.cleared,
+        )
+        .map_err(|e| {
+            add_context(e, || {
+                format!(
+                    "remount bind mount {} with {:?}",
+                    dest.display(),
+                    opts.remount_flags()
+                )
+            })
+        })?;
+    }
+    Ok(mounted)
+}
+
+fn mount_fs(
+    root: &Root,
+    m: &Mount,
+    typ: &str,
+    dest: &Path,
+    opts: &MountOptions,
+) -> Result<OwnedFd> {
+    // procfs or sysfs over a symlink is how CVE-2019-16884 escaped: refuse symlinks there.
+    let strict = matches!(typ, "proc" | "sysfs");
+    let target = root.ensure(dest, Kind::Dir, strict).map_err(|e| {
+        if strict && e.errno() == Some(libc::ELOOP) {
+            Error::Config(format!(
+                "mount {typ} on {}: the destination is a symlink; refused",
+                dest.display()
+            ))
+        } else {
+            e
+        }
+    })?;
+    let source = m
+        .source()
+        .as_ref()
+        .map(|p| p.to_string_lossy().into_owned())
+        .unwrap_or_else(|| typ.to_string());
+    let flags = opts.flags - MsFlags::MS_REMOUNT;
+    let data = opts.data_string();
+    let target_path = fd_path(&target);
+    let r = mount(
+        Some(source.as_str()),
+        target_path.as_str(),
+        Some(typ),
+        flags,
+        (!data.is_empty()).then_some(data.as_str()),
+    );
+    match r {
+        // Without a network namespace of its own (sysfs) or an IPC one (mqueue), a user
+        // namespace may not mount these: give it the host's, read-only where asked.
+        Err(nix::errno::Errno::EPERM) if matches!(typ, "sysfs" | "mqueue") => {
+            let host = if typ == "sysfs" {
+                "/sys"
+            } else {
+                "/dev/mqueue"
+            };
+            mount_err(
+                mount(
+                    Some(host),
+                    target_path.as_str(),
+                    None::<&str>,
+                    MsFlags::MS_BIND | MsFlags::MS_REC,
+                    None::<&str>,
+                ),
+                || {
+                    format!(
+                        "bind mount {host} on {} (after mounting {typ} was refused)",
+                        dest.display()
+                    )
+                },
+            )?;
+            let mounted = reopen(root, dest)?;
+            let flags = flags - MsFlags::MS_REC;
+            if !flags.is_empty() {
+                remount(
+                    &fd_path(&mounted),
+                    flags | MsFlags::MS_BIND | MsFlags::MS_REC,
+                    opts.cleared,
+                )?;
+            }
+            Ok(mounted)
+        }
+        r => {
+            mount_err(r, || {
+                format!(
+                    "mount {typ} ({source}) on {} with {flags:?} {data:?}",
+                    dest.display()
+                )
+            })?;
+            if opts.tmpcopyup {
+                tracing::warn!(
+                    "mount option tmpcopyup on {} is not supported; the tmpfs starts empty",
+                    dest.display()
+                );
+            }
+            reopen(root, dest)
+        }
+    }
+}
+
+/// The cgroup filesystem: on v1 a tmpfs with one directory per hierarchy; on a unified
+/// host the hierarchy itself. Inside a cgroup namespace the hierarchies are mounted fresh
+/// (their root is the container's cgroup); otherwise the container's cgroup directories are
+/// bind-mounted from the host.
+fn mount_cgroup(root: &Root, dest: &Path, opts: &MountOptions, s: &Setup) -> Result<OwnedFd> {
+    let flags = opts.flags - MsFlags::MS_REMOUNT;
+    let target = root.ensure(dest, Kind::Dir, true)?;
+    if let [only] = s.cgroups {
+        if only.subdir.is_empty() {
+            mount_hierarchy(&fd_path(&target), dest, only, flags, opts, s)?;
+            return reopen(root, dest);
+        }
+    }
+    mount_err(
+        mount(
+            Some("tmpfs"),
+            fd_path(&target).as_str(),
+            Some("tmpfs"),
+            flags - MsFlags::MS_RDONLY,
+            Some("mode=755"),
+        ),
+        || format!("mount tmpfs for cgroups on {}", dest.display()),
+    )?;
+    for cg in s.cgroups {
+        let sub = dest.join(&cg.subdir);
+        let t = root.ensure(&sub, Kind::Dir, true)?;
+        mount_hierarchy(&fd_path(&t), &sub, cg, flags, opts, s)?;
+        // Co-mounted controllers ("cpu,cpuacct") are also reachable by each name.
+        if cg.subdir.contains(',') {
+            for name in cg.subdir.split(',') {
+                let link = dest.join(name);
+                let (dir, file) = root.parent_dir(&link)?;
+                match rustix::fs::symlinkat(cg.subdir.as_str(), &dir, &file) {
+                    Ok(()) | Err(rustix::io::Errno::EXIST) => {}
+                    Err(e) => return Err(e).ctx(|| format!("symlink {}", link.display())),
+                }
+            }
+        }
+    }
+    let mounted = reopen(root, dest)?;
+    if flags.contains(MsFlags::MS_RDONLY) {
+        remount(&fd_path(&mounted), flags, opts.cleared).map_err(|e| {
+            add_context(e, || {
+                format!("remount cgroup tmpfs {} read-only", dest.display())
+            })
+        })?;
+    }
+    Ok(mounted)
+}
+
+fn mount_hierarchy(
+    target: &str,
+    shown: &Path,
+    cg: &CgroupMount,
+    flags: MsFlags,
+    opts: &MountOptions,
+    s: &Setup,
+) -> Result<()> {
+    if s.cgroup_ns {
+        let data = (!cg.data.is_empty()).then_some(cg.data.as_str());
+        mount_err(
+            mount(Some("cgroup"), target, Some(cg.fstype), flags, data),
+            || format!("mount {} ({}) on {}", cg.fstype, cg.data, shown.display()),
+        )
+    } else {
+        mount_err(
+            mount(
+                Some(&cg.host_dir),
+                target,
+                None::<&str>,
+                MsFlags::MS_BIND | MsFlags::MS_REC,
+                None::<&str>,
+            ),
+            || {
+                format!(
+                    "bind mount {} on {}",
+                    cg.host_dir.display(),
+                    shown.display()
+                )
+            },
+        )?;
+        let extra = flags - MsFlags::MS_BIND - MsFlags::MS_REC;
+        if extra.is_empty() {
+            return Ok(());
+        }
+        // The bind mount went on top of `target`: the /proc path of its descriptor names the
+        // directory below, so remount through the container path we know instead.
+        let reopened = Root::open(s.rootfs)?
+            .resolve(shown, false)
+            .ctx(|| format!("reopen {}", shown.display()))?;
+        remount(
+            &fd_path(&reopened),
+            extra | MsFlags::MS_BIND | MsFlags::MS_REC,
+            opts.cleared,
+        )
+        .map_err(|e| add_context(e, || format!("remount {} with {extra:?}", shown.display())))
+    }
+}
+
+/// Remount with `flags`, keeping the flags the kernel locks on the existing mount (nosuid,
+/// nodev, noexec and the atime mode) unless the options explicitly cleared them: inside a
+/// user namespace, dropping a locked flag is EPERM.
+fn remount(target: &str, flags: MsFlags, cleared: MsFlags) -> Result<()> {
+    let keep = locked_flags(target) - cleared;
+    mount(
+        None::<&str>,
+        target,
+        None::<&str>,
+        flags | keep | MsFlags::MS_REMOUNT,
+        None::<&str>,
+    )
+    .ctx(|| format!("remount {target} with {:?}", flags | keep))
+}
+
+fn locked_flags(target: &str) -> MsFlags {
+    use nix::sys::statvfs::{statvfs, FsFlags};
+    let Ok(st) = statvfs(target) else {
+        return MsFlags::empty();
+    };
+    let f = st.flags();
+    let mut out = MsFlags::empty();
+    for (fs, ms) in [
+        (FsFlags::ST_NOSUID, MsFlags::MS_NOSUID),
+        (FsFlags::ST_NODEV, MsFlags::MS_NODEV),
+        (FsFlags::ST_NOEXEC, MsFlags::MS_NOEXEC),
+        (FsFlags::ST_NOATIME, MsFlags::MS_NOATIME),
+        (FsFlags::ST_NODIRATIME, MsFlags::MS_NODIRATIME),
+        (FsFlags::ST_RELATIME, MsFlags::MS_RELATIME),
+    ] {
+        if f.contains(fs) {
+            out |= ms;
+        }
+    }
+    out
+}
+
+fn add_context(e: Error, what: impl FnOnce() -> String) -> Error {
+    match e {
+        Error::Os { source, .. } => Error::Os {
+            what: what(),
+            source,
+        },
+        e => e,
+    }
+}
+
+/// mount_setattr(2) on a whole subtree.
+fn set_recursive_attrs(fd: &impl std::os::fd::AsRawFd, set: u64, clr: u64) -> std::io::Result<()> {
+    let mut attr = libc::mount_attr {
+        attr_set: set,
+        attr_clr: clr,
+        propagation: 0,
+        userns_fd: 0,
+    };
+    // SAFETY: `attr` is a valid mount_attr whose size we pass; the path is empty so the
+    // kernel acts on `fd` itself (AT_EMPTY_PATH), recursively (AT_RECURSIVE).
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            fd.as_raw_fd(),
+            c"".as_ptr(),
+            libc::AT_EMPTY_PATH | libc::AT_RECURSIVE,
+            &mut attr as *mut libc::mount_attr,
+            std::mem::size_of::<libc::mount_attr>(),
+        )
+    };
+    if r < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Make the rootfs our root: pivot_root, or with `no_pivot` MS_MOVE + chroot (for ramfs
+/// roots, where pivot_root is impossible).
+pub(crate) fn enter(rootfs: &Path, no_pivot: bool) -> Result<()> {
+    nix::unistd::chdir(rootfs).ctx(|| format!("chdir to the rootfs {}", rootfs.display()))?;
+    if no_pivot {
+        mount_err(
+            mount(
+                Some(rootfs),
+                "/",
+                None::<&str>,
+                MsFlags::MS_MOVE,
+                None::<&str>,
+            ),
+            || format!("move the rootfs {} to /", rootfs.display()),
+        )?;
+        nix::unistd::chroot(".").ctx(|| format!("chroot to {}", rootfs.display()))?;
+    } else {
+        // pivot_root(".", ".") stacks the old root on top of the new one: no temporary
+        // directory is needed, and unmounting "." then removes the old root.
+        nix::unistd::pivot_root(".", ".").ctx(|| format!("pivot_root to {}", rootfs.display()))?;
+        // The unmount must not propagate to the host's mounts.
+        mount_err(
+            mount(
+                None::<&str>,
+                ".",
+                None::<&str>,
+                MsFlags::MS_SLAVE | MsFlags::MS_REC,
+                None::<&str>,
+            ),
+            || "make the old root a slave before detaching it".into(),
+        )?;
+        umount2(".", MntFlags::MNT_DETACH).ctx(|| "detach the old root")?;
+    }
+    nix::unistd::chdir("/").ctx(|| "chdir to / in the container")
+}
+
+/// After pivot_root: read-only and masked paths, the asked-for root propagation, and a
+/// read-only root.
+pub(crate) fn finish(spec: &Spec) -> Result<()> {
+    let linux = spec.linux().as_ref();
+    for p in linux
+        .and_then(|l| l.readonly_paths().as_ref())
+        .into_iter()
+        .flatten()
+    {
+        readonly_path(Path::new(p))?;
+    }
+    for p in linux
+        .and_then(|l| l.masked_paths().as_ref())
+        .into_iter()
+        .flatten()
+    {
+        mask_path(Path::new(p))?;
+    }
+    if let Some(p) = linux
+        .and_then(|l| l.rootfs_propagation().as_deref())
+        .and_then(propagation_option)
+    {
+        mount_err(
+            mount(None::<&str>, "/", None::<&str>, p, None::<&str>),
+            || format!("set rootfs propagation {p:?}"),
+        )?;
+    }
+    if spec
+        .root()
+        .as_ref()
+        .and_then(|r| r.readonly())
+        .unwrap_or(false)
+    {
+        remount("/", MsFlags::MS_BIND | MsFlags::MS_RDONLY, MsFlags::empty())
+            .map_err(|e| add_context(e, || "remount the root read-only".into()))?;
+    }
+    Ok(())
+}
+
+fn readonly_path(p: &Path) -> Result<()> {
+    if !p.exists() {
+        return Ok(());
+    }
+    mount_err(
+        mount(
+            Some(p),
+            p,
+            None::<&str>,
+            MsFlags::MS_BIND | MsFlags::MS_REC,
+            None::<&str>,
+        ),
+        || format!("bind mount read-only path {} onto itself", p.display()),
+    )?;
+    remount(
+        &p.to_string_lossy(),
+        MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_RDONLY,
+        MsFlags::empty(),
+    )
+    .map_err(|e| add_context(e, || format!("remount {} read-only", p.display())))
+}
+
+fn mask_path(p: &Path) -> Result<()> {
+    let Ok(meta) = std::fs::symlink_metadata(p) else {
+        return Ok(());
+    };
+    if meta.is_dir() {
+        mount_err(
+            mount(
+                Some("tmpfs"),
+                p,
+                Some("tmpfs"),
+                MsFlags::MS_RDONLY,
+                Some("size=0k"),
+            ),
+            || format!("mask directory {} with an empty tmpfs", p.display()),
+        )
+    } else {
+        mount_err(
+            mount(
+                Some("/dev/null"),
+                p,
+                None::<&str>,
+                MsFlags::MS_BIND,
+                None::<&str>,
+            ),
+            || format!("mask {} with /dev/null", p.display()),
+        )
+    }
+}

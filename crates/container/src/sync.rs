@@ -1,0 +1,81 @@
+//! The typed messages the parent and the container init exchange over a SOCK_SEQPACKET
+//! socketpair. One message is one datagram, so no framing is needed.
+
+use crate::error::{Context, Result};
+use serde::{Deserialize, Serialize};
+use std::os::fd::{AsFd, OwnedFd};
+
+#[derive(Debug, Serialize, Deserialize, PartialEq)]
+pub(crate) enum Message {
+    /// Parent → init: cgroups joined and id maps written; here is your pid on the host.
+    Proceed { host_pid: i32 },
+    /// Init → parent: mounts are done; run the prestart and createRuntime hooks now.
+    RunHooks,
+    /// Parent → init: those hooks have run.
+    HooksDone,
+    /// Init → parent: everything is set up; the init now waits on the exec fifo.
+    Ready,
+    /// Either way: this step failed; the text says which and why.
+    Error(String),
+}
+
+pub(crate) struct SyncSocket(OwnedFd);
+
+/// A connected pair: (parent's end, init's end). Both close on exec.
+pub(crate) fn pair() -> Result<(SyncSocket, SyncSocket)> {
+    use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
+    let (a, b) = socketpair(
+        AddressFamily::Unix,
+        SockType::SeqPacket,
+        None,
+        SockFlag::SOCK_CLOEXEC,
+    )
+    .ctx(|| "socketpair for the init sync channel")?;
+    Ok((SyncSocket(a), SyncSocket(b)))
+}
+
+impl SyncSocket {
+    pub(crate) fn send(&self, msg: &Message) -> Result<()> {
+        let bytes = serde_json::to_vec(msg).expect("sync messages always serialize");
+        nix::unistd::write(self.0.as_fd(), &bytes).ctx(|| "send on the init sync channel")?;
+        Ok(())
+    }
+
+    /// The next message, or `None` once the other end has closed.
+    pub(crate) fn recv(&self) -> Result<Option<Message>> {
+        let mut buf = vec![0u8; 64 * 1024];
+        let n = loop {
+            match nix::unistd::read(&self.0, &mut buf) {
+                Err(nix::errno::Errno::EINTR) => continue,
+                r => break r.ctx(|| "receive on the init sync channel")?,
+            }
+        };
+        if n == 0 {
+            return Ok(None);
+        }
+        let msg = serde_json::from_slice(&buf[..n]).map_err(|e| {
+            crate::Error::Init(format!("malformed message on the init sync channel: {e}"))
+        })?;
+        Ok(Some(msg))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_cross_the_pair_in_order() {
+        let (a, b) = pair().unwrap();
+        a.send(&Message::Proceed { host_pid: 7 }).unwrap();
+        b.send(&Message::Error("mount /proc: EPERM".into()))
+            .unwrap();
+        assert_eq!(b.recv().unwrap(), Some(Message::Proceed { host_pid: 7 }));
+        assert_eq!(
+            a.recv().unwrap(),
+            Some(Message::Error("mount /proc: EPERM".into()))
+        );
+        drop(b);
+        assert_eq!(a.recv().unwrap(), None);
+    }
+}

@@ -1,0 +1,181 @@
+//! Thin wrappers over the few system calls no crate offers in the form we need.
+
+use crate::error::{Context, Result};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::path::Path;
+use std::time::Duration;
+
+/// clone3(2)'s argument block (linux/sched.h); libc does not export it.
+#[repr(C)]
+#[derive(Default)]
+struct CloneArgs {
+    flags: u64,
+    pidfd: u64,
+    child_tid: u64,
+    parent_tid: u64,
+    exit_signal: u64,
+    stack: u64,
+    stack_size: u64,
+    tls: u64,
+    set_tid: u64,
+    set_tid_size: u64,
+    cgroup: u64,
+}
+
+/// What [`clone_process`] returned in this process.
+pub(crate) enum Forked {
+    /// We are the new child.
+    Child,
+    /// We are the parent; the child's pid and a pidfd for it.
+    Parent { pid: i32, pidfd: OwnedFd },
+}
+
+/// Fork with namespace `flags`, like fork(2) but able to create every namespace at once so
+/// the child is, for instance, pid 1 of a new pid namespace owned by a new user namespace.
+///
+/// The caller must be single-threaded: the child is a copy of this thread only.
+pub(crate) fn clone_process(flags: u64) -> Result<Forked> {
+    let mut pidfd: RawFd = -1;
+    let mut args = CloneArgs {
+        flags: flags | libc::CLONE_PIDFD as u64,
+        pidfd: &mut pidfd as *mut RawFd as u64,
+        exit_signal: libc::SIGCHLD as u64,
+        ..Default::default()
+    };
+    // SAFETY: clone3 without CLONE_VM and without a stack behaves like fork(2): the child gets
+    // a copy of the address space and continues on its copy of this stack. `args` and `pidfd`
+    // live across the call. The process is single-threaded (documented requirement of the
+    // callers), so no lock can be held by another thread at the moment of the copy.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_clone3,
+            &mut args as *mut CloneArgs,
+            std::mem::size_of::<CloneArgs>(),
+        )
+    };
+    match ret {
+        -1 => Err(std::io::Error::last_os_error()).ctx(|| "clone3 the container init"),
+        0 => Ok(Forked::Child),
+        pid => Ok(Forked::Parent {
+            pid: pid as i32,
+            // SAFETY: the kernel wrote a new, owned pidfd into `pidfd` (CLONE_PIDFD).
+            pidfd: unsafe { OwnedFd::from_raw_fd(pidfd) },
+        }),
+    }
+}
+
+/// A pidfd for a process we did not create.
+pub(crate) fn pidfd_open(pid: i32) -> std::io::Result<OwnedFd> {
+    // SAFETY: plain syscall with integer arguments; on success it returns a new fd we own.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: `fd` is a freshly returned descriptor nobody else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+/// Send `sig` through a pidfd: no risk of hitting a recycled pid.
+pub(crate) fn pidfd_send_signal(pidfd: &OwnedFd, sig: i32) -> std::io::Result<()> {
+    // SAFETY: plain syscall; a null siginfo means "as kill(2) would send it".
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            pidfd.as_raw_fd(),
+            sig,
+            std::ptr::null::<libc::siginfo_t>(),
+            0,
+        )
+    };
+    if r < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Wait until the process behind `pidfd` has exited; `false` if `timeout` passed first.
+pub(crate) fn pidfd_wait_exit(pidfd: &OwnedFd, timeout: Option<Duration>) -> std::io::Result<bool> {
+    let ms = timeout.map_or(-1, |t| t.as_millis().min(i32::MAX as u128) as i32);
+    let mut pfd = libc::pollfd {
+        fd: pidfd.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    loop {
+        // SAFETY: one valid pollfd, count 1.
+        let r = unsafe { libc::poll(&mut pfd, 1, ms) };
+        match r {
+            -1 if std::io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) => continue,
+            -1 => return Err(std::io::Error::last_os_error()),
+            0 => return Ok(false),
+            _ => return Ok(true),
+        }
+    }
+}
+
+/// Start time (clock ticks since boot, field 22 of /proc/PID/stat) and whether it is a zombie.
+/// `None` if there is no such process.
+pub(crate) fn process_start(pid: i32) -> Option<(u64, bool)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    parse_stat(&stat)
+}
+
+fn parse_stat(stat: &str) -> Option<(u64, bool)> {
+    // The command name (field 2) may contain spaces and ')': fields resume after the last ')'.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let mut fields = rest.split(' ');
+    let state = fields.next()?;
+    // `rest` starts at field 3 (state); field 22 is 19 further on.
+    let start = fields.nth(18)?.parse().ok()?;
+    Some((start, state == "Z" || state == "X"))
+}
+
+/// Mark every descriptor from `first` up close-on-exec, so that only what the container
+/// should get survives the exec (CVE-2024-21626).
+pub(crate) fn cloexec_from(first: u32) -> Result<()> {
+    // SAFETY: close_range with CLOSE_RANGE_CLOEXEC only sets flags on descriptors.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            first,
+            u32::MAX,
+            libc::CLOSE_RANGE_CLOEXEC,
+        )
+    };
+    if r < 0 {
+        return Err(std::io::Error::last_os_error()).ctx(|| "close_range(CLOEXEC)");
+    }
+    Ok(())
+}
+
+/// Write a whole file with one write(2) (for /proc and /sys files that want exactly that).
+pub(crate) fn write_file(path: impl AsRef<Path>, data: &str) -> Result<()> {
+    let path = path.as_ref();
+    std::fs::write(path, data).ctx(|| format!("write {data:?} to {}", path.display()))
+}
+
+/// `prctl(PR_SET_DUMPABLE, 0)`: /proc/PID of a non-dumpable process is owned by root and
+/// cannot be ptraced, so nothing in the container can reach the runtime through it.
+pub(crate) fn set_non_dumpable() -> Result<()> {
+    nix::sys::prctl::set_dumpable(false).ctx(|| "prctl(PR_SET_DUMPABLE, 0)")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stat_with_odd_command_name() {
+        let line = "42 (a) b (c)) S 1 42 42 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 12345 1000 10";
+        assert_eq!(parse_stat(line), Some((12345, false)));
+        let zombie = "7 (x) Z 1 7 7 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 99 0 0";
+        assert_eq!(parse_stat(zombie), Some((99, true)));
+    }
+
+    #[test]
+    fn own_process_has_a_start_time() {
+        let (start, zombie) = process_start(std::process::id() as i32).unwrap();
+        assert!(start > 0);
+        assert!(!zombie);
+    }
+}

@@ -1,0 +1,15 @@
+use crate::Global;
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    pub id: String,
+    /// Kill a running container first.
+    #[arg(short = 'f', long)]
+    pub force: bool,
+}
+
+pub fn run(g: &Global, a: Args) -> anyhow::Result<i32> {
+    let c = container::Container::load(&g.root, &a.id)?;
+    super::warn_all(&c.delete(a.force)?);
+    Ok(0)
+}

@@ -1,0 +1,80 @@
+//! One file per command; each parses nothing itself (clap did) and calls the library.
+
+mod create;
+mod delete;
+mod features;
+mod kill;
+mod list;
+mod ps;
+mod run;
+mod spec;
+mod start;
+mod state;
+
+use crate::Global;
+use clap::Subcommand;
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Create a container: its init waits for `start`.
+    Create(create::Args),
+    /// Start a created container.
+    Start(start::Args),
+    /// Create and start a container, in the foreground unless --detach.
+    Run(run::Args),
+    /// Print the state of a container as JSON.
+    State(state::Args),
+    /// List containers.
+    List(list::Args),
+    /// List the processes of a container.
+    Ps(ps::Args),
+    /// Send a signal to a container's init (or every process with --all).
+    Kill(kill::Args),
+    /// Delete a container and what it holds.
+    Delete(delete::Args),
+    /// Write a default config.json.
+    Spec(spec::Args),
+    /// Print the features this runtime supports, as JSON.
+    Features,
+}
+
+impl Command {
+    /// runc prefixes create and run errors ("runc create failed: ..."); engines show it.
+    pub fn error_prefix(&self) -> &'static str {
+        match self {
+            Command::Create(_) => "runr create failed: ",
+            Command::Run(_) => "runr run failed: ",
+            _ => "",
+        }
+    }
+}
+
+pub fn run(g: &Global, cmd: Command) -> anyhow::Result<i32> {
+    match cmd {
+        Command::Create(a) => create::run(g, a),
+        Command::Start(a) => start::run(g, a),
+        Command::Run(a) => run::run(g, a),
+        Command::State(a) => state::run(g, a),
+        Command::List(a) => list::run(g, a),
+        Command::Ps(a) => ps::run(g, a),
+        Command::Kill(a) => kill::run(g, a),
+        Command::Delete(a) => delete::run(g, a),
+        Command::Spec(a) => spec::run(a),
+        Command::Features => features::run(),
+    }
+}
+
+pub fn version_text() -> String {
+    format!(
+        "runr version {}\nspec: {}\n",
+        env!("CARGO_PKG_VERSION"),
+        container::container::OCI_VERSION
+    )
+}
+
+/// Show warnings (failed poststart/poststop hooks) the library returned.
+fn warn_all(warnings: &[String]) {
+    for w in warnings {
+        tracing::warn!("{w}");
+    }
+}

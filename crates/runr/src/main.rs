@@ -1,0 +1,80 @@
+//! `runr`: an OCI container runtime with runc's command line.
+//!
+//! Global flags and logging live here; each command is one file under `commands/`, a thin
+//! layer over the `container` library.
+
+mod commands;
+mod logging;
+
+use clap::Parser;
+use std::path::PathBuf;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "runr",
+    about = "runr: run OCI containers (runc-compatible command line)",
+    disable_version_flag = true
+)]
+pub struct Cli {
+    /// Root directory for container state.
+    #[arg(long, global = true, default_value = "/run/runr")]
+    root: PathBuf,
+    /// Write logs to this file instead of stderr.
+    #[arg(long, global = true)]
+    log: Option<PathBuf>,
+    /// Log format: text or json.
+    #[arg(long = "log-format", global = true, default_value = "text", value_parser = ["text", "json"])]
+    log_format: String,
+    /// Log debug messages.
+    #[arg(long, global = true)]
+    debug: bool,
+    /// Manage cgroups with systemd (cgroupsPath as slice:prefix:name).
+    #[arg(long = "systemd-cgroup", global = true)]
+    systemd_cgroup: bool,
+    /// Print the version.
+    #[arg(short = 'v', long = "version")]
+    version: bool,
+    #[command(subcommand)]
+    command: Option<commands::Command>,
+}
+
+/// What every command gets from the global flags.
+pub struct Global {
+    pub root: PathBuf,
+    pub systemd_cgroup: bool,
+}
+
+fn main() {
+    let cli = Cli::parse();
+    if cli.version {
+        print!("{}", commands::version_text());
+        return;
+    }
+    let Some(command) = cli.command else {
+        // Match runc: no command prints the help.
+        let _ = <Cli as clap::CommandFactory>::command().print_help();
+        std::process::exit(1);
+    };
+    let log_to_file = cli.log.is_some();
+    if let Err(e) = logging::init(cli.log.as_deref(), cli.log_format == "json", cli.debug) {
+        eprintln!("runr: {e}");
+        std::process::exit(1);
+    }
+    let global = Global {
+        root: cli.root,
+        systemd_cgroup: cli.systemd_cgroup,
+    };
+    let prefix = command.error_prefix();
+    match commands::run(&global, command) {
+        Ok(code) => std::process::exit(code),
+        Err(e) => {
+            let msg = format!("{prefix}{e:#}");
+            tracing::error!("{msg}");
+            // With --log the engine reads the file; a person at a terminal still sees why.
+            if log_to_file {
+                eprintln!("{msg}");
+            }
+            std::process::exit(1);
+        }
+    }
+}

@@ -1,0 +1,251 @@
+//! Test harness: a busybox bundle in a temporary directory, a private state root, and the
+//! `runr` binary run against them. Every container a test names is force-deleted when the
+//! harness is dropped, so a failing test leaves nothing behind either.
+#![allow(dead_code)]
+
+use serde_json::Value;
+use std::cell::RefCell;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+pub const RUNR: &str = env!("CARGO_BIN_EXE_runr");
+
+pub struct Env {
+    pub dir: tempfile::TempDir,
+    pub root: PathBuf,
+    pub bundle: PathBuf,
+    pub rootfs: PathBuf,
+    name: String,
+    ids: RefCell<Vec<String>>,
+}
+
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+static COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+/// Run `cmd` to completion with stdout and stderr in files, not pipes: a detached container
+/// inherits them, and a pipe would keep us waiting for it. A command that takes more than
+/// a minute is killed and the test fails.
+pub fn capture(mut cmd: Command) -> Run {
+    let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+    let dir = std::env::temp_dir();
+    let out_path = dir.join(format!("runr-test-out-{}-{n}", std::process::id()));
+    let err_path = dir.join(format!("runr-test-err-{}-{n}", std::process::id()));
+    cmd.stdout(std::fs::File::create(&out_path).unwrap());
+    cmd.stderr(std::fs::File::create(&err_path).unwrap());
+    let mut child = cmd.spawn().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("command timed out: {cmd:?}");
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    let read = |p: &Path| {
+        let s = std::fs::read_to_string(p).unwrap_or_default();
+        let _ = std::fs::remove_file(p);
+        s
+    };
+    Run {
+        code: status.code().unwrap_or(-1),
+        stdout: read(&out_path),
+        stderr: read(&err_path),
+    }
+}
+
+fn busybox() -> PathBuf {
+    for p in ["/bin/busybox", "/usr/bin/busybox"] {
+        if Path::new(p).exists() {
+            return p.into();
+        }
+    }
+    panic!("busybox is needed (apt-get install busybox-static; scripts/test.sh does it)");
+}
+
+/// A rootfs with static busybox and its applets in /bin.
+pub fn make_rootfs(rootfs: &Path) {
+    std::fs::create_dir_all(rootfs.join("bin")).unwrap();
+    for d in ["etc", "tmp", "proc", "sys", "dev", "root"] {
+        std::fs::create_dir_all(rootfs.join(d)).unwrap();
+    }
+    std::fs::copy(busybox(), rootfs.join("bin/busybox")).unwrap();
+    let list = Command::new(busybox()).arg("--list").output().unwrap();
+    for applet in String::from_utf8_lossy(&list.stdout).lines() {
+        if applet != "busybox" {
+            std::os::unix::fs::symlink("busybox", rootfs.join("bin").join(applet)).unwrap();
+        }
+    }
+    std::fs::write(
+        rootfs.join("etc/passwd"),
+        "root:x:0:0:root:/root:/bin/sh\nuser:x:1000:1000:user:/home/user:/bin/sh\n",
+    )
+    .unwrap();
+}
+
+impl Env {
+    /// A new bundle with runr's default config, no terminal, running `args`.
+    pub fn new(name: &str) -> Env {
+        let dir = tempfile::Builder::new()
+            .prefix("runr-test-")
+            .tempdir()
+            .unwrap();
+        let root = dir.path().join("state");
+        let bundle = dir.path().join("bundle");
+        let rootfs = bundle.join("rootfs");
+        make_rootfs(&rootfs);
+        let out = Command::new(RUNR)
+            .args(["spec", "--bundle"])
+            .arg(&bundle)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "runr spec: {out:?}");
+        let env = Env {
+            dir,
+            root,
+            bundle,
+            rootfs,
+            name: format!("{}-{}", name, std::process::id()),
+            ids: RefCell::new(Vec::new()),
+        };
+        env.edit(|c| c["process"]["terminal"] = false.into());
+        env
+    }
+
+    pub fn config(&self) -> Value {
+        serde_json::from_slice(&std::fs::read(self.bundle.join("config.json")).unwrap()).unwrap()
+    }
+
+    pub fn edit(&self, f: impl FnOnce(&mut Value)) {
+        let mut c = self.config();
+        f(&mut c);
+        std::fs::write(
+            self.bundle.join("config.json"),
+            serde_json::to_vec_pretty(&c).unwrap(),
+        )
+        .unwrap();
+    }
+
+    pub fn args(&self, args: &[&str]) {
+        self.edit(|c| c["process"]["args"] = args.iter().map(|a| Value::from(*a)).collect());
+    }
+
+    /// A container id unique to this test, deleted when the Env is dropped.
+    pub fn id(&self, suffix: &str) -> String {
+        let id = format!("{}-{}", self.name, suffix);
+        self.ids.borrow_mut().push(id.clone());
+        id
+    }
+
+    pub fn cmd(&self) -> Command {
+        let mut c = Command::new(RUNR);
+        c.arg("--root").arg(&self.root);
+        c.stdin(Stdio::null());
+        c
+    }
+
+    pub fn runr(&self, args: &[&str]) -> Run {
+        let mut c = self.cmd();
+        c.args(args);
+        capture(c)
+    }
+
+    /// `runr run` of `args` in the foreground; stdout, stderr and exit code.
+    pub fn run(&self, args: &[&str]) -> Run {
+        self.args(args);
+        let id = self.id("run");
+        let mut c = self.cmd();
+        c.arg("run").arg("--bundle").arg(&self.bundle).arg(&id);
+        capture(c)
+    }
+
+    /// Like `run`, but the command must succeed; returns its stdout.
+    pub fn sh(&self, script: &str) -> String {
+        let r = self.run(&["sh", "-c", script]);
+        assert_eq!(
+            r.code, 0,
+            "container script failed: {script}\nstdout: {}\nstderr: {}",
+            r.stdout, r.stderr
+        );
+        r.stdout
+    }
+
+    pub fn create(&self, id: &str) -> Run {
+        let mut c = self.cmd();
+        c.args(["create", "--bundle"]).arg(&self.bundle).arg(id);
+        capture(c)
+    }
+
+    pub fn state(&self, id: &str) -> Value {
+        let r = self.runr(&["state", id]);
+        assert_eq!(r.code, 0, "state {id}: {}", r.stderr);
+        serde_json::from_str(&r.stdout).unwrap()
+    }
+
+    /// Nothing of container `id` remains: no state directory, no cgroup.
+    pub fn assert_gone(&self, id: &str) {
+        assert!(
+            !self.root.join(id).exists(),
+            "state dir of {id} left behind"
+        );
+        for dir in std::fs::read_dir("/sys/fs/cgroup").unwrap().flatten() {
+            let own = own_cgroup(&dir.file_name().to_string_lossy());
+            if let Some(own) = own {
+                let p = dir.path().join(own.trim_start_matches('/')).join(id);
+                assert!(!p.exists(), "cgroup {} left behind", p.display());
+            }
+        }
+    }
+}
+
+/// This process's cgroup in the hierarchy mounted at /sys/fs/cgroup/<name>.
+pub fn own_cgroup(name: &str) -> Option<String> {
+    let text = std::fs::read_to_string("/proc/self/cgroup").ok()?;
+    let key = if name == "systemd" {
+        "name=systemd".to_string()
+    } else if name == "unified" {
+        String::new()
+    } else {
+        name.to_string()
+    };
+    text.lines().find_map(|l| {
+        let mut it = l.splitn(3, ':');
+        let _ = it.next()?;
+        let ctl = it.next()?;
+        let path = it.next()?;
+        (ctl == key || ctl.split(',').any(|c| c == key)).then(|| path.to_string())
+    })
+}
+
+/// The container's cgroup directory in `controller`'s hierarchy on the host.
+pub fn cgroup_dir(controller: &str, id: &str) -> PathBuf {
+    let own = own_cgroup(controller).expect("controller mounted");
+    Path::new("/sys/fs/cgroup")
+        .join(controller)
+        .join(own.trim_start_matches('/'))
+        .join(id)
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        for id in self.ids.borrow().iter() {
+            if self.root.join(id).exists() {
+                let mut c = self.cmd();
+                c.args(["delete", "--force", id])
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null());
+                let _ = c.status();
+            }
+        }
+    }
+}

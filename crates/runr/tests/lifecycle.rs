@@ -1,0 +1,345 @@
+//! The runc lifecycle: create, start, state, list, ps, kill, delete, run (foreground and
+//! detached), exit codes and pid files.
+
+mod common;
+use common::*;
+use std::process::Stdio;
+
+#[test]
+fn run_returns_the_exit_status_or_128_plus_signal() {
+    let env = Env::new("exit");
+    assert_eq!(env.run(&["sh", "-c", "exit 3"]).code, 3);
+    assert_eq!(env.run(&["true"]).code, 0);
+    // The init cannot SIGKILL itself (pid 1 of its namespace): kill it from outside.
+    env.args(&["sleep", "1000"]);
+    let id = env.id("killed");
+    let mut c = env.cmd();
+    c.args(["run", "--bundle"]).arg(&env.bundle).arg(&id);
+    let killer = std::thread::spawn({
+        let root = env.root.clone();
+        let id = id.clone();
+        move || {
+            for _ in 0..200 {
+                let mut k = std::process::Command::new(RUNR);
+                k.arg("--root").arg(&root).args(["kill", &id, "KILL"]);
+                if capture(k).code == 0 {
+                    return;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(25));
+            }
+        }
+    });
+    assert_eq!(capture(c).code, 137);
+    killer.join().unwrap();
+    // Foreground run deletes the container when it exits.
+    assert!(std::fs::read_dir(&env.root).unwrap().next().is_none());
+}
+
+#[test]
+fn create_start_kill_delete() {
+    let env = Env::new("life");
+    env.args(&["sleep", "1000"]);
+    let id = env.id("c");
+    let pid_file = env.dir.path().join("pid");
+    let mut c = env.cmd();
+    c.args(["create", "--bundle"])
+        .arg(&env.bundle)
+        .arg("--pid-file")
+        .arg(&pid_file)
+        .arg(&id);
+    let r = capture(c);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let s = env.state(&id);
+    assert_eq!(s["status"], "created");
+    assert_eq!(s["id"], id.as_str());
+    assert_eq!(s["ociVersion"], "1.2.0");
+    assert_eq!(
+        s["bundle"],
+        env.bundle.canonicalize().unwrap().to_str().unwrap()
+    );
+    assert!(s["created"].as_str().unwrap().ends_with('Z'));
+    let pid = s["pid"].as_i64().unwrap();
+    assert_eq!(std::fs::read_to_string(&pid_file).unwrap(), pid.to_string());
+    // The init sits in its cgroup before start.
+    let procs = std::fs::read_to_string(cgroup_dir("pids", &id).join("cgroup.procs")).unwrap();
+    assert!(procs.lines().any(|l| l == pid.to_string()), "{procs}");
+
+    let list = env.runr(&["list"]);
+    let header: Vec<&str> = list
+        .stdout
+        .lines()
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .collect();
+    assert_eq!(
+        header,
+        ["ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER"]
+    );
+    assert!(list.stdout.contains(&id) && list.stdout.contains("created"));
+    let json: serde_json::Value =
+        serde_json::from_str(&env.runr(&["list", "--format", "json"]).stdout).unwrap();
+    assert_eq!(json[0]["owner"], "root");
+    assert_eq!(env.runr(&["list", "-q"]).stdout.trim(), id);
+
+    assert_eq!(env.runr(&["start", &id]).code, 0);
+    assert_eq!(env.state(&id)["status"], "running");
+    let again = env.runr(&["start", &id]);
+    assert_eq!(again.code, 1);
+    assert!(
+        again
+            .stderr
+            .contains("cannot start an already running container"),
+        "{}",
+        again.stderr
+    );
+
+    let ps: Vec<i64> =
+        serde_json::from_str(&env.runr(&["ps", "--format", "json", &id]).stdout).unwrap();
+    assert_eq!(ps, vec![pid]);
+    let table = env.runr(&["ps", &id]).stdout;
+    assert!(
+        table.contains("PID") && table.contains("sleep 1000"),
+        "{table}"
+    );
+
+    let busy = env.runr(&["delete", &id]);
+    assert_eq!(busy.code, 1);
+    assert!(
+        busy.stderr.contains(&format!(
+            "cannot delete container {id} that is not stopped: running"
+        )),
+        "{}",
+        busy.stderr
+    );
+
+    assert_eq!(env.runr(&["kill", &id, "KILL"]).code, 0);
+    wait_for(|| env.state(&id)["status"] == "stopped");
+    assert_eq!(env.state(&id)["pid"], 0);
+    let late = env.runr(&["kill", &id]);
+    assert_eq!(late.code, 1);
+    assert!(
+        late.stderr.contains("container not running"),
+        "{}",
+        late.stderr
+    );
+    assert_eq!(env.runr(&["delete", &id]).code, 0);
+    env.assert_gone(&id);
+    let gone = env.runr(&["state", &id]);
+    assert_eq!(gone.code, 1);
+    assert!(gone.stderr.contains("container does not exist"));
+}
+
+#[test]
+fn delete_of_a_created_container_kills_its_init() {
+    let env = Env::new("delcreated");
+    env.args(&["true"]);
+    let id = env.id("c");
+    assert_eq!(env.create(&id).code, 0);
+    let pid = env.state(&id)["pid"].as_i64().unwrap();
+    assert_eq!(env.runr(&["delete", &id]).code, 0);
+    assert!(!std::path::Path::new(&format!("/proc/{pid}/stat")).exists() || zombie(pid));
+    env.assert_gone(&id);
+}
+
+#[test]
+fn force_delete_of_a_running_container() {
+    let env = Env::new("force");
+    env.args(&["sleep", "1000"]);
+    let id = env.id("c");
+    let r = env.runr(&["run", "-d", "--bundle", env.bundle.to_str().unwrap(), &id]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(env.state(&id)["status"], "running");
+    assert_eq!(env.runr(&["delete", "--force", &id]).code, 0);
+    env.assert_gone(&id);
+}
+
+#[test]
+fn kill_accepts_names_and_numbers_and_reaches_the_init() {
+    let env = Env::new("kill");
+    env.edit(|c| c["root"]["readonly"] = false.into());
+    // The init traps USR1 and TERM and records them.
+    env.args(&["sh", "-c", "trap 'echo usr1 >> /tmp/got' USR1; trap 'echo term >> /tmp/got; exit 0' TERM; while true; do sleep 0.1; done"]);
+    let id = env.id("c");
+    assert_eq!(
+        env.runr(&["run", "-d", "--bundle", env.bundle.to_str().unwrap(), &id])
+            .code,
+        0
+    );
+    let pid = env.state(&id)["pid"].as_i64().unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert_eq!(env.runr(&["kill", &id, "SIGUSR1"]).code, 0);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert_eq!(env.runr(&["kill", &id, "15"]).code, 0);
+    wait_for(|| env.state(&id)["status"] == "stopped");
+    let _ = pid;
+    let got = std::fs::read_to_string(env.rootfs.join("tmp/got")).unwrap();
+    assert_eq!(got, "usr1\nterm\n");
+    assert_eq!(env.runr(&["delete", &id]).code, 0);
+}
+
+#[test]
+fn detached_containers_inherit_our_stdio() {
+    let env = Env::new("stdio");
+    env.args(&["sh", "-c", "echo out; echo err >&2"]);
+    let id = env.id("c");
+    let out = env.dir.path().join("out");
+    let err = env.dir.path().join("err");
+    let status = env
+        .cmd()
+        .args(["run", "--detach", "--bundle"])
+        .arg(&env.bundle)
+        .arg(&id)
+        .stdout(std::fs::File::create(&out).unwrap())
+        .stderr(std::fs::File::create(&err).unwrap())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    wait_for(|| env.state(&id)["status"] == "stopped");
+    assert_eq!(std::fs::read_to_string(&out).unwrap(), "out\n");
+    assert_eq!(std::fs::read_to_string(&err).unwrap(), "err\n");
+}
+
+#[test]
+fn foreground_run_passes_stdin_through() {
+    let env = Env::new("stdin");
+    env.args(&["sh", "-c", "read line; echo got $line"]);
+    let id = env.id("c");
+    let mut child = env
+        .cmd()
+        .args(["run", "--bundle"])
+        .arg(&env.bundle)
+        .arg(&id)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child.stdin.take().unwrap().write_all(b"hello\n").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "got hello\n");
+}
+
+#[test]
+fn foreground_run_forwards_signals() {
+    let env = Env::new("fwd");
+    env.args(&[
+        "sh",
+        "-c",
+        "trap 'echo caught; exit 7' TERM; echo ready; while true; do sleep 0.1; done",
+    ]);
+    let id = env.id("c");
+    let mut child = env
+        .cmd()
+        .args(["run", "--bundle"])
+        .arg(&env.bundle)
+        .arg(&id)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let mut buf = [0u8; 6];
+    use std::io::Read;
+    stdout.read_exact(&mut buf).unwrap();
+    assert_eq!(&buf, b"ready\n");
+    // SAFETY: signalling the runr process this test started.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let status = child.wait().unwrap();
+    let mut rest = String::new();
+    stdout.read_to_string(&mut rest).unwrap();
+    assert_eq!(rest, "caught\n");
+    assert_eq!(status.code(), Some(7));
+}
+
+#[test]
+fn keep_leaves_a_stopped_container() {
+    let env = Env::new("keep");
+    env.args(&["true"]);
+    let id = env.id("c");
+    assert_eq!(
+        env.runr(&[
+            "run",
+            "--keep",
+            "--bundle",
+            env.bundle.to_str().unwrap(),
+            &id
+        ])
+        .code,
+        0
+    );
+    assert_eq!(env.state(&id)["status"], "stopped");
+    assert_eq!(env.runr(&["delete", &id]).code, 0);
+    env.assert_gone(&id);
+}
+
+#[test]
+fn preserve_fds_passes_exactly_those() {
+    let env = Env::new("fds");
+    env.args(&[
+        "sh",
+        "-c",
+        "ls /proc/self/fd | sort -n | tr '\\n' ' '; cat <&3",
+    ]);
+    let id = env.id("c");
+    let data = env.dir.path().join("data");
+    std::fs::write(&data, "from fd 3").unwrap();
+    let f = std::fs::File::open(&data).unwrap();
+    use std::os::fd::AsRawFd;
+    use std::os::unix::process::CommandExt;
+    let raw = f.as_raw_fd();
+    let mut cmd = env.cmd();
+    cmd.args(["run", "--preserve-fds", "1", "--bundle"])
+        .arg(&env.bundle)
+        .arg(&id);
+    // SAFETY: dup2 in the child between fork and exec, on descriptors that exist.
+    unsafe {
+        cmd.pre_exec(move || {
+            // dup2 onto itself would leave close-on-exec set.
+            if raw == 3 {
+                if libc::fcntl(3, libc::F_SETFD, 0) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            } else if libc::dup2(raw, 3) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let out = capture(cmd);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    // 0-2, 3, and the fd ls itself has open on /proc/self/fd.
+    assert_eq!(out.stdout, "0 1 2 3 4 from fd 3");
+}
+
+#[test]
+fn version_and_features() {
+    let env = Env::new("ver");
+    let v = env.runr(&["--version"]);
+    assert!(v.stdout.starts_with("runr version "), "{}", v.stdout);
+    let f: serde_json::Value = serde_json::from_str(&env.runr(&["features"]).stdout).unwrap();
+    assert_eq!(f["ociVersionMin"], "1.0.0");
+    assert!(f["mountOptions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|o| o == "rro"));
+    assert!(f["linux"]["capabilities"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|c| c == "CAP_SYS_ADMIN"));
+}
+
+fn zombie(pid: i64) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| s.contains(") Z "))
+}
+
+pub fn wait_for(mut cond: impl FnMut() -> bool) {
+    for _ in 0..200 {
+        if cond() {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(25));
+    }
+    panic!("condition not reached in 5s");
+}

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Install what building and testing runr needs on a fresh Debian machine (as root).
+set -euo pipefail
+need=()
+command -v busybox >/dev/null 2>&1 && busybox --list >/dev/null 2>&1 && file -L "$(command -v busybox)" 2>/dev/null | grep -q static || need+=(busybox-static)
+command -v file >/dev/null 2>&1 || need+=(file)
+command -v ps >/dev/null 2>&1 || need+=(procps)
+command -v cc >/dev/null 2>&1 || need+=(gcc)
+if [ ${#need[@]} -gt 0 ]; then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+if ! command -v cargo >/dev/null 2>&1; then
+  echo "cargo is needed: install Rust (e.g. apt-get install -y cargo, or rustup)" >&2
+  exit 1
+fi
