@@ -5,3 +5,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/deps.sh
 cargo test --workspace --locked
+# The created init's memory target (under 1 MiB, one thread) holds for the optimised build.
+cargo test --release --locked -p runr --test lifecycle created_init_is_one_small_thread

@@ -257,6 +257,9 @@ impl Container {
                 ))
             }
         }
+        // Pin the init before opening the fifo: the open releases it, and a program like
+        // `true` may have exec'd and exited before we could look at it afterwards.
+        let pidfd = self.init_pidfd();
         let fifo_path = self.dir.join(EXEC_FIFO);
         let fifo = rustix::fs::open(
             &fifo_path,
@@ -264,7 +267,6 @@ impl Container {
             rustix::fs::Mode::empty(),
         )
         .ctx(|| format!("open exec fifo {}", fifo_path.display()))?;
-        let pidfd = self.init_pidfd();
         let report = read_fifo(&fifo, pidfd.as_ref())?;
         // Either way the container has left `created`.
         let _ = std::fs::remove_file(&fifo_path);

@@ -160,6 +160,83 @@ pub(crate) fn set_non_dumpable() -> Result<()> {
     nix::sys::prctl::set_dumpable(false).ctx(|| "prctl(PR_SET_DUMPABLE, 0)")
 }
 
+/// Give back the pages of read-only, never-written file mappings (code and constants of
+/// runr and its libraries) while the init waits in the created state: they stay in the page
+/// cache and fault back in, unchanged, when the init resumes. RELRO ranges are kept, since
+/// the loader wrote relocations there and the file no longer holds their contents.
+pub(crate) fn release_clean_pages() {
+    // SAFETY: malloc_trim only returns free heap memory to the kernel.
+    unsafe { libc::malloc_trim(0) };
+    // SAFETY: the callback only reads the program headers it is handed, and the data
+    // pointer is a live Vec we own for the duration of the call.
+    let mut ranges: Vec<(usize, usize)> = Vec::new();
+    unsafe {
+        libc::dl_iterate_phdr(
+            Some(collect_readonly),
+            &mut ranges as *mut _ as *mut libc::c_void,
+        );
+    }
+    let page = 4096usize;
+    for (start, end) in ranges {
+        // Only whole pages inside the segment, so no neighbouring data is touched.
+        let s = start.div_ceil(page) * page;
+        let e = end / page * page;
+        if e > s {
+            // SAFETY: [s, e) lies inside a read-only PT_LOAD segment outside RELRO: a
+            // private file mapping never written to, whose contents the file still holds.
+            unsafe { libc::madvise(s as *mut libc::c_void, e - s, libc::MADV_DONTNEED) };
+        }
+    }
+}
+
+/// dl_iterate_phdr callback: push the read-only PT_LOAD ranges of one object, minus RELRO.
+unsafe extern "C" fn collect_readonly(
+    info: *mut libc::dl_phdr_info,
+    _size: usize,
+    data: *mut libc::c_void,
+) -> libc::c_int {
+    // SAFETY: the loader passes a valid info whose dlpi_phdr has dlpi_phnum entries, and
+    // `data` is the Vec passed to dl_iterate_phdr above.
+    let (info, ranges) = unsafe { (&*info, &mut *(data as *mut Vec<(usize, usize)>)) };
+    // SAFETY: as above.
+    let phdrs = unsafe { std::slice::from_raw_parts(info.dlpi_phdr, info.dlpi_phnum as usize) };
+    let base = info.dlpi_addr as usize;
+    let relro = phdrs
+        .iter()
+        .find(|p| p.p_type == libc::PT_GNU_RELRO)
+        .map(|p| {
+            (
+                base + p.p_vaddr as usize,
+                base + (p.p_vaddr + p.p_memsz) as usize,
+            )
+        });
+    for p in phdrs {
+        if p.p_type != libc::PT_LOAD
+            || p.p_flags & libc::PF_W != 0
+            || p.p_memsz == 0
+            || p.p_filesz < p.p_memsz
+        {
+            continue;
+        }
+        let (start, end) = (
+            base + p.p_vaddr as usize,
+            base + (p.p_vaddr + p.p_memsz) as usize,
+        );
+        match relro {
+            Some((rs, re)) if rs < end && re > start => {
+                if start < rs {
+                    ranges.push((start, rs));
+                }
+                if re < end {
+                    ranges.push((re, end));
+                }
+            }
+            _ => ranges.push((start, end)),
+        }
+    }
+    0
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

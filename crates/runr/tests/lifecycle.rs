@@ -343,3 +343,41 @@ pub fn wait_for(mut cond: impl FnMut() -> bool) {
     }
     panic!("condition not reached in 5s");
 }
+
+#[test]
+fn a_program_that_exits_at_once_is_started_every_time() {
+    // start must not mistake a quick exit after exec for an init that never started.
+    let env = Env::new("quick");
+    for _ in 0..40 {
+        let r = env.run(&["true"]);
+        assert_eq!(r.code, 0, "{}", r.stderr);
+    }
+}
+
+#[test]
+fn created_init_is_one_small_thread() {
+    let env = Env::new("small");
+    env.args(&["sleep", "1000"]);
+    let id = env.id("c");
+    assert_eq!(env.create(&id).code, 0);
+    let pid = env.state(&id)["pid"].as_i64().unwrap();
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let field = |name: &str| -> u64 {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .unwrap()
+            .split_whitespace()
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    assert_eq!(field("Threads:"), 1);
+    assert!(
+        field("VmRSS:") < 1024,
+        "created init holds {} kB",
+        field("VmRSS:")
+    );
+    assert_eq!(env.runr(&["delete", &id]).code, 0);
+}

@@ -1,0 +1,179 @@
+//! Bad input: each gives a non-zero exit, one clear error line, and leaves nothing behind.
+
+mod common;
+use common::*;
+use serde_json::json;
+
+/// `create` must fail with one error line containing `needle`, and leave nothing behind.
+fn create_fails(env: &Env, id: &str, needle: &str) {
+    let r = env.create(id);
+    assert_eq!(r.code, 1, "stdout {} stderr {}", r.stdout, r.stderr);
+    assert_eq!(r.stderr.lines().count(), 1, "{}", r.stderr);
+    assert!(
+        r.stderr.contains(needle),
+        "expected {needle:?} in {}",
+        r.stderr
+    );
+    env.assert_gone(id);
+}
+
+#[test]
+fn malformed_json_gives_line_and_column() {
+    let env = Env::new("badjson");
+    std::fs::write(
+        env.bundle.join("config.json"),
+        "{\n  \"ociVersion\": \"1.0.2\",\n  oops\n}\n",
+    )
+    .unwrap();
+    create_fails(&env, &env.id("c"), "line 3 column");
+}
+
+#[test]
+fn wrong_type_names_the_field() {
+    let env = Env::new("badtype");
+    env.edit(|c| c["process"]["user"]["uid"] = json!("root"));
+    create_fails(&env, &env.id("c"), "process.user.uid");
+}
+
+#[test]
+fn missing_rootfs() {
+    let env = Env::new("norootfs");
+    env.edit(|c| c["root"]["path"] = json!("nothere"));
+    create_fails(&env, &env.id("c"), "root.path");
+}
+
+#[test]
+fn program_not_found_in_the_rootfs() {
+    let env = Env::new("noprog");
+    env.args(&["no-such-program"]);
+    create_fails(&env, &env.id("c"), "executable file not found in $PATH");
+}
+
+#[test]
+fn cwd_that_is_a_file() {
+    let env = Env::new("cwdfile");
+    env.edit(|c| c["process"]["cwd"] = json!("/etc/passwd"));
+    create_fails(&env, &env.id("c"), "is not a directory");
+}
+
+#[test]
+fn non_namespaced_sysctl() {
+    let env = Env::new("sysctl");
+    env.edit(|c| c["linux"]["sysctl"] = json!({"kernel.panic": "1"}));
+    create_fails(&env, &env.id("c"), "not namespaced");
+}
+
+#[test]
+fn unknown_capability() {
+    let env = Env::new("badcap");
+    env.edit(|c| c["process"]["capabilities"]["bounding"] = json!(["CAP_NOT_A_THING"]));
+    create_fails(&env, &env.id("c"), "CAP_NOT_A_THING");
+}
+
+#[test]
+fn invalid_ids() {
+    let env = Env::new("badid");
+    for id in ["../x", "a/b", "..", "a b", ""] {
+        let r = env.create(id);
+        assert_eq!(r.code, 1, "{id}");
+        assert!(
+            r.stderr.contains("invalid container ID format") || id.is_empty(),
+            "{id}: {}",
+            r.stderr
+        );
+    }
+    assert!(!env.dir.path().join("x").exists());
+    assert!(!env.root.exists() || std::fs::read_dir(&env.root).unwrap().next().is_none());
+}
+
+#[test]
+fn duplicate_id() {
+    let env = Env::new("dup");
+    env.args(&["sleep", "1000"]);
+    let id = env.id("c");
+    assert_eq!(env.create(&id).code, 0);
+    let r = env.create(&id);
+    assert_eq!(r.code, 1);
+    assert!(
+        r.stderr.contains("container with given ID already exists"),
+        "{}",
+        r.stderr
+    );
+    // The first one is untouched.
+    assert_eq!(env.state(&id)["status"], "created");
+}
+
+#[test]
+fn unknown_signal_and_missing_container() {
+    let env = Env::new("nosuch");
+    let r = env.runr(&["kill", "nosuch", "FOO"]);
+    assert_eq!(r.code, 1);
+    assert!(
+        r.stderr.contains("unknown signal \\\"FOO\\\"") || r.stderr.contains("unknown signal"),
+        "{}",
+        r.stderr
+    );
+    for cmd in [
+        vec!["state", "nosuch"],
+        vec!["start", "nosuch"],
+        vec!["kill", "nosuch"],
+        vec!["delete", "nosuch"],
+        vec!["ps", "nosuch"],
+    ] {
+        let r = env.runr(&cmd);
+        assert_eq!(r.code, 1, "{cmd:?}");
+        assert!(
+            r.stderr.contains("container does not exist"),
+            "{cmd:?}: {}",
+            r.stderr
+        );
+    }
+}
+
+#[test]
+fn json_log_lines_carry_the_error_in_msg() {
+    let env = Env::new("jsonlog");
+    env.args(&["no-such-program"]);
+    let log = env.dir.path().join("log.json");
+    let id = env.id("c");
+    let r = env.runr(&[
+        "--log",
+        log.to_str().unwrap(),
+        "--log-format",
+        "json",
+        "create",
+        "--bundle",
+        env.bundle.to_str().unwrap(),
+        &id,
+    ]);
+    assert_eq!(r.code, 1);
+    let text = std::fs::read_to_string(&log).unwrap();
+    let last: serde_json::Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();
+    assert_eq!(last["level"], "error");
+    assert!(
+        last["msg"]
+            .as_str()
+            .unwrap()
+            .starts_with("runr create failed: exec: \"no-such-program\""),
+        "{last}"
+    );
+    assert!(last["time"].as_str().unwrap().ends_with('Z'));
+    // A person at the terminal still sees it.
+    assert!(r.stderr.contains("no-such-program"));
+    env.assert_gone(&id);
+    // Without --log the json line goes to stderr.
+    let r = env.runr(&["--log-format", "json", "state", "nosuch"]);
+    let line: serde_json::Value = serde_json::from_str(r.stderr.trim()).unwrap();
+    assert_eq!(line["msg"], "container does not exist");
+}
+
+#[test]
+fn terminal_without_console_socket_when_detached() {
+    let env = Env::new("tty");
+    env.edit(|c| c["process"]["terminal"] = true.into());
+    create_fails(
+        &env,
+        &env.id("c"),
+        "cannot allocate tty if runr will detach without setting console socket",
+    );
+}

@@ -1,0 +1,109 @@
+//! Namespaces: new ones differ from the host's, joined ones are the same, user namespaces
+//! map ids, and time namespaces shift clocks.
+
+mod common;
+use common::*;
+use serde_json::json;
+
+fn host_ns(name: &str) -> String {
+    std::fs::read_link(format!("/proc/self/ns/{name}"))
+        .unwrap()
+        .to_string_lossy()
+        .into_owned()
+}
+
+#[test]
+fn new_namespaces_are_not_the_hosts() {
+    let env = Env::new("nsnew");
+    let out = env.sh("for n in pid net ipc uts mnt cgroup; do readlink /proc/self/ns/$n; done");
+    let names = ["pid", "net", "ipc", "uts", "mnt", "cgroup"];
+    for (line, name) in out.lines().zip(names) {
+        assert_ne!(line, host_ns(name), "{name} namespace is the host's");
+    }
+    // Not asked for: shared with the host.
+    let user = env.sh("readlink /proc/self/ns/user");
+    assert_eq!(user.trim(), host_ns("user"));
+}
+
+#[test]
+fn joining_another_containers_namespaces_by_path() {
+    let env = Env::new("nsjoin");
+    env.args(&["sleep", "1000"]);
+    let a = env.id("a");
+    assert_eq!(
+        env.runr(&["run", "-d", "--bundle", env.bundle.to_str().unwrap(), &a])
+            .code,
+        0
+    );
+    let pid = env.state(&a)["pid"].as_i64().unwrap();
+    let target: Vec<String> = ["net", "ipc", "uts", "pid"]
+        .iter()
+        .map(|n| {
+            std::fs::read_link(format!("/proc/{pid}/ns/{n}"))
+                .unwrap()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .collect();
+    env.edit(|c| {
+        c["linux"]["namespaces"] = json!([
+            {"type": "mount"},
+            {"type": "network", "path": format!("/proc/{pid}/ns/net")},
+            {"type": "ipc", "path": format!("/proc/{pid}/ns/ipc")},
+            {"type": "uts", "path": format!("/proc/{pid}/ns/uts")},
+            {"type": "pid", "path": format!("/proc/{pid}/ns/pid")}
+        ]);
+        c["hostname"] = json!(null);
+    });
+    let out = env.sh("for n in net ipc uts pid; do readlink /proc/self/ns/$n; done");
+    assert_eq!(out.lines().collect::<Vec<_>>(), target);
+    assert_eq!(env.runr(&["delete", "-f", &a]).code, 0);
+}
+
+#[test]
+fn user_namespace_maps_ids() {
+    let env = Env::new("userns");
+    env.edit(|c| {
+        c["linux"]["namespaces"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"type": "user"}));
+        c["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+        c["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+        c["root"]["readonly"] = false.into();
+    });
+    // The rootfs must be owned by the mapped root to be usable as "root" inside.
+    chown_tree(&env.rootfs, 100000);
+    let out = env.sh("id -u; cat /proc/self/uid_map | tr -s ' '; ls -ln /dev/null | cut -c1; echo x > /dev/null && echo devnull-ok");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "0");
+    assert_eq!(lines[1].trim(), "0 100000 65536");
+    assert_eq!(lines[2], "c");
+    assert_eq!(lines[3], "devnull-ok");
+}
+
+fn chown_tree(path: &std::path::Path, id: u32) {
+    let status = std::process::Command::new("chown")
+        .args(["-R", "-h", &format!("{id}:{id}")])
+        .arg(path)
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+#[test]
+fn time_namespace_offsets() {
+    let env = Env::new("timens");
+    env.edit(|c| {
+        c["linux"]["namespaces"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"type": "time"}));
+        c["linux"]["timeOffsets"] = json!({"boottime": {"secs": 86400000, "nanosecs": 0}});
+    });
+    let out = env.sh("cut -d. -f1 /proc/uptime; readlink /proc/self/ns/time");
+    let mut lines = out.lines();
+    let uptime: u64 = lines.next().unwrap().parse().unwrap();
+    assert!(uptime >= 86_400_000, "uptime {uptime}");
+    assert_ne!(lines.next().unwrap(), host_ns("time"));
+}

@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# Benchmark runr against runc and crun with hyperfine: `run` of /bin/true, and
+# create + start + delete. Also reports the created init's RSS and thread count.
+# Run as root. All three run inside one private mount namespace where the host's cgroup2
+# mount is hidden, because crun refuses this host's hybrid layout otherwise; runr and runc
+# see the same view, so the comparison is fair.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/deps.sh
+command -v hyperfine >/dev/null && command -v runc >/dev/null && command -v crun >/dev/null || {
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq hyperfine runc crun >/dev/null
+}
+cargo build --release --quiet
+work=$(mktemp -d /tmp/runr-bench.XXXXXX)
+trap 'rm -rf "$work"' EXIT
+mkdir -p "$work/bundle/rootfs/bin"
+cp "$(command -v busybox)" "$work/bundle/rootfs/bin/busybox"
+ln -s busybox "$work/bundle/rootfs/bin/true"
+ln -s busybox "$work/bundle/rootfs/bin/sleep"
+cp "$PWD/target/release/runr" "$work/runr"
+(cd "$work/bundle" && "$work/runr" spec && sed -i 's/"terminal": true/"terminal": false/; s/"sh"$/"\/bin\/true"/' config.json)
+runs=${RUNS:-50}
+
+unshare -m --propagation private bash -s "$work" "$runs" <<'INNER'
+set -euo pipefail
+work=$1 runs=$2
+if mountpoint -q /sys/fs/cgroup/unified; then umount -l /sys/fs/cgroup/unified; fi
+cd "$work/bundle"
+declare -A bin=([runr]="$work/runr" [runc]=runc [crun]=crun)
+names=(runr runc crun)
+run_cmds=() cycle_cmds=()
+for n in "${names[@]}"; do
+  b=${bin[$n]}; root="$work/root-$n"
+  run_cmds+=(-n "$n" "$b --root $root run b-$n")
+  cycle_cmds+=(-n "$n" "$b --root $root create b2-$n && $b --root $root start b2-$n && $b --root $root delete -f b2-$n")
+done
+hyperfine -N --warmup 5 --runs "$runs" --export-json "$work/run.json" "${run_cmds[@]}" >/dev/null || { hyperfine -N --runs 3 --show-output "${run_cmds[@]}" | tail -20; exit 1; }
+hyperfine --warmup 5 --runs "$runs" --export-json "$work/cycle.json" "${cycle_cmds[@]}" >/dev/null
+
+# Memory of an init waiting in the created state.
+sed -i 's/"\/bin\/true"/"\/bin\/sleep", "1"/' config.json
+echo "init in the created state:"
+for n in "${names[@]}"; do
+  b=${bin[$n]}; root="$work/root-$n"
+  $b --root "$root" create "m-$n" >/dev/null 2>&1
+  pid=$($b --root "$root" state "m-$n" | sed -n 's/.*"pid": \([0-9]*\).*/\1/p')
+  printf '  %-5s RSS %6s kB, threads %s\n' "$n" "$(awk '/VmRSS/{print $2}' /proc/$pid/status)" "$(awk '/Threads/{print $2}' /proc/$pid/status)"
+  $b --root "$root" delete -f "m-$n" >/dev/null 2>&1
+done
+INNER
+
+python3 - "$work" <<'PY'
+import json, sys
+work = sys.argv[1]
+for name, title in (("run", "run /bin/true"), ("cycle", "create + start + delete")):
+    res = {r["command"]: r for r in json.load(open(f"{work}/{name}.json"))["results"]}
+    base = res["runr"]["mean"]
+    print(f"{title}:")
+    for cmd in ("runr", "runc", "crun"):
+        r = res[cmd]
+        print(f"  {cmd:5s} {r['mean']*1000:7.2f} ms ± {r['stddev']*1000:5.2f}   {r['mean']/base:5.2f}x runr's time")
+PY
