@@ -98,11 +98,12 @@ fn a_memory_limit_too_low_says_so() {
     let env = Env::new("oom");
     env.edit(|c| c["linux"]["resources"]["memory"] = json!({"limit": 4096}));
     let r = env.run(&["sh", "-c", "echo hi"]);
-    assert_ne!(r.code, 0);
+    assert_eq!(r.code, 1);
     assert!(
-        r.stderr.contains("memory limit is too low") || r.code == 137,
-        "{} / {}",
-        r.code,
+        r.stderr.contains("killed by the OOM killer")
+            && r.stderr.contains("memory limit is too low"),
+        "{}",
         r.stderr
     );
+    env.assert_gone(&format!("oom-{}-run", std::process::id()));
 }
