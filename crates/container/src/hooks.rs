@@ -38,6 +38,16 @@ pub enum Kind {
 }
 
 impl Kind {
+    /// Every kind, in lifecycle order.
+    pub const ALL: [Kind; 6] = [
+        Kind::Prestart,
+        Kind::CreateRuntime,
+        Kind::CreateContainer,
+        Kind::StartContainer,
+        Kind::Poststart,
+        Kind::Poststop,
+    ];
+
     pub fn name(self) -> &'static str {
         match self {
             Kind::Prestart => "prestart",
@@ -66,15 +76,7 @@ impl Kind {
 /// Check hooks before anything is created: absolute paths and positive timeouts.
 pub fn validate(hooks: Option<&Hooks>) -> Result<()> {
     let Some(hooks) = hooks else { return Ok(()) };
-    use Kind::*;
-    for kind in [
-        Prestart,
-        CreateRuntime,
-        CreateContainer,
-        StartContainer,
-        Poststart,
-        Poststop,
-    ] {
+    for kind in Kind::ALL {
         for h in kind.of(hooks) {
             if !h.path().is_absolute() {
                 return Err(Error::Config(format!(

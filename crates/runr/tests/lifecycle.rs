@@ -13,8 +13,7 @@ fn run_returns_the_exit_status_or_128_plus_signal() {
     // The init cannot SIGKILL itself (pid 1 of its namespace): kill it from outside.
     env.args(&["sleep", "1000"]);
     let id = env.id("killed");
-    let mut c = env.cmd();
-    c.args(["run", "--bundle"]).arg(&env.bundle).arg(&id);
+    let c = env.run_cmd(&id);
     let killer = std::thread::spawn({
         let root = env.root.clone();
         let id = id.clone();
@@ -206,10 +205,7 @@ fn foreground_run_passes_stdin_through() {
     env.args(&["sh", "-c", "read line; echo got $line"]);
     let id = env.id("c");
     let mut child = env
-        .cmd()
-        .args(["run", "--bundle"])
-        .arg(&env.bundle)
-        .arg(&id)
+        .run_cmd(&id)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()
@@ -229,14 +225,7 @@ fn foreground_run_forwards_signals() {
         "trap 'echo caught; exit 7' TERM; echo ready; while true; do sleep 0.1; done",
     ]);
     let id = env.id("c");
-    let mut child = env
-        .cmd()
-        .args(["run", "--bundle"])
-        .arg(&env.bundle)
-        .arg(&id)
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = env.run_cmd(&id).stdout(Stdio::piped()).spawn().unwrap();
     let mut stdout = child.stdout.take().unwrap();
     let mut buf = [0u8; 6];
     use std::io::Read;

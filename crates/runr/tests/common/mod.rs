@@ -154,6 +154,13 @@ impl Env {
         c
     }
 
+    /// `runr run` of the bundle as container `id`, to spawn with the stdio a test needs.
+    pub fn run_cmd(&self, id: &str) -> Command {
+        let mut c = self.cmd();
+        c.args(["run", "--bundle"]).arg(&self.bundle).arg(id);
+        c
+    }
+
     pub fn runr(&self, args: &[&str]) -> Run {
         let mut c = self.cmd();
         c.args(args);
