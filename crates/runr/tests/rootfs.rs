@@ -200,3 +200,14 @@ fn device_cgroup_denies_what_is_not_allowed() {
     let out = env.sh("mknod /dev/other c 1 7 2>/dev/null; head -c1 /dev/other >/dev/null 2>&1 && echo full-open || echo full-denied; head -c1 /dev/zero | wc -c");
     assert_eq!(out, "full-denied\n1\n");
 }
+
+#[test]
+fn rootfs_propagation() {
+    let env = Env::new("prop");
+    // The root mount's optional fields tell its propagation: shared:N, master:N, or none.
+    let root_line = "awk '$5 == \"/\" {print $7}' /proc/self/mountinfo";
+    env.edit(|c| c["linux"]["rootfsPropagation"] = json!("private"));
+    assert_eq!(env.sh(root_line).trim(), "-");
+    env.edit(|c| c["linux"]["rootfsPropagation"] = json!("rshared"));
+    assert!(env.sh(root_line).starts_with("shared:"));
+}
