@@ -94,6 +94,8 @@ pub struct Container {
     dir: PathBuf,
     state: SavedState,
     _lock: Option<File>,
+    /// The pty master, for a foreground container with a terminal (just created).
+    console: Option<std::os::fd::OwnedFd>,
 }
 
 /// Take an exclusive flock on an open state directory.
@@ -145,15 +147,27 @@ impl Container {
             dir: dir.into(),
             state,
             _lock: None,
+            console: None,
         })
     }
 
-    pub(crate) fn new_created(dir: PathBuf, state: SavedState, lock: File) -> Container {
+    pub(crate) fn new_created(
+        dir: PathBuf,
+        state: SavedState,
+        lock: File,
+        console: Option<std::os::fd::OwnedFd>,
+    ) -> Container {
         Container {
             dir,
             state,
             _lock: Some(lock),
+            console,
         }
+    }
+
+    /// The pty master of a container created in the foreground with a terminal.
+    pub fn take_console(&mut self) -> Option<std::os::fd::OwnedFd> {
+        self.console.take()
     }
 
     /// Let other commands at this container (the foreground `run` does while it waits).

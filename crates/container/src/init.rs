@@ -151,6 +151,10 @@ fn setup(a: &mut InitArgs) -> Result<Ready> {
     set_names(a.spec)?;
     set_sysctls(a.spec)?;
     ensure_cwd(process.cwd())?;
+    if process.terminal().unwrap_or(false) {
+        let master = crate::console::setup_in_container(process)?;
+        a.sync.send_fd(&Message::Console, &master)?;
+    }
     rootfs::finish(a.spec)?;
     security::set_rlimits(process.rlimits().as_deref().unwrap_or(&[]))?;
     if let Some(adj) = process.oom_score_adj() {

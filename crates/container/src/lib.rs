@@ -10,6 +10,7 @@
 //! - [`signal`]: signal names as `kill` accepts them.
 
 pub mod config;
+mod console;
 pub mod container;
 mod error;
 pub mod hooks;

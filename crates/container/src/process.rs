@@ -20,7 +20,7 @@ use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 use oci_spec::runtime::{LinuxDeviceCgroupBuilder, LinuxDeviceType, LinuxResources, Spec};
 use std::fs::File;
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
@@ -56,14 +56,16 @@ pub fn create(o: &CreateOptions) -> Result<Container> {
     let rootfs = config::rootfs_path(&spec, &bundle)?;
     let linux = spec.linux().as_ref().expect("validated");
     let process = spec.process().as_ref().expect("validated");
-    if process.terminal().unwrap_or(false) {
-        if o.console_socket.is_none() && o.detached {
-            return Err(Error::Config(
-                "cannot allocate tty if runr will detach without setting console socket".into(),
-            ));
-        }
+    let terminal = process.terminal().unwrap_or(false);
+    if terminal && o.console_socket.is_none() && o.detached {
         return Err(Error::Config(
-            "process.terminal is true, but terminals are not supported yet; set it to false".into(),
+            "cannot allocate tty if runr will detach without setting console socket".into(),
+        ));
+    }
+    if !terminal && o.console_socket.is_some() {
+        return Err(Error::Config(
+            "cannot use console socket if runr will not allocate a tty (process.terminal is false)"
+                .into(),
         ));
     }
     let plan = Plan::new(linux)?;
@@ -160,8 +162,20 @@ pub fn create(o: &CreateOptions) -> Result<Container> {
         namespaces::write_id_maps(pid, linux)?;
     }
     parent_sock.send(&Message::Proceed { host_pid: pid })?;
+    let mut console = None;
     loop {
-        match parent_sock.recv()? {
+        let (msg, fd) = match parent_sock.recv_fd()? {
+            Some((m, fd)) => (Some(m), fd),
+            None => (None, None),
+        };
+        match msg {
+            Some(Message::Console) => {
+                let master = fd.ok_or_else(|| Error::Init("the init sent no pty master".into()))?;
+                match &o.console_socket {
+                    Some(path) => crate::console::send_to_socket(path, &master)?,
+                    None => console = Some(master),
+                }
+            }
             Some(Message::RunHooks) => {
                 let hooks = spec.hooks().as_ref();
                 let ran = hooks::run(Kind::Prestart, hooks, &hook_state)
@@ -207,7 +221,7 @@ pub fn create(o: &CreateOptions) -> Result<Container> {
         write_atomic(pid_file, pid.to_string().as_bytes())?;
     }
     undo.commit();
-    Ok(Container::new_created(dir, state, lock))
+    Ok(Container::new_created(dir, state, lock, console))
 }
 
 /// The state directory, created exclusively (its existence is what "id in use" means) and
@@ -367,28 +381,174 @@ pub fn block_forwarded_signals() -> Result<SigSet> {
 }
 
 /// Wait for the container init `pid` (our child) to exit, forwarding every signal we get
-/// to it, and reaping any orphan handed to us as subreaper. Returns the exit code the
-/// shell would show: the status, or 128 + the signal number.
-pub fn wait_forwarding_signals(pid: i32) -> Result<i32> {
+/// to it and reaping any orphan handed to us as subreaper. With a `console` (the pty master
+/// of a foreground container), relay it to our stdin/stdout with our terminal in raw mode,
+/// and pass window size changes on. Returns the exit code the shell would show: the status,
+/// or 128 + the signal number. Signals must have been blocked with
+/// [`block_forwarded_signals`].
+pub fn wait_forwarding_signals(pid: i32, console: Option<OwnedFd>) -> Result<i32> {
+    use nix::sys::signalfd::{SfdFlags, SignalFd};
     nix::sys::prctl::set_child_subreaper(true).ctx(|| "prctl(PR_SET_CHILD_SUBREAPER)")?;
-    let all = SigSet::all();
+    let signals = SignalFd::with_flags(
+        &SigSet::all(),
+        SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK,
+    )
+    .ctx(|| "signalfd")?;
+    let stdin = std::io::stdin();
+    let _raw = console.as_ref().and_then(|_| RawTerminal::enter(&stdin));
+    if let Some(master) = &console {
+        copy_window_size(&stdin, master);
+    }
+    let mut exit_code = None;
+    let mut stdin_open = console.is_some();
+    let mut master_open = console.is_some();
+    let mut buf = vec![0u8; 16 * 1024];
     loop {
-        // Reap first: the child may have exited before we started waiting for signals.
-        loop {
-            match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
-                Ok(WaitStatus::Exited(p, code)) if p.as_raw() == pid => return Ok(code),
-                Ok(WaitStatus::Signaled(p, sig, _)) if p.as_raw() == pid => {
-                    return Ok(128 + sig as i32)
+        if exit_code.is_none() {
+            exit_code = reap(pid)?;
+        }
+        if exit_code.is_some() && !master_open {
+            break;
+        }
+        let mut fds = vec![libc::pollfd {
+            fd: signals.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        }];
+        if let Some(m) = console.as_ref().filter(|_| master_open) {
+            fds.push(libc::pollfd {
+                fd: m.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            });
+        }
+        if stdin_open && exit_code.is_none() {
+            fds.push(libc::pollfd {
+                fd: 0,
+                events: libc::POLLIN,
+                revents: 0,
+            });
+        }
+        // Once the container has exited, only drain what its terminal still holds.
+        let timeout = if exit_code.is_some() { 100 } else { -1 };
+        // SAFETY: `fds` is a valid array of pollfds of the given length.
+        let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout) };
+        if n < 0 {
+            let e = std::io::Error::last_os_error();
+            if e.raw_os_error() == Some(libc::EINTR) {
+                continue;
+            }
+            return Err(e).ctx(|| "poll while waiting for the container");
+        }
+        if n == 0 {
+            break;
+        }
+        for p in &fds {
+            if p.revents == 0 {
+                continue;
+            }
+            if p.fd == signals.as_raw_fd() {
+                while let Ok(Some(info)) = signals.read_signal() {
+                    match info.ssi_signo as i32 {
+                        libc::SIGCHLD => {}
+                        libc::SIGWINCH => {
+                            if let Some(m) = &console {
+                                copy_window_size(&stdin, m);
+                            }
+                        }
+                        sig => {
+                            // SAFETY: plain kill(2) of our own child.
+                            unsafe { libc::kill(pid, sig) };
+                        }
+                    }
                 }
-                Ok(WaitStatus::StillAlive) | Err(nix::errno::Errno::ECHILD) => break,
-                Ok(_) => continue,
-                Err(nix::errno::Errno::EINTR) => continue,
-                Err(e) => return Err(e).ctx(|| "waitpid for the container"),
+            } else if p.fd == 0 {
+                match nix::unistd::read(stdin.as_fd(), &mut buf) {
+                    Ok(0) | Err(_) => stdin_open = false,
+                    Ok(n) => {
+                        if let Some(m) = &console {
+                            let _ = write_all(m.as_fd(), &buf[..n]);
+                        }
+                    }
+                }
+            } else if let Some(m) = &console {
+                match nix::unistd::read(m.as_fd(), &mut buf) {
+                    // EIO: every slave descriptor is closed; the container is done with it.
+                    Ok(0) | Err(_) => master_open = false,
+                    Ok(n) => {
+                        let _ = write_all(std::io::stdout().as_fd(), &buf[..n]);
+                    }
+                }
             }
         }
-        let sig = all.wait().ctx(|| "wait for signals")?;
-        if sig != nix::sys::signal::Signal::SIGCHLD {
-            let _ = nix::sys::signal::kill(Pid::from_raw(pid), sig);
+    }
+    match exit_code {
+        Some(code) => Ok(code),
+        None => loop {
+            if let Some(code) = reap(pid)? {
+                return Ok(code);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        },
+    }
+}
+
+/// Reap whatever exited; the init's exit code once it has.
+fn reap(pid: i32) -> Result<Option<i32>> {
+    loop {
+        match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::Exited(p, code)) if p.as_raw() == pid => return Ok(Some(code)),
+            Ok(WaitStatus::Signaled(p, sig, _)) if p.as_raw() == pid => {
+                return Ok(Some(128 + sig as i32))
+            }
+            Ok(WaitStatus::StillAlive) | Err(nix::errno::Errno::ECHILD) => return Ok(None),
+            Ok(_) | Err(nix::errno::Errno::EINTR) => continue,
+            Err(e) => return Err(e).ctx(|| "waitpid for the container"),
         }
+    }
+}
+
+fn write_all(fd: std::os::fd::BorrowedFd, mut data: &[u8]) -> nix::Result<()> {
+    while !data.is_empty() {
+        match nix::unistd::write(fd, data) {
+            Ok(n) => data = &data[n..],
+            Err(nix::errno::Errno::EINTR) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+fn copy_window_size(from: &impl AsFd, to: &impl AsFd) {
+    if let Ok(ws) = rustix::termios::tcgetwinsize(from) {
+        let _ = rustix::termios::tcsetwinsize(to, ws);
+    }
+}
+
+/// Our terminal in raw mode for as long as this lives; restored on drop, also on error.
+struct RawTerminal {
+    saved: rustix::termios::Termios,
+}
+
+impl RawTerminal {
+    fn enter(stdin: &std::io::Stdin) -> Option<RawTerminal> {
+        if !rustix::termios::isatty(stdin) {
+            return None;
+        }
+        let saved = rustix::termios::tcgetattr(stdin).ok()?;
+        let mut raw = saved.clone();
+        raw.make_raw();
+        rustix::termios::tcsetattr(stdin, rustix::termios::OptionalActions::Now, &raw).ok()?;
+        Some(RawTerminal { saved })
+    }
+}
+
+impl Drop for RawTerminal {
+    fn drop(&mut self) {
+        let _ = rustix::termios::tcsetattr(
+            std::io::stdin(),
+            rustix::termios::OptionalActions::Now,
+            &self.saved,
+        );
     }
 }

@@ -3,7 +3,7 @@
 
 use crate::error::{Context, Result};
 use serde::{Deserialize, Serialize};
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 
 #[derive(Debug, Serialize, Deserialize, PartialEq)]
 pub(crate) enum Message {
@@ -13,6 +13,8 @@ pub(crate) enum Message {
     RunHooks,
     /// Parent → init: those hooks have run.
     HooksDone,
+    /// Init → parent: here is the pty master (passed along with this message).
+    Console,
     /// Init → parent: everything is set up; the init now waits on the exec fifo.
     Ready,
     /// Either way: this step failed; the text says which and why.
@@ -41,13 +43,52 @@ impl SyncSocket {
         Ok(())
     }
 
+    /// Send a message with a descriptor attached (SCM_RIGHTS).
+    pub(crate) fn send_fd(&self, msg: &Message, fd: &OwnedFd) -> Result<()> {
+        use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
+        let bytes = serde_json::to_vec(msg).expect("sync messages always serialize");
+        let fds = [fd.as_raw_fd()];
+        sendmsg::<()>(
+            self.0.as_raw_fd(),
+            &[std::io::IoSlice::new(&bytes)],
+            &[ControlMessage::ScmRights(&fds)],
+            MsgFlags::empty(),
+            None,
+        )
+        .ctx(|| "send a descriptor on the init sync channel")?;
+        Ok(())
+    }
+
     /// The next message, or `None` once the other end has closed.
     pub(crate) fn recv(&self) -> Result<Option<Message>> {
+        Ok(self.recv_fd()?.map(|(m, _)| m))
+    }
+
+    /// The next message and the descriptor that came with it, if any.
+    pub(crate) fn recv_fd(&self) -> Result<Option<(Message, Option<OwnedFd>)>> {
+        use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
         let mut buf = vec![0u8; 64 * 1024];
-        let n = loop {
-            match nix::unistd::read(&self.0, &mut buf) {
+        let mut cmsg = nix::cmsg_space!([std::os::fd::RawFd; 1]);
+        let (n, fd) = loop {
+            let mut iov = [std::io::IoSliceMut::new(&mut buf)];
+            match recvmsg::<()>(
+                self.0.as_raw_fd(),
+                &mut iov,
+                Some(&mut cmsg),
+                MsgFlags::MSG_CMSG_CLOEXEC,
+            ) {
                 Err(nix::errno::Errno::EINTR) => continue,
-                r => break r.ctx(|| "receive on the init sync channel")?,
+                r => {
+                    let msg = r.ctx(|| "receive on the init sync channel")?;
+                    let mut fd = None;
+                    for c in msg.cmsgs().ctx(|| "read control messages")? {
+                        if let ControlMessageOwned::ScmRights(fds) = c {
+                            // SAFETY: the kernel just installed these descriptors for us.
+                            fd = fds.first().map(|f| unsafe { OwnedFd::from_raw_fd(*f) });
+                        }
+                    }
+                    break (msg.bytes, fd);
+                }
             }
         };
         if n == 0 {
@@ -56,7 +97,7 @@ impl SyncSocket {
         let msg = serde_json::from_slice(&buf[..n]).map_err(|e| {
             crate::Error::Init(format!("malformed message on the init sync channel: {e}"))
         })?;
-        Ok(Some(msg))
+        Ok(Some((msg, fd)))
     }
 }
 

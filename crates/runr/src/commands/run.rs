@@ -35,9 +35,10 @@ pub fn run(g: &Global, a: Args) -> anyhow::Result<i32> {
         return Ok(0);
     }
     let pid = c.saved().init_pid;
+    let console = c.take_console();
     c.unlock();
     drop(c);
-    let code = container::process::wait_forwarding_signals(pid)?;
+    let code = container::process::wait_forwarding_signals(pid, console)?;
     if !a.keep {
         super::warn_all(&Container::load(&g.root, &a.id)?.delete(true)?);
     }
