@@ -293,7 +293,7 @@ impl Container {
                 ));
             }
         }
-        if self.cgroup().oom_kill_count() > 0 && !self.init_alive() {
+        if !self.init_alive() && self.cgroup().oom_kill_count() > 0 {
             return Err(Error::Init(self.explain_init_death("while starting")));
         }
         Ok(hooks::run_all_warn(
