@@ -258,30 +258,27 @@ impl Container {
     /// Let the init exec the user's program; returns once it has (or failed to). Poststart
     /// hooks failing are warnings, returned for the caller to show.
     pub fn start(&self) -> Result<Vec<String>> {
-        match self.status() {
-            Status::Created => {}
-            Status::Stopped => {
-                return Err(Error::Status(
-                    "cannot start a container that has stopped".into(),
-                ))
-            }
-            _ => {
+        // Pin the init before opening the fifo: the open releases it, and a program like
+        // `true` may have exec'd and exited before we could look at it afterwards.
+        let pidfd = self
+            .init_pidfd()
+            .ok_or_else(|| Error::Status("cannot start a container that has stopped".into()))?;
+        // The fifo exists exactly while the container is `created`.
+        let fifo_path = self.dir.join(EXEC_FIFO);
+        let fifo = match rustix::fs::open(
+            &fifo_path,
+            rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::NONBLOCK | rustix::fs::OFlags::CLOEXEC,
+            rustix::fs::Mode::empty(),
+        ) {
+            Ok(f) => f,
+            Err(rustix::io::Errno::NOENT) => {
                 return Err(Error::Status(
                     "cannot start an already running container".into(),
                 ))
             }
-        }
-        // Pin the init before opening the fifo: the open releases it, and a program like
-        // `true` may have exec'd and exited before we could look at it afterwards.
-        let pidfd = self.init_pidfd();
-        let fifo_path = self.dir.join(EXEC_FIFO);
-        let fifo = rustix::fs::open(
-            &fifo_path,
-            rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::NONBLOCK | rustix::fs::OFlags::CLOEXEC,
-            rustix::fs::Mode::empty(),
-        )
-        .ctx(|| format!("open exec fifo {}", fifo_path.display()))?;
-        let report = read_fifo(&fifo, pidfd.as_ref())?;
+            Err(e) => return Err(e).ctx(|| format!("open exec fifo {}", fifo_path.display())),
+        };
+        let report = read_fifo(&fifo, &pidfd)?;
         // Either way the container has left `created`.
         let _ = std::fs::remove_file(&fifo_path);
         match report {
@@ -293,8 +290,13 @@ impl Container {
                 ));
             }
         }
-        if !self.init_alive() && self.cgroup().oom_kill_count() > 0 {
-            return Err(Error::Init(self.explain_init_death("while starting")));
+        // Killed by the OOM killer during its exec, the init looks like it started, and the
+        // kill may still be landing: an OOM kill in this (fresh) cgroup plus the init's death
+        // within a moment is the sign.
+        if self.cgroup().oom_kill_count() > 0
+            && sys::pidfd_wait_exit(&pidfd, Some(Duration::from_millis(200))).unwrap_or(false)
+        {
+            return Err(Error::Init(oom_message("while starting")));
         }
         Ok(hooks::run_all_warn(
             Kind::Poststart,
@@ -305,9 +307,7 @@ impl Container {
 
     fn explain_init_death(&self, when: &str) -> String {
         if self.cgroup().oom_kill_count() > 0 {
-            format!(
-                "the container's init was killed by the OOM killer {when}: its memory limit is too low for it to start"
-            )
+            oom_message(when)
         } else {
             format!("the container's init exited {when}")
         }
@@ -321,12 +321,13 @@ impl Container {
         }
         if all {
             for pid in self.cgroup().pids()? {
-                match nix::sys::signal::kill(
-                    nix::unistd::Pid::from_raw(pid),
-                    nix::sys::signal::Signal::try_from(signal).ok(),
-                ) {
-                    Ok(()) | Err(nix::errno::Errno::ESRCH) => {}
-                    Err(e) => return Err(e).ctx(|| format!("kill pid {pid} with signal {signal}")),
+                // The raw number: nix's Signal has no real-time signals.
+                // SAFETY: kill(2) with integer arguments.
+                if unsafe { libc::kill(pid, signal) } != 0 {
+                    let e = std::io::Error::last_os_error();
+                    if e.raw_os_error() != Some(libc::ESRCH) {
+                        return Err(e).ctx(|| format!("kill pid {pid} with signal {signal}"));
+                    }
                 }
             }
         } else {
@@ -388,11 +389,10 @@ impl Container {
         let Some(pidfd) = self.init_pidfd() else {
             return Ok(());
         };
+        sys::pidfd_send_signal(&pidfd, libc::SIGKILL).ctx(|| "kill the container init")?;
+        // A frozen process only dies once thawed.
         if self.cgroup().freezer().ok() == Some(FreezerState::Frozen) {
-            sys::pidfd_send_signal(&pidfd, libc::SIGKILL).ctx(|| "kill the container init")?;
             self.cgroup().set_freezer(FreezerState::Thawed)?;
-        } else {
-            sys::pidfd_send_signal(&pidfd, libc::SIGKILL).ctx(|| "kill the container init")?;
         }
         if !sys::pidfd_wait_exit(&pidfd, Some(Duration::from_secs(10)))
             .ctx(|| "wait for the container init")?
@@ -426,6 +426,12 @@ pub(crate) fn kill_all_and_wait(cgroup: &dyn Manager) -> Result<()> {
     ))
 }
 
+fn oom_message(when: &str) -> String {
+    format!(
+        "the container's init was killed by the OOM killer {when}: its memory limit is too low for it to start"
+    )
+}
+
 enum FifoReport {
     /// The init exec'd: the fifo closed with nothing written.
     Execed,
@@ -437,13 +443,7 @@ enum FifoReport {
 
 /// Wait for the init's side of the exec fifo: end-of-file (exec), an error text, or the
 /// init's death before it ever opened it.
-fn read_fifo(
-    fifo: &std::os::fd::OwnedFd,
-    pidfd: Option<&std::os::fd::OwnedFd>,
-) -> Result<FifoReport> {
-    let Some(pidfd) = pidfd else {
-        return Ok(FifoReport::InitDied);
-    };
+fn read_fifo(fifo: &std::os::fd::OwnedFd, pidfd: &std::os::fd::OwnedFd) -> Result<FifoReport> {
     let mut text = Vec::new();
     let mut buf = [0u8; 4096];
     loop {

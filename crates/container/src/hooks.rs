@@ -153,10 +153,13 @@ fn run_one(hook: &Hook, state: &[u8]) -> Result<(), String> {
             cmd.env(k, v);
         }
     }
-    let out2 = output.try_clone().map_err(|e| e.to_string())?;
-    cmd.stdin(Stdio::piped())
-        .stdout(Stdio::from(output.try_clone().map_err(|e| e.to_string())?))
-        .stderr(Stdio::from(out2));
+    let clone = || {
+        output
+            .try_clone()
+            .map(Stdio::from)
+            .map_err(|e| e.to_string())
+    };
+    cmd.stdin(Stdio::piped()).stdout(clone()?).stderr(clone()?);
     let mut child = cmd.spawn().map_err(|e| format!("start: {e}"))?;
     if let Some(mut stdin) = child.stdin.take() {
         // A hook that does not read its stdin is fine: ignore EPIPE.

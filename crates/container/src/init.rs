@@ -120,11 +120,7 @@ fn setup(a: &mut InitArgs) -> Result<Ready> {
         rootfs: a.rootfs,
         bundle: a.bundle,
         in_user_ns,
-        cgroup_ns: a.plan.new_cgroup
-            || a.plan
-                .join
-                .iter()
-                .any(|(f, _)| *f == CloneFlags::CLONE_NEWCGROUP),
+        cgroup_ns: a.plan.has_cgroup_ns(),
         cgroups: a.cgroups,
     })?;
     let spec_hooks = a.spec.hooks().as_ref();
@@ -186,7 +182,7 @@ fn start(
     // Blocks until `start` opens the fifo for reading.
     let fifo = rustix::fs::openat(
         a.state_dir.as_fd(),
-        "exec.fifo",
+        crate::container::EXEC_FIFO,
         rustix::fs::OFlags::WRONLY | rustix::fs::OFlags::CLOEXEC,
         rustix::fs::Mode::empty(),
     )

@@ -123,6 +123,15 @@ impl Plan {
         }
     }
 
+    /// The container has a cgroup namespace of its own (new or joined).
+    pub(crate) fn has_cgroup_ns(&self) -> bool {
+        self.new_cgroup
+            || self
+                .join
+                .iter()
+                .any(|(f, _)| *f == CloneFlags::CLONE_NEWCGROUP)
+    }
+
     /// Flags for clone3 itself.
     pub(crate) fn flags_for_clone(&self) -> CloneFlags {
         if self.join_user {

@@ -117,7 +117,7 @@ pub fn create(o: &CreateOptions) -> Result<Container> {
 
     let restore = namespaces::prepare_parent(&plan)?;
     let forked = sys::clone_process(plan.flags_for_clone().bits() as u64);
-    let (pid, _pidfd) = match forked {
+    let pid = match forked {
         Ok(Forked::Child) => {
             // Our copy of the lock descriptor would hold the flock (shared with the parent's)
             // for as long as the container lives.
@@ -143,16 +143,19 @@ pub fn create(o: &CreateOptions) -> Result<Container> {
             // SAFETY: leave at once without running the parent's destructors or atexit.
             unsafe { libc::_exit(1) }
         }
-        Ok(Forked::Parent { pid, pidfd }) => {
+        Ok(Forked::Parent { pid }) => {
+            undo.init = Some(pid);
             restore.restore()?;
-            (pid, pidfd)
+            pid
         }
         Err(e) => {
-            restore.restore()?;
+            // The clone's failure is what the user needs to see; ours to restore is secondary.
+            if let Err(r) = restore.restore() {
+                tracing::warn!("after a failed clone: {r}");
+            }
             return Err(e);
         }
     };
-    undo.init = Some(pid);
     drop(child_sock);
     hook_state.pid = pid;
 
@@ -193,7 +196,11 @@ pub fn create(o: &CreateOptions) -> Result<Container> {
                     "unexpected message from the init: {other:?}"
                 )))
             }
-            None => return Err(Error::Init(describe_early_exit(pid))),
+            None => {
+                // describe_early_exit reaps the init: its pid is no longer ours to kill.
+                undo.init = None;
+                return Err(Error::Init(describe_early_exit(pid)));
+            }
         }
     }
     // The init's own setup is done: what must not be charged to it can be joined now.
@@ -247,7 +254,11 @@ fn make_state_dir(root: &Path, dir: &Path) -> Result<File> {
 fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
     let tmp = path.with_extension(format!("tmp{}", std::process::id()));
     std::fs::write(&tmp, data).ctx(|| format!("write {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).ctx(|| format!("rename {} to {}", tmp.display(), path.display()))
+    std::fs::rename(&tmp, path)
+        .inspect_err(|_| {
+            let _ = std::fs::remove_file(&tmp);
+        })
+        .ctx(|| format!("rename {} to {}", tmp.display(), path.display()))
 }
 
 /// What to tear down if create fails part-way.
@@ -407,8 +418,8 @@ pub fn wait_forwarding_signals(pid: i32, console: Option<OwnedFd>) -> Result<i32
         if exit_code.is_none() {
             exit_code = reap(pid)?;
         }
-        if exit_code.is_some() && !master_open {
-            break;
+        if let (Some(code), false) = (exit_code, master_open) {
+            return Ok(code);
         }
         let mut fds = vec![libc::pollfd {
             fd: signals.as_raw_fd(),
@@ -440,8 +451,9 @@ pub fn wait_forwarding_signals(pid: i32, console: Option<OwnedFd>) -> Result<i32
             }
             return Err(e).ctx(|| "poll while waiting for the container");
         }
-        if n == 0 {
-            break;
+        if let (0, Some(code)) = (n, exit_code) {
+            // The container is gone and its terminal has been quiet: done.
+            return Ok(code);
         }
         for p in &fds {
             if p.revents == 0 {
@@ -481,15 +493,6 @@ pub fn wait_forwarding_signals(pid: i32, console: Option<OwnedFd>) -> Result<i32
                 }
             }
         }
-    }
-    match exit_code {
-        Some(code) => Ok(code),
-        None => loop {
-            if let Some(code) = reap(pid)? {
-                return Ok(code);
-            }
-            std::thread::sleep(std::time::Duration::from_millis(5));
-        },
     }
 }
 

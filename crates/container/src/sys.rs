@@ -26,8 +26,8 @@ struct CloneArgs {
 pub(crate) enum Forked {
     /// We are the new child.
     Child,
-    /// We are the parent; the child's pid and a pidfd for it.
-    Parent { pid: i32, pidfd: OwnedFd },
+    /// We are the parent; the child's pid.
+    Parent { pid: i32 },
 }
 
 /// Fork with namespace `flags`, like fork(2) but able to create every namespace at once so
@@ -35,16 +35,14 @@ pub(crate) enum Forked {
 ///
 /// The caller must be single-threaded: the child is a copy of this thread only.
 pub(crate) fn clone_process(flags: u64) -> Result<Forked> {
-    let mut pidfd: RawFd = -1;
     let mut args = CloneArgs {
-        flags: flags | libc::CLONE_PIDFD as u64,
-        pidfd: &mut pidfd as *mut RawFd as u64,
+        flags,
         exit_signal: libc::SIGCHLD as u64,
         ..Default::default()
     };
     // SAFETY: clone3 without CLONE_VM and without a stack behaves like fork(2): the child gets
-    // a copy of the address space and continues on its copy of this stack. `args` and `pidfd`
-    // live across the call. The process is single-threaded (documented requirement of the
+    // a copy of the address space and continues on its copy of this stack. `args` lives
+    // across the call. The process is single-threaded (documented requirement of the
     // callers), so no lock can be held by another thread at the moment of the copy.
     let ret = unsafe {
         libc::syscall(
@@ -56,11 +54,7 @@ pub(crate) fn clone_process(flags: u64) -> Result<Forked> {
     match ret {
         -1 => Err(std::io::Error::last_os_error()).ctx(|| "clone3 the container init"),
         0 => Ok(Forked::Child),
-        pid => Ok(Forked::Parent {
-            pid: pid as i32,
-            // SAFETY: the kernel wrote a new, owned pidfd into `pidfd` (CLONE_PIDFD).
-            pidfd: unsafe { OwnedFd::from_raw_fd(pidfd) },
-        }),
+        pid => Ok(Forked::Parent { pid: pid as i32 }),
     }
 }
 

@@ -374,3 +374,29 @@ fn created_init_is_one_small_thread() {
     assert!(rss < limit, "created init holds {rss} kB");
     assert_eq!(env.runr(&["delete", &id]).code, 0);
 }
+
+#[test]
+fn kill_all_delivers_real_time_signals() {
+    let env = Env::new("killrt");
+    env.edit(|c| c["root"]["readonly"] = false.into());
+    // 35 is SIGRTMIN+1 with glibc; nix's Signal type has no real-time signals.
+    env.args(&[
+        "sh",
+        "-c",
+        "trap 'echo rt > /tmp/got; exit 0' 35; echo > /tmp/ready; while true; do sleep 0.1; done",
+    ]);
+    let id = env.id("c");
+    assert_eq!(
+        env.runr(&["run", "-d", "--bundle", env.bundle.to_str().unwrap(), &id])
+            .code,
+        0
+    );
+    wait_for(|| env.rootfs.join("tmp/ready").exists());
+    assert_eq!(env.runr(&["kill", "--all", &id, "35"]).code, 0);
+    wait_for(|| env.state(&id)["status"] == "stopped");
+    assert_eq!(
+        std::fs::read_to_string(env.rootfs.join("tmp/got")).unwrap(),
+        "rt\n"
+    );
+    assert_eq!(env.runr(&["delete", &id]).code, 0);
+}

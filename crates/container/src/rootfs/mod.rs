@@ -157,11 +157,25 @@ fn bind_mount(
     })?;
     let kind = if meta.is_dir() { Kind::Dir } else { Kind::File };
     let target = root.ensure(dest, kind, false)?;
-    let rec = opts.flags & MsFlags::MS_REC;
+    bind_then_remount(root, &source, &target, dest, opts.flags, opts.cleared)
+}
+
+/// Bind `source` onto `target` (the open destination `dest`), then give the new mount
+/// `flags`: a bind mount takes no flags but MS_REC when it is made, so the rest (read-only,
+/// nosuid, ...) needs a remount of the mount just made.
+fn bind_then_remount(
+    root: &Root,
+    source: &Path,
+    target: &OwnedFd,
+    dest: &Path,
+    flags: MsFlags,
+    cleared: MsFlags,
+) -> Result<OwnedFd> {
+    let rec = flags & MsFlags::MS_REC;
     mount_err(
         mount(
-            Some(&source),
-            fd_path(&target).as_str(),
+            Some(source),
+            fd_path(target).as_str(),
             None::<&str>,
             MsFlags::MS_BIND | rec,
             None::<&str>,
@@ -170,21 +184,10 @@ fn bind_mount(
     )?;
     // The descriptor still names the directory under the new mount: look the target up again.
     let mounted = reopen(root, dest)?;
-    if !opts.remount_flags().is_empty() {
-        remount(
-            &fd_path(&mounted),
-            opts.remount_flags() | MsFlags::MS_BIND | rec,
-            opts.cleared,
-        )
-        .map_err(|e| {
-            add_context(e, || {
-                format!(
-                    "remount bind mount {} with {:?}",
-                    dest.display(),
-                    opts.remount_flags()
-                )
-            })
-        })?;
+    let extra = options::remount_flags(flags);
+    if !extra.is_empty() {
+        remount(&fd_path(&mounted), extra | MsFlags::MS_BIND | rec, cleared)
+            .map_err(|e| add_context(e, || format!("remount {} with {extra:?}", dest.display())))?;
     }
     Ok(mounted)
 }
@@ -232,31 +235,18 @@ fn mount_fs(
             } else {
                 "/dev/mqueue"
             };
-            mount_err(
-                mount(
-                    Some(host),
-                    target_path.as_str(),
-                    None::<&str>,
-                    MsFlags::MS_BIND | MsFlags::MS_REC,
-                    None::<&str>,
-                ),
-                || {
-                    format!(
-                        "bind mount {host} on {} (after mounting {typ} was refused)",
-                        dest.display()
-                    )
-                },
-            )?;
-            let mounted = reopen(root, dest)?;
-            let flags = flags - MsFlags::MS_REC;
-            if !flags.is_empty() {
-                remount(
-                    &fd_path(&mounted),
-                    flags | MsFlags::MS_BIND | MsFlags::MS_REC,
-                    opts.cleared,
-                )?;
-            }
-            Ok(mounted)
+            tracing::debug!(
+                "mounting {typ} on {} was refused; binding {host}",
+                dest.display()
+            );
+            bind_then_remount(
+                root,
+                Path::new(host),
+                &target,
+                dest,
+                flags | MsFlags::MS_REC,
+                opts.cleared,
+            )
         }
         r => {
             mount_err(r, || {
@@ -285,7 +275,7 @@ fn mount_cgroup(root: &Root, dest: &Path, opts: &MountOptions, s: &Setup) -> Res
     let target = root.ensure(dest, Kind::Dir, true)?;
     if let [only] = s.cgroups {
         if only.subdir.is_empty() {
-            mount_hierarchy(&fd_path(&target), dest, only, flags, opts, s)?;
+            mount_hierarchy(root, &target, dest, only, flags, opts, s)?;
             return reopen(root, dest);
         }
     }
@@ -302,7 +292,7 @@ fn mount_cgroup(root: &Root, dest: &Path, opts: &MountOptions, s: &Setup) -> Res
     for cg in s.cgroups {
         let sub = dest.join(&cg.subdir);
         let t = root.ensure(&sub, Kind::Dir, true)?;
-        mount_hierarchy(&fd_path(&t), &sub, cg, flags, opts, s)?;
+        mount_hierarchy(root, &t, &sub, cg, flags, opts, s)?;
         // Co-mounted controllers ("cpu,cpuacct") are also reachable by each name.
         if cg.subdir.contains(',') {
             for name in cg.subdir.split(',') {
@@ -327,7 +317,8 @@ fn mount_cgroup(root: &Root, dest: &Path, opts: &MountOptions, s: &Setup) -> Res
 }
 
 fn mount_hierarchy(
-    target: &str,
+    root: &Root,
+    target: &OwnedFd,
     shown: &Path,
     cg: &CgroupMount,
     flags: MsFlags,
@@ -337,41 +328,25 @@ fn mount_hierarchy(
     if s.cgroup_ns {
         let data = (!cg.data.is_empty()).then_some(cg.data.as_str());
         mount_err(
-            mount(Some("cgroup"), target, Some(cg.fstype), flags, data),
+            mount(
+                Some("cgroup"),
+                fd_path(target).as_str(),
+                Some(cg.fstype),
+                flags,
+                data,
+            ),
             || format!("mount {} ({}) on {}", cg.fstype, cg.data, shown.display()),
         )
     } else {
-        mount_err(
-            mount(
-                Some(&cg.host_dir),
-                target,
-                None::<&str>,
-                MsFlags::MS_BIND | MsFlags::MS_REC,
-                None::<&str>,
-            ),
-            || {
-                format!(
-                    "bind mount {} on {}",
-                    cg.host_dir.display(),
-                    shown.display()
-                )
-            },
-        )?;
-        let extra = flags - MsFlags::MS_BIND - MsFlags::MS_REC;
-        if extra.is_empty() {
-            return Ok(());
-        }
-        // The bind mount went on top of `target`: the /proc path of its descriptor names the
-        // directory below, so remount through the container path we know instead.
-        let reopened = Root::open(s.rootfs)?
-            .resolve(shown, false)
-            .ctx(|| format!("reopen {}", shown.display()))?;
-        remount(
-            &fd_path(&reopened),
-            extra | MsFlags::MS_BIND | MsFlags::MS_REC,
+        bind_then_remount(
+            root,
+            &cg.host_dir,
+            target,
+            shown,
+            flags | MsFlags::MS_REC,
             opts.cleared,
         )
-        .map_err(|e| add_context(e, || format!("remount {} with {extra:?}", shown.display())))
+        .map(drop)
     }
 }
 

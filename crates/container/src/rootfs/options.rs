@@ -96,14 +96,14 @@ impl MountOptions {
         o
     }
 
-    /// Flags beyond the bind itself, which a bind mount must apply by remounting.
-    pub(crate) fn remount_flags(&self) -> MsFlags {
-        self.flags - (MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_REMOUNT)
-    }
-
     pub(crate) fn data_string(&self) -> String {
         self.data.join(",")
     }
+}
+
+/// Flags beyond the bind itself, which a bind mount must apply by remounting.
+pub(crate) fn remount_flags(flags: MsFlags) -> MsFlags {
+    flags - (MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_REMOUNT)
 }
 
 /// Plain mount flags: (name, sets it?, flag).
@@ -243,7 +243,7 @@ mod tests {
     fn rbind_with_readonly_needs_a_remount() {
         let o = parse(&["rbind", "ro", "rprivate"]);
         assert!(o.bind);
-        assert_eq!(o.remount_flags(), MsFlags::MS_RDONLY);
+        assert_eq!(remount_flags(o.flags), MsFlags::MS_RDONLY);
         assert_eq!(o.propagation, vec![MsFlags::MS_PRIVATE | MsFlags::MS_REC]);
     }
 

@@ -128,10 +128,18 @@ impl Root {
                 rustix::fs::mkdirat(dir.as_fd(), name, Mode::from_raw_mode(0o755))
             };
             match created {
-                Ok(()) => {}
+                // EEXIST: someone else made it meanwhile (another container on the same
+                // rootfs), or it is a dangling symlink. The lookup below tells which.
+                Ok(()) | Err(rustix::io::Errno::EXIST) => {}
+                Err(e) => {
+                    return Err(e).ctx(|| format!("create {} in the rootfs", so_far.display()))
+                }
+            }
+            match self.resolve(&so_far, no_symlinks) {
+                Ok(fd) => parent = fd,
                 // Something is there yet does not resolve: a dangling symlink. Follow it
                 // (inside the root) and create the rest from where it points.
-                Err(rustix::io::Errno::EXIST) if !no_symlinks => {
+                Err(e) if e.kind() == ErrorKind::NotFound && !no_symlinks => {
                     let target = rustix::fs::readlinkat(dir.as_fd(), name, Vec::new())
                         .ctx(|| format!("read symlink {} in the rootfs", so_far.display()))?;
                     let target = PathBuf::from(std::ffi::OsStr::from_bytes(target.as_bytes()));
@@ -142,15 +150,14 @@ impl Root {
                     return self.ensure_at_depth(&next, kind, no_symlinks, depth + 1);
                 }
                 Err(e) => {
-                    return Err(e).ctx(|| format!("create {} in the rootfs", so_far.display()))
+                    return Err(e).ctx(|| {
+                        format!(
+                            "resolve {} in the rootfs after creating it",
+                            so_far.display()
+                        )
+                    })
                 }
             }
-            parent = self.resolve(&so_far, no_symlinks).ctx(|| {
-                format!(
-                    "resolve {} in the rootfs after creating it",
-                    so_far.display()
-                )
-            })?;
         }
         Ok(parent)
     }
@@ -224,6 +231,27 @@ mod tests {
         let r = Root::open(dir.path()).unwrap();
         assert!(r.resolve(Path::new("/proc"), true).is_err());
         assert!(r.resolve(Path::new("/proc"), false).is_ok());
+    }
+
+    #[test]
+    fn concurrent_creators_of_one_path_all_succeed() {
+        // Containers sharing a rootfs race to create the same mount targets.
+        for _ in 0..50 {
+            let dir = tempfile::tempdir().unwrap();
+            let threads: Vec<_> = (0..4)
+                .map(|_| {
+                    let path = dir.path().to_path_buf();
+                    std::thread::spawn(move || {
+                        let r = Root::open(&path).unwrap();
+                        r.ensure(Path::new("/proc"), Kind::Dir, true).unwrap();
+                        r.ensure(Path::new("/a/b/c"), Kind::File, false).unwrap();
+                    })
+                })
+                .collect();
+            for t in threads {
+                t.join().unwrap();
+            }
+        }
     }
 
     #[test]
