@@ -1,7 +1,8 @@
 //! Reading and writing cgroup files with errors that name them.
 
 use crate::CgroupError;
-use std::path::Path;
+use std::io::ErrorKind;
+use std::path::{Path, PathBuf};
 
 pub(crate) fn read(path: &Path) -> Result<String, CgroupError> {
     std::fs::read_to_string(path).map_err(|source| CgroupError::Read {
@@ -21,4 +22,37 @@ pub(crate) fn write(path: &Path, value: &str) -> Result<(), CgroupError> {
 
 pub(crate) fn parse_pids(text: &str) -> Vec<i32> {
     text.lines().filter_map(|l| l.trim().parse().ok()).collect()
+}
+
+/// The sub-cgroups (child directories) of a cgroup; none if it does not exist.
+pub(crate) fn subdirs(dir: &Path) -> Result<Vec<PathBuf>, CgroupError> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(source) => {
+            return Err(CgroupError::Read {
+                path: dir.into(),
+                source,
+            })
+        }
+    };
+    Ok(entries
+        .flatten()
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+        .map(|e| e.path())
+        .collect())
+}
+
+/// Pids in a cgroup and every sub-cgroup of it; none if it does not exist.
+pub(crate) fn procs_in_tree(dir: &Path) -> Result<Vec<i32>, CgroupError> {
+    let file = dir.join("cgroup.procs");
+    let mut pids = match std::fs::read_to_string(&file) {
+        Ok(text) => parse_pids(&text),
+        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(source) => return Err(CgroupError::Read { path: file, source }),
+    };
+    for sub in subdirs(dir)? {
+        pids.extend(procs_in_tree(&sub)?);
+    }
+    Ok(pids)
 }

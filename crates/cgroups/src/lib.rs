@@ -47,6 +47,10 @@ pub trait Manager {
     fn enter(&self, pid: i32) -> Result<(), CgroupError>;
     /// Finish joining once the init's own setup is done (see the crate docs).
     fn enter_late(&self, pid: i32) -> Result<(), CgroupError>;
+    /// Move a process exec'd into the running container in, in every hierarchy at once (it
+    /// has no setup of runr's to keep out of the memory controller); with `sub` (`exec
+    /// --cgroup`), into existing sub-cgroups of the container's.
+    fn enter_exec(&self, pid: i32, sub: &SubCgroups) -> Result<(), CgroupError>;
     /// Write new limits to a live cgroup.
     fn update(&self, resources: &LinuxResources) -> Result<(), CgroupError>;
     /// Freeze or thaw every process in the cgroup.
@@ -62,6 +66,83 @@ pub trait Manager {
     /// The cgroup's directory in each hierarchy, keyed by the hierarchy's name
     /// (`memory`, `cpu,cpuacct`, `name=systemd`, or `""` for the unified one).
     fn paths(&self) -> Vec<(String, PathBuf)>;
+}
+
+/// Sub-cgroups of a container's cgroup for an exec'd process, from `--cgroup` values of the
+/// form `[controller[,controller...]:]path`; a value without controllers applies to every
+/// hierarchy no other value names.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SubCgroups {
+    entries: Vec<(Vec<String>, PathBuf)>,
+}
+
+impl SubCgroups {
+    pub fn parse(values: &[String]) -> Result<SubCgroups, CgroupError> {
+        let mut entries = Vec::new();
+        for v in values {
+            let (controllers, path) = match v.split_once(':') {
+                Some((c, p)) => (c.split(',').map(str::to_string).collect::<Vec<_>>(), p),
+                None => (Vec::new(), v.as_str()),
+            };
+            let path = PathBuf::from(path);
+            let escapes = path.components().any(|c| {
+                !matches!(
+                    c,
+                    std::path::Component::Normal(_) | std::path::Component::CurDir
+                )
+            });
+            if path.as_os_str().is_empty() || escapes || controllers.iter().any(|c| c.is_empty()) {
+                return Err(CgroupError::Invalid(format!(
+                    "--cgroup {v:?}: want [controller,...:]path, the path relative to the container's cgroup and inside it"
+                )));
+            }
+            if entries.iter().any(|(c, _): &(Vec<String>, _)| {
+                c.iter().any(|x| controllers.contains(x))
+                    || (c.is_empty() && controllers.is_empty())
+            }) {
+                return Err(CgroupError::Invalid(format!(
+                    "--cgroup {v:?}: a controller is given a sub-cgroup twice"
+                )));
+            }
+            entries.push((controllers, path));
+        }
+        Ok(SubCgroups { entries })
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// The sub-path for hierarchy `name` (`cpu,cpuacct`, `memory`, `name=systemd`, `""`).
+    pub fn for_hierarchy(&self, name: &str) -> Option<&Path> {
+        let names: Vec<&str> = name
+            .split(',')
+            .map(|n| n.strip_prefix("name=").unwrap_or(n))
+            .collect();
+        let named = self.entries.iter().find(|(c, _)| {
+            c.iter()
+                .any(|x| names.contains(&x.strip_prefix("name=").unwrap_or(x)))
+        });
+        named
+            .or_else(|| self.entries.iter().find(|(c, _)| c.is_empty()))
+            .map(|(_, p)| p.as_path())
+    }
+
+    /// Controllers named that no hierarchy in `names` has.
+    pub fn unknown_controllers<'a>(&'a self, names: &[&str]) -> Vec<&'a str> {
+        self.entries
+            .iter()
+            .flat_map(|(c, _)| c.iter())
+            .filter(|x| {
+                let x = x.strip_prefix("name=").unwrap_or(x);
+                !names.iter().any(|n| {
+                    n.split(',')
+                        .any(|part| part.strip_prefix("name=").unwrap_or(part) == x)
+                })
+            })
+            .map(String::as_str)
+            .collect()
+    }
 }
 
 /// Open the manager for a container on this host.
@@ -124,6 +205,26 @@ mod tests {
             id: "c1".into(),
             systemd: false,
         }
+    }
+
+    #[test]
+    fn sub_cgroups_pick_by_controller_then_default() {
+        let sub = SubCgroups::parse(&["cpu,memory:a/b".to_string(), "rest".to_string()]).unwrap();
+        assert_eq!(sub.for_hierarchy("cpu,cpuacct"), Some(Path::new("a/b")));
+        assert_eq!(sub.for_hierarchy("memory"), Some(Path::new("a/b")));
+        assert_eq!(sub.for_hierarchy("pids"), Some(Path::new("rest")));
+        assert_eq!(sub.for_hierarchy("name=systemd"), Some(Path::new("rest")));
+        let only = SubCgroups::parse(&["pids:p".to_string()]).unwrap();
+        assert_eq!(only.for_hierarchy("memory"), None);
+        assert_eq!(
+            only.unknown_controllers(&["memory", "pids"]),
+            Vec::<&str>::new()
+        );
+        assert_eq!(only.unknown_controllers(&["memory"]), vec!["pids"]);
+        for bad in ["../x", "/abs", "cpu:", ":x", "cpu:../../y"] {
+            assert!(SubCgroups::parse(&[bad.to_string()]).is_err(), "{bad}");
+        }
+        assert!(SubCgroups::parse(&["a".to_string(), "b".to_string()]).is_err());
     }
 
     #[test]

@@ -4,7 +4,9 @@
 //! hierarchy, as runc does, so tools that look there find it.
 
 use crate::fsutil::{self, parse_pids, read, write};
-use crate::{container_subpath, CgroupConfig, CgroupError, FreezerState, Layout, Manager};
+use crate::{
+    container_subpath, CgroupConfig, CgroupError, FreezerState, Layout, Manager, SubCgroups,
+};
 use oci_spec::runtime::{LinuxDeviceCgroup, LinuxDeviceType, LinuxResources};
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
@@ -272,6 +274,29 @@ impl Manager for V1Manager {
         Ok(())
     }
 
+    fn enter_exec(&self, pid: i32, sub: &SubCgroups) -> Result<(), CgroupError> {
+        let names: Vec<&str> = self.dirs.iter().map(|(n, _)| n.as_str()).collect();
+        if let Some(c) = sub.unknown_controllers(&names).first() {
+            return Err(CgroupError::Invalid(format!(
+                "--cgroup: no cgroup controller {c:?} on this host"
+            )));
+        }
+        for (name, dir) in &self.dirs {
+            let target = match sub.for_hierarchy(name) {
+                Some(s) => dir.join(s),
+                None => dir.clone(),
+            };
+            if !target.is_dir() {
+                return Err(CgroupError::Invalid(format!(
+                    "sub-cgroup {} does not exist",
+                    target.display()
+                )));
+            }
+            add_pid(&target, pid)?;
+        }
+        Ok(())
+    }
+
     fn update(&self, resources: &LinuxResources) -> Result<(), CgroupError> {
         self.set(resources)
     }
@@ -316,14 +341,7 @@ impl Manager for V1Manager {
         let Some((_, dir)) = self.dirs.iter().find(|(n, _)| !n.is_empty()) else {
             return Ok(Vec::new());
         };
-        match std::fs::read_to_string(dir.join("cgroup.procs")) {
-            Ok(text) => Ok(parse_pids(&text)),
-            Err(e) if e.kind() == ErrorKind::NotFound => Ok(Vec::new()),
-            Err(source) => Err(CgroupError::Read {
-                path: dir.join("cgroup.procs"),
-                source,
-            }),
-        }
+        fsutil::procs_in_tree(dir)
     }
 
     fn oom_kill_count(&self) -> u64 {
@@ -397,9 +415,13 @@ fn add_pid(dir: &Path, pid: i32) -> Result<(), CgroupError> {
     })
 }
 
-/// Remove a cgroup directory. Right after its last task exits the kernel may still hold the
-/// cgroup busy for a moment, so EBUSY is retried briefly.
+/// Remove a cgroup directory and the sub-cgroups made in it (by `exec --cgroup` users or
+/// the container itself), deepest first. Right after its last task exits the kernel may
+/// still hold a cgroup busy for a moment, so EBUSY is retried briefly.
 fn remove_dir(dir: &Path) -> Result<(), CgroupError> {
+    for sub in fsutil::subdirs(dir)? {
+        remove_dir(&sub)?;
+    }
     let mut tries = 0;
     loop {
         match std::fs::remove_dir(dir) {

@@ -11,9 +11,33 @@ use std::io::IoSlice;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::Path;
 
-/// Init side, after pivot_root: open a pty on the container's own devpts, make its slave our
-/// controlling terminal, stdio and /dev/console, and return the master for the runtime.
-pub(crate) fn setup_in_container(process: &Process) -> Result<OwnedFd> {
+/// The terminal flags of a create, run or exec fit together, as runc requires: a console
+/// socket only for a detached process with a terminal, a terminal in the background only
+/// with a console socket, and one in the foreground only if our stdin is a terminal to relay.
+pub(crate) fn check_flags(terminal: bool, detached: bool, socket: Option<&Path>) -> Result<()> {
+    if socket.is_some() && !(detached && terminal) {
+        return Err(Error::Invalid(
+            "cannot use console socket if runr will not detach or allocate tty".into(),
+        ));
+    }
+    if terminal && detached && socket.is_none() {
+        return Err(Error::Invalid(
+            "cannot allocate tty if runr will detach without setting console socket".into(),
+        ));
+    }
+    if terminal && !detached && !rustix::termios::isatty(std::io::stdin()) {
+        return Err(Error::Invalid(
+            "cannot allocate tty in the foreground: stdin is not a terminal to relay it to".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Inside the container (after pivot_root, or after joining an existing container's mount
+/// namespace): open a pty on the container's own devpts, make its slave our controlling
+/// terminal and stdio (and, for the init, /dev/console), and return the master for the
+/// runtime.
+pub(crate) fn setup_in_container(process: &Process, is_console: bool) -> Result<OwnedFd> {
     let master =
         rustix::pty::openpt(OpenptFlags::RDWR | OpenptFlags::NOCTTY | OpenptFlags::CLOEXEC)
             .ctx(|| "open /dev/ptmx in the container")?;
@@ -26,13 +50,18 @@ pub(crate) fn setup_in_container(process: &Process) -> Result<OwnedFd> {
         rustix::fs::Mode::empty(),
     )
     .ctx(|| format!("open {name}"))?;
-    if let Some(size) = process.console_size() {
-        let ws = rustix::termios::Winsize {
+    // The size asked for; else that of the terminal runr was started on, if any (its stdin
+    // is still ours), so the program sees the right size from its first instruction.
+    let size = match process.console_size() {
+        Some(size) => Some(rustix::termios::Winsize {
             ws_row: size.height() as u16,
             ws_col: size.width() as u16,
             ws_xpixel: 0,
             ws_ypixel: 0,
-        };
+        }),
+        None => rustix::termios::tcgetwinsize(std::io::stdin()).ok(),
+    };
+    if let Some(ws) = size {
         rustix::termios::tcsetwinsize(&slave, ws).ctx(|| "set the console size")?;
     }
     // The process's user must own its terminal.
@@ -43,7 +72,9 @@ pub(crate) fn setup_in_container(process: &Process) -> Result<OwnedFd> {
         Some(rustix::fs::Gid::from_raw(user.gid())),
     )
     .ctx(|| format!("chown {name} to {}:{}", user.uid(), user.gid()))?;
-    bind_console(&name)?;
+    if is_console {
+        bind_console(&name)?;
+    }
     rustix::process::ioctl_tiocsctty(&slave)
         .ctx(|| format!("make {name} the controlling terminal"))?;
     for target in 0..=2 {

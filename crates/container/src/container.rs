@@ -11,7 +11,7 @@ use crate::error::{Context, Error, Result};
 use crate::hooks::{self, HookState, Kind};
 use crate::sys;
 use cgroups::{FreezerState, Manager};
-use oci_spec::runtime::Hooks;
+use oci_spec::runtime::Spec;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::fs::File;
@@ -64,8 +64,12 @@ pub struct SavedState {
     pub created: String,
     #[serde(default)]
     pub annotations: HashMap<String, String>,
+    /// The config the container was created with: `exec` joins what it set up and applies
+    /// its confinement, whatever has happened to the bundle since.
+    pub config: Spec,
+    /// `--no-new-keyring` was given at create: exec'd processes keep the caller's keyring too.
     #[serde(default)]
-    pub hooks: Option<Hooks>,
+    pub no_new_keyring: bool,
     /// The container's cgroup directory per hierarchy.
     pub cgroup_paths: Vec<(String, PathBuf)>,
     /// The container has a pid namespace of its own: killing its init ends every process.
@@ -249,7 +253,7 @@ impl Container {
     }
 
     /// A pidfd for the init, checked to be our init and not a recycled pid.
-    fn init_pidfd(&self) -> Option<std::os::fd::OwnedFd> {
+    pub(crate) fn init_pidfd(&self) -> Option<std::os::fd::OwnedFd> {
         let fd = sys::pidfd_open(self.state.init_pid).ok()?;
         // The pidfd pins the process: if the start time matches now, it is ours.
         self.init_alive().then_some(fd)
@@ -300,7 +304,7 @@ impl Container {
         }
         Ok(hooks::run_all_warn(
             Kind::Poststart,
-            self.state.hooks.as_ref(),
+            self.state.config.hooks().as_ref(),
             &self.hook_state(Status::Running),
         ))
     }
@@ -380,7 +384,7 @@ impl Container {
             .ctx(|| format!("remove state directory {}", self.dir.display()))?;
         Ok(hooks::run_all_warn(
             Kind::Poststop,
-            self.state.hooks.as_ref(),
+            self.state.config.hooks().as_ref(),
             &self.hook_state(Status::Stopped),
         ))
     }

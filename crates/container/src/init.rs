@@ -33,6 +33,10 @@ pub(crate) struct InitArgs<'a> {
     pub no_pivot: bool,
     pub no_new_keyring: bool,
     pub preserve_fds: u32,
+    /// Socket-activation descriptors (before the preserved ones).
+    pub listen_fds: u32,
+    /// Added to the process's environment (LISTEN_FDS and the like).
+    pub extra_env: Vec<String>,
     /// The signal mask to restore (the parent may block signals to forward them).
     pub sigmask: &'a SigSet,
     /// State for the hooks the init runs itself; pid is filled in from `Proceed`.
@@ -62,13 +66,24 @@ pub(crate) fn run(mut args: InitArgs) -> ! {
 }
 
 /// What the setup leaves ready for the exec.
-struct Ready {
+pub(crate) struct Ready {
     exe: CString,
     argv: Vec<CString>,
     env: Vec<CString>,
 }
 
-fn expect(sync: &SyncSocket, want: &str) -> Result<Message> {
+impl Ready {
+    /// Become the container's program; returns only if execve failed.
+    pub(crate) fn exec(&self) -> Error {
+        let e = nix::unistd::execve(&self.exe, &self.argv, &self.env).unwrap_err();
+        Error::Os {
+            what: format!("exec {:?}", self.exe),
+            source: std::io::Error::from_raw_os_error(e as i32),
+        }
+    }
+}
+
+pub(crate) fn expect(sync: &SyncSocket, want: &str) -> Result<Message> {
     match sync.recv()? {
         Some(Message::Error(e)) => Err(Error::Init(e)),
         Some(m) => Ok(m),
@@ -96,13 +111,7 @@ fn setup(a: &mut InitArgs) -> Result<Ready> {
     }
     let in_user_ns = a.plan.new_user || a.plan.join_user;
     if in_user_ns {
-        // Until now we were the unmapped host root: become the namespace's root.
-        let root_gid = nix::unistd::Gid::from_raw(0);
-        let root_uid = nix::unistd::Uid::from_raw(0);
-        nix::unistd::setresgid(root_gid, root_gid, root_gid)
-            .ctx(|| "setresgid to root of the user namespace")?;
-        nix::unistd::setresuid(root_uid, root_uid, root_uid)
-            .ctx(|| "setresuid to root of the user namespace")?;
+        crate::namespaces::become_root_in_user_ns()?;
     }
     if a.plan.new_cgroup {
         // After the parent put us in our cgroup, so that it becomes the namespace's root.
@@ -148,18 +157,29 @@ fn setup(a: &mut InitArgs) -> Result<Ready> {
     set_sysctls(a.spec)?;
     ensure_cwd(process.cwd())?;
     if process.terminal().unwrap_or(false) {
-        let master = crate::console::setup_in_container(process)?;
+        let master = crate::console::setup_in_container(process, true)?;
         a.sync.send_fd(&Message::Console, &master)?;
     }
     rootfs::finish(a.spec)?;
-    security::set_rlimits(process.rlimits().as_deref().unwrap_or(&[]))?;
     if let Some(adj) = process.oom_score_adj() {
         security::set_oom_score_adj(adj)?;
     }
+    let ready = confine(process, a.listen_fds + a.preserve_fds, &a.extra_env)?;
+    a.sync.send(&Message::Ready)?;
+    Ok(ready)
+}
+
+/// The last steps of every container process, the init's and each exec'd one's alike:
+/// limits, working directory, descriptors, user and capabilities, no_new_privs, umask, and
+/// the lookup of the program, which must happen as the user who will run it.
+///
+/// Descriptors 3 to 3+`keep_fds`-1 stay open; `extra_env` is added to the process's own.
+pub(crate) fn confine(process: &Process, keep_fds: u32, extra_env: &[String]) -> Result<Ready> {
+    security::set_rlimits(process.rlimits().as_deref().unwrap_or(&[]))?;
     nix::unistd::chdir(process.cwd())
         .ctx(|| format!("chdir to process.cwd {}", process.cwd().display()))?;
     // Only fds 0-2 and the preserved ones may reach the container's program.
-    sys::cloexec_from(3 + a.preserve_fds)?;
+    sys::cloexec_from(3 + keep_fds)?;
     security::switch_user_and_caps(process)?;
     if process.no_new_privileges().unwrap_or(false) {
         security::set_no_new_privs()?;
@@ -167,9 +187,7 @@ fn setup(a: &mut InitArgs) -> Result<Ready> {
     nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(
         process.user().umask().unwrap_or(0o022) as libc::mode_t,
     ));
-    let ready = prepare_exec(process)?;
-    a.sync.send(&Message::Ready)?;
-    Ok(ready)
+    prepare_exec(process, extra_env)
 }
 
 /// After `Ready`: wait for `start`, run the startContainer hooks, exec.
@@ -195,19 +213,12 @@ fn start(
         return Err((Some(fifo), e));
     }
     // On success the fifo closes with the exec (O_CLOEXEC) and `start` reads end-of-file.
-    let e = nix::unistd::execve(&ready.exe, &ready.argv, &ready.env).unwrap_err();
-    Err((
-        Some(fifo),
-        Error::Os {
-            what: format!("exec {:?}", ready.exe),
-            source: std::io::Error::from_raw_os_error(e as i32),
-        },
-    ))
+    Err((Some(fifo), ready.exec()))
 }
 
 /// Default dispositions and the caller's mask: Rust ignores SIGPIPE, and an ignored signal
 /// would stay ignored across exec.
-fn reset_signals(mask: &SigSet) -> Result<()> {
+pub(crate) fn reset_signals(mask: &SigSet) -> Result<()> {
     for sig in Signal::iterator() {
         if sig == Signal::SIGKILL || sig == Signal::SIGSTOP {
             continue;
@@ -219,7 +230,7 @@ fn reset_signals(mask: &SigSet) -> Result<()> {
         .ctx(|| "restore the signal mask")
 }
 
-fn join_new_session_keyring() -> Result<()> {
+pub(crate) fn join_new_session_keyring() -> Result<()> {
     const KEYCTL_JOIN_SESSION_KEYRING: libc::c_long = 1;
     // SAFETY: a null name asks the kernel for a new anonymous session keyring.
     let r = unsafe {
@@ -280,9 +291,16 @@ fn ensure_cwd(cwd: &Path) -> Result<()> {
 
 const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
-fn prepare_exec(process: &Process) -> Result<Ready> {
+fn prepare_exec(process: &Process, extra_env: &[String]) -> Result<Ready> {
     let args = process.args().as_deref().unwrap_or(&[]);
-    let mut env: Vec<String> = process.env().clone().unwrap_or_default();
+    let given: Vec<String> = process
+        .env()
+        .iter()
+        .flatten()
+        .chain(extra_env)
+        .cloned()
+        .collect();
+    let mut env = dedup_env(&given)?;
     if let Some(home) = crate::user::home_for(&env, process.user().uid()) {
         env.push(format!("HOME={home}"));
     }
@@ -299,6 +317,28 @@ fn prepare_exec(process: &Process) -> Result<Ready> {
         argv: args.iter().map(|a| cstr(a)).collect::<Result<_>>()?,
         env: env.iter().map(|e| cstr(e)).collect::<Result<_>>()?,
     })
+}
+
+/// The environment as the program gets it: each variable once, the last value given winning
+/// (so `exec -e` overrides the config), and every entry of the form KEY=VALUE.
+fn dedup_env(env: &[String]) -> Result<Vec<String>> {
+    let mut out: Vec<String> = Vec::with_capacity(env.len());
+    for e in env {
+        let Some((key, _)) = e.split_once('=').filter(|(k, _)| !k.is_empty()) else {
+            return Err(Error::Config(format!(
+                "environment variable {e:?} is not of the form KEY=VALUE"
+            )));
+        };
+        let prefix_len = key.len() + 1;
+        match out
+            .iter_mut()
+            .find(|o| o.as_bytes().get(..prefix_len) == e.as_bytes().get(..prefix_len))
+        {
+            Some(slot) => slot.clone_from(e),
+            None => out.push(e.clone()),
+        }
+    }
+    Ok(out)
 }
 
 /// Look `name` up the way execvp would, in the container, with the container's PATH.
@@ -331,6 +371,17 @@ pub(crate) fn find_executable(name: &str, path_var: &str) -> Result<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn env_keeps_the_last_value_in_the_first_place() {
+        let env = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            dedup_env(&env(&["A=1", "PATH=/bin", "A=2", "AB=3", "E="])).unwrap(),
+            env(&["A=2", "PATH=/bin", "AB=3", "E="])
+        );
+        assert!(dedup_env(&env(&["NOEQUALS"])).is_err());
+        assert!(dedup_env(&env(&["=x"])).is_err());
+    }
 
     #[test]
     fn lookup_follows_path() {

@@ -6,6 +6,7 @@
 //! - [`container`]: the [`Container`], its status, and the state store under `--root`.
 //! - [`process`]: the parent side of creating a container (clone, sync, cgroups, state).
 //! - `init`: the child side, from clone to exec.
+//! - [`exec`]: another process in an existing container, both sides.
 //! - `namespaces`, `rootfs`, `security`, [`hooks`], `user`: one concern each.
 //! - [`signal`]: signal names as `kill` accepts them.
 
@@ -13,6 +14,7 @@ pub mod config;
 mod console;
 pub mod container;
 mod error;
+pub mod exec;
 pub mod hooks;
 mod init;
 mod namespaces;

@@ -178,6 +178,18 @@ pub(crate) fn prepare_parent(plan: &Plan) -> Result<ParentRestore> {
     Ok(restore)
 }
 
+/// Parent side of an exec: our children are born in the pid namespace of the process
+/// behind `pidfd`. Returns what restores ours afterwards.
+pub(crate) fn join_pid_for_children(pidfd: &impl AsFd) -> Result<ParentRestore> {
+    let own = File::open("/proc/self/ns/pid").ctx(|| "open /proc/self/ns/pid")?;
+    nix::sched::setns(pidfd, CloneFlags::CLONE_NEWPID)
+        .ctx(|| "setns to the pid namespace of the container's init")?;
+    Ok(ParentRestore {
+        pid: Some(own),
+        time: None,
+    })
+}
+
 /// Our own pid and time namespaces for children, to return to after the clone.
 #[derive(Default)]
 pub(crate) struct ParentRestore {
@@ -207,6 +219,59 @@ pub(crate) fn join(plan: &Plan) -> Result<()> {
             .ctx(|| format!("setns to {} ({flag:?})", path.display()))?;
     }
     Ok(())
+}
+
+/// Child side of an exec: join the namespaces `flags` of the process `pid` (behind
+/// `pidfd`), all at once through the pidfd; on a kernel without that (before 5.8), one by one
+/// through /proc, the user namespace first and the mount namespace last.
+pub(crate) fn join_process(pidfd: &impl AsFd, pid: i32, flags: CloneFlags) -> Result<()> {
+    if flags.is_empty() {
+        return Ok(());
+    }
+    match nix::sched::setns(pidfd, flags) {
+        Ok(()) => return Ok(()),
+        Err(nix::errno::Errno::EINVAL) => {}
+        Err(e) => {
+            return Err(e).ctx(|| {
+                format!("setns to the namespaces ({flags:?}) of the container's init (pid {pid})")
+            })
+        }
+    }
+    const ORDER: [(CloneFlags, &str); 8] = [
+        (CloneFlags::CLONE_NEWUSER, "user"),
+        (CloneFlags::CLONE_NEWIPC, "ipc"),
+        (CloneFlags::CLONE_NEWUTS, "uts"),
+        (CloneFlags::CLONE_NEWNET, "net"),
+        (CloneFlags::CLONE_NEWCGROUP, "cgroup"),
+        (CloneFlags::from_bits_retain(libc::CLONE_NEWTIME), "time"),
+        (CloneFlags::CLONE_NEWPID, "pid"),
+        (CloneFlags::CLONE_NEWNS, "mnt"),
+    ];
+    // Open them all first: after the mount namespace, /proc may be another one.
+    let mut files = Vec::new();
+    for (flag, name) in ORDER.iter().filter(|(f, _)| flags.contains(*f)) {
+        let path = format!("/proc/{pid}/ns/{name}");
+        files.push((
+            *flag,
+            File::open(&path).ctx(|| format!("open {path}"))?,
+            path,
+        ));
+    }
+    for (flag, f, path) in files {
+        nix::sched::setns(f.as_fd(), flag).ctx(|| format!("setns to {path}"))?;
+    }
+    Ok(())
+}
+
+/// Child side, right after entering a user namespace: until now we were the unmapped host
+/// root; become the namespace's root.
+pub(crate) fn become_root_in_user_ns() -> Result<()> {
+    let root_gid = nix::unistd::Gid::from_raw(0);
+    let root_uid = nix::unistd::Uid::from_raw(0);
+    nix::unistd::setresgid(root_gid, root_gid, root_gid)
+        .ctx(|| "setresgid to root of the user namespace")?;
+    nix::unistd::setresuid(root_uid, root_uid, root_uid)
+        .ctx(|| "setresuid to root of the user namespace")
 }
 
 /// Parent side: write the uid and gid maps of a new user namespace.

@@ -36,6 +36,9 @@ pub struct CreateOptions {
     pub no_pivot: bool,
     pub no_new_keyring: bool,
     pub preserve_fds: u32,
+    /// systemd socket activation: this many descriptors from 3 on are the caller's
+    /// LISTEN_FDS; they are passed on (before the preserved ones) and announced in the env.
+    pub listen_fds: u32,
     pub systemd_cgroup: bool,
     /// The caller will not stay attached to the container's stdio.
     pub detached: bool,
@@ -57,17 +60,7 @@ pub fn create(o: &CreateOptions) -> Result<Container> {
     let linux = spec.linux().as_ref().expect("validated");
     let process = spec.process().as_ref().expect("validated");
     let terminal = process.terminal().unwrap_or(false);
-    if terminal && o.console_socket.is_none() && o.detached {
-        return Err(Error::Config(
-            "cannot allocate tty if runr will detach without setting console socket".into(),
-        ));
-    }
-    if !terminal && o.console_socket.is_some() {
-        return Err(Error::Config(
-            "cannot use console socket if runr will not allocate a tty (process.terminal is false)"
-                .into(),
-        ));
-    }
+    crate::console::check_flags(terminal, o.detached, o.console_socket.as_deref())?;
     let plan = Plan::new(linux)?;
     let layout = Layout::detect()?;
     let cgroup = cgroups::manager(
@@ -116,7 +109,7 @@ pub fn create(o: &CreateOptions) -> Result<Container> {
     let sigmask = o.init_sigmask.unwrap_or_else(SigSet::empty);
 
     let restore = namespaces::prepare_parent(&plan)?;
-    let forked = sys::clone_process(plan.flags_for_clone().bits() as u64);
+    let forked = sys::clone_process(plan.flags_for_clone().bits() as u64, "the container init");
     let pid = match forked {
         Ok(Forked::Child) => {
             // Our copy of the lock descriptor would hold the flock (shared with the parent's)
@@ -134,6 +127,8 @@ pub fn create(o: &CreateOptions) -> Result<Container> {
                 no_pivot: o.no_pivot,
                 no_new_keyring: o.no_new_keyring,
                 preserve_fds: o.preserve_fds,
+                listen_fds: o.listen_fds,
+                extra_env: crate::exec::listen_env(o.listen_fds),
                 sigmask: &sigmask,
                 hook_state: hook_state.clone(),
             };
@@ -216,7 +211,8 @@ pub fn create(o: &CreateOptions) -> Result<Container> {
         rootfs,
         created: humantime::format_rfc3339_nanos(std::time::SystemTime::now()).to_string(),
         annotations,
-        hooks: spec.hooks().clone(),
+        config: spec,
+        no_new_keyring: o.no_new_keyring,
         cgroup_paths: cgroup.paths(),
         own_pid_ns: plan.own_pid,
     };
@@ -229,6 +225,22 @@ pub fn create(o: &CreateOptions) -> Result<Container> {
     }
     undo.commit();
     Ok(Container::new_created(dir, state, lock, console))
+}
+
+/// How many systemd socket-activation descriptors (from fd 3 on) this process was handed:
+/// LISTEN_FDS, when LISTEN_PID names us.
+pub fn listen_fds_from_env() -> u32 {
+    let ours = std::env::var("LISTEN_PID")
+        .ok()
+        .and_then(|p| p.parse::<u32>().ok())
+        .is_some_and(|p| p == std::process::id());
+    if !ours {
+        return 0;
+    }
+    std::env::var("LISTEN_FDS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
 }
 
 /// The state directory, created exclusively (its existence is what "id in use" means) and
@@ -251,7 +263,7 @@ fn make_state_dir(root: &Path, dir: &Path) -> Result<File> {
 
 /// Write `data` to a temporary file beside `path` and rename it into place, so readers see
 /// the old file or the new one, never half of one. No fsync: state lives on tmpfs.
-fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
+pub(crate) fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
     let tmp = path.with_extension(format!("tmp{}", std::process::id()));
     std::fs::write(&tmp, data).ctx(|| format!("write {}", tmp.display()))?;
     std::fs::rename(&tmp, path)

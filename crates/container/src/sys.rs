@@ -34,7 +34,7 @@ pub(crate) enum Forked {
 /// the child is, for instance, pid 1 of a new pid namespace owned by a new user namespace.
 ///
 /// The caller must be single-threaded: the child is a copy of this thread only.
-pub(crate) fn clone_process(flags: u64) -> Result<Forked> {
+pub(crate) fn clone_process(flags: u64, what: &str) -> Result<Forked> {
     let mut args = CloneArgs {
         flags,
         exit_signal: libc::SIGCHLD as u64,
@@ -52,7 +52,7 @@ pub(crate) fn clone_process(flags: u64) -> Result<Forked> {
         )
     };
     match ret {
-        -1 => Err(std::io::Error::last_os_error()).ctx(|| "clone3 the container init"),
+        -1 => Err(std::io::Error::last_os_error()).ctx(|| format!("clone3 {what}")),
         0 => Ok(Forked::Child),
         pid => Ok(Forked::Parent { pid: pid as i32 }),
     }

@@ -65,6 +65,7 @@ fn main() {
         systemd_cgroup: cli.systemd_cgroup,
     };
     let prefix = command.error_prefix();
+    let error_code = command.error_exit_code();
     match commands::run(&global, command) {
         Ok(code) => std::process::exit(code),
         Err(e) => {
@@ -74,7 +75,7 @@ fn main() {
             if log_to_file {
                 eprintln!("{msg}");
             }
-            std::process::exit(1);
+            std::process::exit(error_code);
         }
     }
 }

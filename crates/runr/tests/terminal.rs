@@ -4,25 +4,8 @@
 mod common;
 use common::*;
 use serde_json::json;
-use std::io::{Read, Write};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::time::{Duration, Instant};
-
-/// Read from `f` until `want` shows up (or 10s pass); returns all that was read.
-fn read_until(f: &mut std::fs::File, want: &str) -> String {
-    let mut out = String::new();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let mut buf = [0u8; 4096];
-    while !out.contains(want) && Instant::now() < deadline {
-        match f.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => out.push_str(&String::from_utf8_lossy(&buf[..n])),
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(_) => break,
-        }
-    }
-    out
-}
+use std::io::Write;
+use std::os::fd::AsRawFd;
 
 #[test]
 fn foreground_run_relays_a_new_pty() {
@@ -61,15 +44,7 @@ fn foreground_run_relays_a_new_pty() {
     master.write_all(b"hello\r").unwrap();
     let out = read_until(&mut master, "got hello");
     assert!(out.contains("got hello"), "{out}");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        assert!(Instant::now() < deadline, "runr did not exit");
-        std::thread::sleep(Duration::from_millis(10));
-    };
-    assert_eq!(status.code(), Some(5));
+    assert_eq!(wait_exit(&mut child), 5);
 }
 
 #[test]
@@ -97,25 +72,7 @@ fn detached_create_sends_the_master_over_the_console_socket() {
             .arg(&id);
         std::thread::spawn(move || capture(c))
     };
-    let (conn, _) = listener.accept().unwrap();
-    let mut buf = [0u8; 64];
-    let mut cmsg = nix::cmsg_space!([std::os::fd::RawFd; 1]);
-    let mut iov = [std::io::IoSliceMut::new(&mut buf)];
-    let msg = nix::sys::socket::recvmsg::<()>(
-        conn.as_raw_fd(),
-        &mut iov,
-        Some(&mut cmsg),
-        nix::sys::socket::MsgFlags::empty(),
-    )
-    .unwrap();
-    let mut master = None;
-    for c in msg.cmsgs().unwrap() {
-        if let nix::sys::socket::ControlMessageOwned::ScmRights(fds) = c {
-            // SAFETY: the descriptor was just received and is ours.
-            master = Some(unsafe { OwnedFd::from_raw_fd(fds[0]) });
-        }
-    }
-    let mut master = std::fs::File::from(master.expect("no descriptor received"));
+    let mut master = recv_console(&listener);
     let r = create.join().unwrap();
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert_eq!(env.runr(&["start", &id]).code, 0);

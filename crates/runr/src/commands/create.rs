@@ -35,6 +35,7 @@ impl CreateFlags {
             no_pivot: self.no_pivot,
             no_new_keyring: self.no_new_keyring,
             preserve_fds: self.preserve_fds,
+            listen_fds: container::process::listen_fds_from_env(),
             systemd_cgroup: g.systemd_cgroup,
             detached,
             init_sigmask: None,

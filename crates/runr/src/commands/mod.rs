@@ -2,6 +2,7 @@
 
 mod create;
 mod delete;
+mod exec;
 mod features;
 mod kill;
 mod list;
@@ -22,6 +23,8 @@ pub enum Command {
     Start(start::Args),
     /// Create and start a container, in the foreground unless --detach.
     Run(run::Args),
+    /// Run another process in a container.
+    Exec(Box<exec::Args>),
     /// Print the state of a container as JSON.
     State(state::Args),
     /// List containers.
@@ -44,7 +47,16 @@ impl Command {
         match self {
             Command::Create(_) => "runr create failed: ",
             Command::Run(_) => "runr run failed: ",
+            Command::Exec(_) => "exec failed: ",
             _ => "",
+        }
+    }
+
+    /// runc exits 255 when exec itself fails (telling it from the process's own codes).
+    pub fn error_exit_code(&self) -> i32 {
+        match self {
+            Command::Exec(_) => 255,
+            _ => 1,
         }
     }
 }
@@ -54,6 +66,7 @@ pub fn run(g: &Global, cmd: Command) -> anyhow::Result<i32> {
         Command::Create(a) => create::run(g, a),
         Command::Start(a) => start::run(g, a),
         Command::Run(a) => run::run(g, a),
+        Command::Exec(a) => exec::run(g, *a),
         Command::State(a) => state::run(g, a),
         Command::List(a) => list::run(g, a),
         Command::Ps(a) => ps::run(g, a),

@@ -256,3 +256,72 @@ impl Drop for Env {
         }
     }
 }
+
+/// Read from `f` until `want` shows up (or 10s pass); returns all that was read.
+pub fn read_until(f: &mut std::fs::File, want: &str) -> String {
+    use std::io::Read;
+    let mut out = String::new();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut buf = [0u8; 4096];
+    while !out.contains(want) && Instant::now() < deadline {
+        let mut pfd = libc::pollfd {
+            fd: std::os::fd::AsRawFd::as_raw_fd(f),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd.
+        if unsafe { libc::poll(&mut pfd, 1, 100) } <= 0 {
+            continue;
+        }
+        match f.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => out.push_str(&String::from_utf8_lossy(&buf[..n])),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => break,
+        }
+    }
+    out
+}
+
+/// Accept one connection on a console socket and take the pty master sent over it, checking
+/// the message is what runc sends with it.
+pub fn recv_console(listener: &std::os::unix::net::UnixListener) -> std::fs::File {
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    let (conn, _) = listener.accept().unwrap();
+    let mut buf = [0u8; 64];
+    let mut cmsg = nix::cmsg_space!([std::os::fd::RawFd; 1]);
+    let mut iov = [std::io::IoSliceMut::new(&mut buf)];
+    let msg = nix::sys::socket::recvmsg::<()>(
+        conn.as_raw_fd(),
+        &mut iov,
+        Some(&mut cmsg),
+        nix::sys::socket::MsgFlags::empty(),
+    )
+    .unwrap();
+    let mut master = None;
+    for c in msg.cmsgs().unwrap() {
+        if let nix::sys::socket::ControlMessageOwned::ScmRights(fds) = c {
+            // SAFETY: the descriptor was just received and is ours.
+            master = Some(unsafe { OwnedFd::from_raw_fd(fds[0]) });
+        }
+    }
+    let n = msg.bytes;
+    assert_eq!(&buf[..n], b"/dev/ptmx", "console socket message");
+    std::fs::File::from(master.expect("no descriptor received"))
+}
+
+/// Wait up to 10s for `child` to exit; its exit code.
+pub fn wait_exit(child: &mut std::process::Child) -> i32 {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            return s.code().unwrap_or(-1);
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("runr did not exit within 10s");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}

@@ -1,0 +1,455 @@
+//! `exec`: start another process in an existing container.
+//!
+//! The parent (the single-threaded CLI) points its children at the container's pid namespace
+//! and clones the process, so it is born in that namespace; puts it in the container's
+//! cgroup before it can fork; and lets it go. The child joins every other namespace of the
+//! container through a pidfd of the init (one setns for all of them), sets up its terminal
+//! and the same confinement as the init, and execs. Its failures reach the caller over the
+//! sync socket; success is the socket closing with the exec.
+
+use crate::container::Container;
+use crate::error::{Context, Error, Result};
+use crate::init;
+use crate::namespaces;
+use crate::sync::{self, Message, SyncSocket};
+use crate::sys::{self, Forked};
+use crate::Status;
+use cgroups::SubCgroups;
+use nix::sched::CloneFlags;
+use nix::sys::signal::SigSet;
+use nix::sys::wait::waitpid;
+use nix::unistd::Pid;
+use oci_spec::runtime::{Capabilities, Capability, LinuxNamespaceType, Process};
+use std::os::fd::OwnedFd;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+/// How to exec; mirrors the flags of `runc exec`.
+#[derive(Debug, Clone)]
+pub struct ExecOptions {
+    /// The process to start (from `--process`, or built with [`process_from_args`]).
+    pub process: Process,
+    pub console_socket: Option<PathBuf>,
+    /// The caller will not stay attached to the process's stdio.
+    pub detached: bool,
+    pub pid_file: Option<PathBuf>,
+    /// Pass descriptors 3 to 3+N-1 on to the process.
+    pub preserve_fds: u32,
+    /// systemd socket activation: this many descriptors from 3 on are the caller's
+    /// LISTEN_FDS; they are passed on (before the preserved ones) and announced in the env.
+    pub listen_fds: u32,
+    /// `--cgroup`: existing sub-cgroups of the container's to put the process in.
+    pub cgroup: SubCgroups,
+    /// Exec into a paused container (the process stays frozen until it is resumed).
+    pub ignore_paused: bool,
+    /// The signal mask the process must run with (the caller may block signals to forward).
+    pub sigmask: Option<SigSet>,
+}
+
+/// A process started by [`Container::exec`].
+#[derive(Debug)]
+pub struct Execed {
+    /// Host pid; the process is our child.
+    pub pid: i32,
+    /// The pty master, for a foreground process with a terminal.
+    pub console: Option<OwnedFd>,
+}
+
+/// What `runc exec ID ARGS...` changes in the container's own process.
+#[derive(Debug, Clone, Default)]
+pub struct ProcessOverrides {
+    pub args: Vec<String>,
+    pub terminal: bool,
+    /// KEY=VALUE, added after (so winning over) the config's.
+    pub env: Vec<String>,
+    pub cwd: Option<PathBuf>,
+    /// `uid[:gid]`, numeric.
+    pub user: Option<String>,
+    pub additional_gids: Vec<String>,
+    /// Capabilities added to the bounding, effective and permitted sets.
+    pub caps: Vec<String>,
+    pub no_new_privs: bool,
+    pub apparmor: Option<String>,
+    pub process_label: Option<String>,
+}
+
+/// The process `exec` starts when given arguments instead of `--process`: the container's
+/// own process with the arguments and the flags' changes.
+pub fn process_from_args(base: &Process, o: &ProcessOverrides) -> Result<Process> {
+    let bad = |m: String| Err(Error::Invalid(m));
+    if o.args.is_empty() {
+        return bad("exec needs a command to run (or --process)".into());
+    }
+    let mut p = base.clone();
+    p.set_args(Some(o.args.clone()));
+    p.set_terminal(Some(o.terminal));
+    p.set_console_size(None);
+    let mut env = p.env().clone().unwrap_or_default();
+    env.extend(o.env.iter().cloned());
+    p.set_env(Some(env));
+    if let Some(cwd) = &o.cwd {
+        p.set_cwd(cwd.clone());
+    }
+    let parse_id = |s: &str, what: &str| {
+        s.parse::<u32>()
+            .map_err(|_| Error::Invalid(format!("{what} {s:?} is not a number")))
+    };
+    if let Some(user) = &o.user {
+        let (uid, gid) = match user.split_once(':') {
+            Some((u, g)) => (parse_id(u, "uid")?, Some(parse_id(g, "gid")?)),
+            None => (parse_id(user, "uid")?, None),
+        };
+        let u = p.user_mut();
+        u.set_uid(uid);
+        if let Some(gid) = gid {
+            u.set_gid(gid);
+        }
+    }
+    if !o.additional_gids.is_empty() {
+        let gids = o
+            .additional_gids
+            .iter()
+            .map(|g| parse_id(g, "additional gid"))
+            .collect::<Result<Vec<_>>>()?;
+        p.user_mut().set_additional_gids(Some(gids));
+    }
+    if !o.caps.is_empty() {
+        let mut caps = p.capabilities().clone().unwrap_or_default();
+        for name in &o.caps {
+            let upper = name.to_ascii_uppercase();
+            let cap = Capability::from_str(upper.strip_prefix("CAP_").unwrap_or(&upper))
+                .map_err(|_| Error::Invalid(format!("unknown capability {name:?}")))?;
+            let add = |set: &Option<Capabilities>| {
+                let mut set = set.clone().unwrap_or_default();
+                set.insert(cap);
+                Some(set)
+            };
+            let (b, e, p) = (
+                add(caps.bounding()),
+                add(caps.effective()),
+                add(caps.permitted()),
+            );
+            caps.set_bounding(b).set_effective(e).set_permitted(p);
+        }
+        p.set_capabilities(Some(caps));
+    }
+    if o.no_new_privs {
+        p.set_no_new_privileges(Some(true));
+    }
+    if let Some(a) = &o.apparmor {
+        p.set_apparmor_profile(Some(a.clone()));
+    }
+    if let Some(l) = &o.process_label {
+        p.set_selinux_label(Some(l.clone()));
+    }
+    Ok(p)
+}
+
+/// Read a process.json (`exec --process`).
+pub fn load_process(path: &Path) -> Result<Process> {
+    let text =
+        std::fs::read(path).map_err(|e| Error::Invalid(format!("{}: {e}", path.display())))?;
+    let de = &mut serde_json::Deserializer::from_slice(&text);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        Error::Invalid(format!(
+            "{}: malformed process (at {}): {}",
+            path.display(),
+            e.path(),
+            e.inner()
+        ))
+    })
+}
+
+/// What the exec'd child needs, borrowed from the parent's memory (the clone copied it).
+struct ChildArgs<'a> {
+    process: &'a Process,
+    sync: &'a SyncSocket,
+    init_pidfd: &'a OwnedFd,
+    init_pid: i32,
+    /// Namespaces to join (all but pid, which the child was born in).
+    join: CloneFlags,
+    new_keyring: bool,
+    keep_fds: u32,
+    extra_env: &'a [String],
+    sigmask: &'a SigSet,
+}
+
+impl Container {
+    /// Start `o.process` in this container. When this returns, the process has exec'd (or
+    /// failed to, and is gone). The container must be created or running, or paused with
+    /// `ignore_paused`. Must be called from a single-threaded process.
+    pub fn exec(mut self, o: &ExecOptions) -> Result<Execed> {
+        let process = &o.process;
+        validate_process(process)?;
+        let terminal = process.terminal().unwrap_or(false);
+        crate::console::check_flags(terminal, o.detached, o.console_socket.as_deref())?;
+        match self.status() {
+            Status::Stopped => {
+                return Err(Error::Status("cannot exec in a stopped container".into()))
+            }
+            Status::Paused if !o.ignore_paused => {
+                return Err(Error::Status(
+                    "cannot exec in a paused container (use --ignore-paused to override)".into(),
+                ))
+            }
+            _ => {}
+        }
+        // From here the init is pinned: if it dies, setns fails instead of finding another
+        // process under a recycled pid.
+        let init_pidfd = self
+            .init_pidfd()
+            .ok_or_else(|| Error::Status("cannot exec in a stopped container".into()))?;
+        let init_pid = self.saved().init_pid;
+        let (join, join_pid) = namespaces_to_join(&self, init_pid)?;
+        let cgroup = self.cgroup();
+        // Nothing below needs the container to stay as it is, and a process that stays
+        // frozen (--ignore-paused) must not keep other commands waiting on the lock.
+        self.unlock();
+
+        let (parent_sock, child_sock) = sync::pair()?;
+        let extra_env = listen_env(o.listen_fds);
+        let sigmask = o.sigmask.unwrap_or_else(SigSet::empty);
+        // Born non-dumpable: the child is in the container's pid namespace from its first
+        // instruction, and nothing there may open its /proc/<pid>/exe (our binary) or
+        // ptrace it before it execs the container's program.
+        sys::set_non_dumpable()?;
+        let restore = if join_pid {
+            namespaces::join_pid_for_children(&init_pidfd)?
+        } else {
+            namespaces::ParentRestore::default()
+        };
+        let forked = sys::clone_process(0, "the exec'd process");
+        let pid = match forked {
+            Ok(Forked::Child) => {
+                drop(parent_sock);
+                let args = ChildArgs {
+                    process,
+                    sync: &child_sock,
+                    init_pidfd: &init_pidfd,
+                    init_pid,
+                    join,
+                    new_keyring: !self.saved().no_new_keyring,
+                    keep_fds: o.listen_fds + o.preserve_fds,
+                    extra_env: &extra_env,
+                    sigmask: &sigmask,
+                };
+                // A panic must never unwind into the parent's code in this copy.
+                let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| child(args)));
+                // SAFETY: leave at once without running the parent's destructors or atexit.
+                unsafe { libc::_exit(1) }
+            }
+            Ok(Forked::Parent { pid }) => {
+                restore.restore()?;
+                pid
+            }
+            Err(e) => {
+                if let Err(r) = restore.restore() {
+                    tracing::warn!("after a failed clone: {r}");
+                }
+                return Err(e);
+            }
+        };
+        drop(child_sock);
+        let guard = KillOnDrop(Some(pid));
+        cgroup.enter_exec(pid, &o.cgroup)?;
+        parent_sock.send(&Message::Proceed { host_pid: pid })?;
+        let mut console = None;
+        loop {
+            match parent_sock.recv_fd()? {
+                Some((Message::Console, fd)) => {
+                    let master =
+                        fd.ok_or_else(|| Error::Init("the process sent no pty master".into()))?;
+                    match &o.console_socket {
+                        Some(path) => crate::console::send_to_socket(path, &master)?,
+                        None => console = Some(master),
+                    }
+                }
+                Some((Message::Error(msg), _)) => return Err(Error::Init(msg)),
+                Some((other, _)) => {
+                    return Err(Error::Init(format!(
+                        "unexpected message from the exec'd process: {other:?}"
+                    )))
+                }
+                // The sync socket closes on exec.
+                None => break,
+            }
+        }
+        if let Some(pid_file) = &o.pid_file {
+            crate::process::write_atomic(pid_file, pid.to_string().as_bytes())?;
+        }
+        guard.disarm();
+        Ok(Execed { pid, console })
+    }
+}
+
+fn validate_process(p: &Process) -> Result<()> {
+    if p.args().as_ref().is_none_or(|a| a.is_empty()) {
+        return Err(Error::Invalid("process.args must not be empty".into()));
+    }
+    if !p.cwd().is_absolute() {
+        return Err(Error::Invalid(format!(
+            "process.cwd {:?} must be an absolute path",
+            p.cwd()
+        )));
+    }
+    Ok(())
+}
+
+/// The namespaces of the container the child must join itself, and whether the parent
+/// must first point its children at the container's pid namespace.
+fn namespaces_to_join(c: &Container, init_pid: i32) -> Result<(CloneFlags, bool)> {
+    let mut flags = CloneFlags::empty();
+    let mut pid = false;
+    let linux = c.saved().config.linux().clone().unwrap_or_default();
+    for ns in linux.namespaces().iter().flatten() {
+        match ns.typ() {
+            LinuxNamespaceType::Pid => pid = true,
+            // setns refuses the user namespace we are already in (a joined one may be ours).
+            LinuxNamespaceType::User if same_user_ns(init_pid)? => {}
+            t => flags |= namespaces::flag_of(t),
+        }
+    }
+    Ok((flags, pid))
+}
+
+fn same_user_ns(pid: i32) -> Result<bool> {
+    let ino = |p: &str| {
+        std::fs::metadata(p)
+            .map(|m| (m.dev(), m.ino()))
+            .ctx(|| format!("stat {p}"))
+    };
+    Ok(ino("/proc/self/ns/user")? == ino(&format!("/proc/{pid}/ns/user"))?)
+}
+
+/// LISTEN_FDS and LISTEN_PID for a process handed `n` socket-activation descriptors.
+pub(crate) fn listen_env(n: u32) -> Vec<String> {
+    if n == 0 {
+        return Vec::new();
+    }
+    vec![format!("LISTEN_FDS={n}"), "LISTEN_PID=1".into()]
+}
+
+/// Our child, not yet known to have exec'd: killed and reaped if exec fails part-way.
+struct KillOnDrop(Option<i32>);
+
+impl KillOnDrop {
+    fn disarm(mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if let Some(pid) = self.0 {
+            // Our own child and not yet reaped, so the pid cannot have been recycled.
+            let _ = nix::sys::signal::kill(Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+            let _ = waitpid(Pid::from_raw(pid), None);
+        }
+    }
+}
+
+/// The child: never returns.
+fn child(a: ChildArgs) -> ! {
+    let err = match setup(&a) {
+        Ok(ready) => ready.exec(),
+        Err(e) => e,
+    };
+    let _ = a.sync.send(&Message::Error(err.to_string()));
+    // SAFETY: _exit skips the parent's atexit handlers and buffers, which this copy of the
+    // process must not run.
+    unsafe { libc::_exit(1) }
+}
+
+fn setup(a: &ChildArgs) -> Result<init::Ready> {
+    init::reset_signals(a.sigmask)?;
+    let Message::Proceed { .. } = init::expect(a.sync, "the go-ahead")? else {
+        return Err(Error::Init(
+            "unexpected message instead of the go-ahead".into(),
+        ));
+    };
+    namespaces::join_process(a.init_pidfd, a.init_pid, a.join)?;
+    if a.join.contains(CloneFlags::CLONE_NEWUSER) {
+        namespaces::become_root_in_user_ns()?;
+    }
+    nix::unistd::setsid().ctx(|| "setsid")?;
+    if a.new_keyring {
+        init::join_new_session_keyring()?;
+    }
+    if a.process.terminal().unwrap_or(false) {
+        let master = crate::console::setup_in_container(a.process, false)?;
+        a.sync.send_fd(&Message::Console, &master)?;
+    }
+    init::confine(a.process, a.keep_fds, a.extra_env)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn base() -> Process {
+        Process::default()
+    }
+
+    #[test]
+    fn args_replace_and_env_appends() {
+        let p = process_from_args(
+            &base(),
+            &ProcessOverrides {
+                args: vec!["ls".into(), "-l".into()],
+                env: vec!["A=1".into()],
+                cwd: Some("/tmp".into()),
+                user: Some("1000:100".into()),
+                additional_gids: vec!["5".into(), "6".into()],
+                caps: vec!["CAP_NET_ADMIN".into(), "sys_time".into()],
+                no_new_privs: true,
+                terminal: true,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(p.args().as_deref().unwrap(), ["ls", "-l"]);
+        assert_eq!(p.env().as_ref().unwrap().last().unwrap(), "A=1");
+        assert!(p.env().as_ref().unwrap().len() > 1);
+        assert_eq!(p.cwd(), Path::new("/tmp"));
+        assert_eq!((p.user().uid(), p.user().gid()), (1000, 100));
+        assert_eq!(p.user().additional_gids().as_deref(), Some(&[5, 6][..]));
+        let caps = p.capabilities().clone().unwrap();
+        for set in [caps.bounding(), caps.effective(), caps.permitted()] {
+            let set = set.as_ref().unwrap();
+            assert!(set.contains(&Capability::NetAdmin) && set.contains(&Capability::SysTime));
+        }
+        assert!(!caps
+            .ambient()
+            .as_ref()
+            .unwrap()
+            .contains(&Capability::NetAdmin));
+        assert_eq!(p.no_new_privileges(), Some(true));
+        assert_eq!(p.terminal(), Some(true));
+    }
+
+    #[test]
+    fn bad_overrides_are_refused() {
+        let with = |o: ProcessOverrides| process_from_args(&base(), &o).unwrap_err().to_string();
+        let args = vec!["true".to_string()];
+        assert!(with(ProcessOverrides::default()).contains("needs a command"));
+        let e = with(ProcessOverrides {
+            args: args.clone(),
+            user: Some("nobody".into()),
+            ..Default::default()
+        });
+        assert!(e.contains("uid \"nobody\" is not a number"), "{e}");
+        let e = with(ProcessOverrides {
+            args: args.clone(),
+            user: Some("1:x".into()),
+            ..Default::default()
+        });
+        assert!(e.contains("gid \"x\""), "{e}");
+        let e = with(ProcessOverrides {
+            args,
+            caps: vec!["CAP_FLY".into()],
+            ..Default::default()
+        });
+        assert!(e.contains("unknown capability"), "{e}");
+    }
+}
