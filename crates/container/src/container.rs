@@ -9,6 +9,7 @@
 
 use crate::error::{Context, Error, Result};
 use crate::hooks::{self, HookState, Kind};
+use crate::notify::NotifyRelay;
 use crate::sys;
 use cgroups::{FreezerState, Manager};
 use oci_spec::runtime::Spec;
@@ -70,6 +71,9 @@ pub struct SavedState {
     /// `--no-new-keyring` was given at create: exec'd processes keep the caller's keyring too.
     #[serde(default)]
     pub no_new_keyring: bool,
+    /// The host's NOTIFY_SOCKET, to which `start` relays the program's readiness.
+    #[serde(default)]
+    pub notify_socket: Option<PathBuf>,
     /// The container's cgroup directory per hierarchy.
     pub cgroup_paths: Vec<(String, PathBuf)>,
     /// The container has a pid namespace of its own: killing its init ends every process.
@@ -260,13 +264,20 @@ impl Container {
     }
 
     /// Let the init exec the user's program; returns once it has (or failed to). Poststart
-    /// hooks failing are warnings, returned for the caller to show.
-    pub fn start(&self) -> Result<Vec<String>> {
+    /// hooks failing are warnings, returned for the caller to show. With a notify socket,
+    /// the relay is returned too: the caller waits for readiness ([`Container::wait_ready`])
+    /// or relays it while it does other things.
+    pub fn start(&self) -> Result<Started> {
         // Pin the init before opening the fifo: the open releases it, and a program like
         // `true` may have exec'd and exited before we could look at it afterwards.
         let pidfd = self
             .init_pidfd()
             .ok_or_else(|| Error::Status("cannot start a container that has stopped".into()))?;
+        // Bound before the program runs, so nothing it sends is lost.
+        let notify = match &self.state.notify_socket {
+            Some(host) => Some(NotifyRelay::bind(&self.dir, host, self.state.init_pid)?),
+            None => None,
+        };
         // The fifo exists exactly while the container is `created`.
         let fifo_path = self.dir.join(EXEC_FIFO);
         let fifo = match rustix::fs::open(
@@ -302,11 +313,20 @@ impl Container {
         {
             return Err(Error::Init(oom_message("while starting")));
         }
-        Ok(hooks::run_all_warn(
+        let warnings = hooks::run_all_warn(
             Kind::Poststart,
             self.state.config.hooks().as_ref(),
             &self.hook_state(Status::Running),
-        ))
+        );
+        Ok(Started { warnings, notify })
+    }
+
+    /// Relay the program's notifications until it says READY=1 (or its init exits).
+    pub fn wait_ready(&self, relay: &NotifyRelay) -> Result<()> {
+        match self.init_pidfd() {
+            Some(pidfd) => relay.wait_ready(&pidfd),
+            None => Ok(()),
+        }
     }
 
     fn explain_init_death(&self, when: &str) -> String {
@@ -408,6 +428,15 @@ impl Container {
         }
         Ok(())
     }
+}
+
+/// What [`Container::start`] leaves the caller.
+#[derive(Debug)]
+pub struct Started {
+    /// Poststart hooks that failed.
+    pub warnings: Vec<String>,
+    /// The readiness relay, if runr was given a NOTIFY_SOCKET at create.
+    pub notify: Option<NotifyRelay>,
 }
 
 /// SIGKILL every process left in `cgroup` and wait until it is empty.

@@ -18,6 +18,7 @@ pub mod exec;
 pub mod hooks;
 mod init;
 mod namespaces;
+pub mod notify;
 pub mod process;
 mod rootfs;
 mod security;
@@ -26,7 +27,7 @@ mod sync;
 mod sys;
 mod user;
 
-pub use container::{Container, Status};
+pub use container::{Container, Started, Status};
 pub use error::{Error, Result};
 pub use process::{create, CreateOptions};
 

@@ -11,6 +11,7 @@ use crate::error::{Context, Error, Result};
 use crate::hooks::{self, HookState, Kind};
 use crate::init::{self, InitArgs};
 use crate::namespaces::{self, Plan};
+use crate::notify::NotifyRelay;
 use crate::rootfs::CgroupMount;
 use crate::sync::{self, Message};
 use crate::sys::{self, Forked};
@@ -40,6 +41,8 @@ pub struct CreateOptions {
     /// LISTEN_FDS; they are passed on (before the preserved ones) and announced in the env.
     pub listen_fds: u32,
     pub systemd_cgroup: bool,
+    /// The caller's `NOTIFY_SOCKET`: the container's program is the one to notify it.
+    pub notify_socket: Option<PathBuf>,
     /// The caller will not stay attached to the container's stdio.
     pub detached: bool,
     /// The signal mask the container's init must run with (the caller may have blocked
@@ -54,8 +57,12 @@ pub fn create(o: &CreateOptions) -> Result<Container> {
     config::validate_id(&o.id)?;
     let bundle = std::fs::canonicalize(&o.bundle)
         .map_err(|e| Error::Config(format!("bundle {}: {e}", o.bundle.display())))?;
-    let spec = config::load(&bundle)?;
+    let mut spec = config::load(&bundle)?;
     config::validate(&spec)?;
+    let dir = o.root.join(&o.id);
+    if o.notify_socket.is_some() {
+        crate::notify::add_to_spec(&dir, &mut spec)?;
+    }
     let rootfs = config::rootfs_path(&spec, &bundle)?;
     let linux = spec.linux().as_ref().expect("validated");
     let process = spec.process().as_ref().expect("validated");
@@ -72,13 +79,15 @@ pub fn create(o: &CreateOptions) -> Result<Container> {
         },
     )?;
 
-    let dir = o.root.join(&o.id);
     let lock = make_state_dir(&o.root, &dir)?;
     let mut undo = Undo {
         dir: Some(dir.clone()),
         cgroup: None,
         init: None,
     };
+    if o.notify_socket.is_some() {
+        crate::notify::make_dir(&dir)?;
+    }
     let resources = resources_with_default_devices(&spec);
     cgroup.create(resources.as_ref())?;
     undo.cgroup = Some(cgroup.as_ref());
@@ -213,6 +222,7 @@ pub fn create(o: &CreateOptions) -> Result<Container> {
         annotations,
         config: spec,
         no_new_keyring: o.no_new_keyring,
+        notify_socket: o.notify_socket.clone(),
         cgroup_paths: cgroup.paths(),
         own_pid_ns: plan.own_pid,
     };
@@ -406,10 +416,15 @@ pub fn block_forwarded_signals() -> Result<SigSet> {
 /// Wait for the container init `pid` (our child) to exit, forwarding every signal we get
 /// to it and reaping any orphan handed to us as subreaper. With a `console` (the pty master
 /// of a foreground container), relay it to our stdin/stdout with our terminal in raw mode,
-/// and pass window size changes on. Returns the exit code the shell would show: the status,
+/// and pass window size changes on. With a `notify` relay, pass the program's readiness
+/// notifications on meanwhile. Returns the exit code the shell would show: the status,
 /// or 128 + the signal number. Signals must have been blocked with
 /// [`block_forwarded_signals`].
-pub fn wait_forwarding_signals(pid: i32, console: Option<OwnedFd>) -> Result<i32> {
+pub fn wait_forwarding_signals(
+    pid: i32,
+    console: Option<OwnedFd>,
+    mut notify: Option<NotifyRelay>,
+) -> Result<i32> {
     use nix::sys::signalfd::{SfdFlags, SignalFd};
     nix::sys::prctl::set_child_subreaper(true).ctx(|| "prctl(PR_SET_CHILD_SUBREAPER)")?;
     let signals = SignalFd::with_flags(
@@ -441,6 +456,13 @@ pub fn wait_forwarding_signals(pid: i32, console: Option<OwnedFd>) -> Result<i32
         if let Some(m) = console.as_ref().filter(|_| master_open) {
             fds.push(libc::pollfd {
                 fd: m.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            });
+        }
+        if let Some(relay) = &notify {
+            fds.push(libc::pollfd {
+                fd: relay.as_fd().as_raw_fd(),
                 events: libc::POLLIN,
                 revents: 0,
             });
@@ -485,6 +507,19 @@ pub fn wait_forwarding_signals(pid: i32, console: Option<OwnedFd>) -> Result<i32
                             unsafe { libc::kill(pid, sig) };
                         }
                     }
+                }
+            } else if notify
+                .as_ref()
+                .is_some_and(|r| r.as_fd().as_raw_fd() == p.fd)
+            {
+                // A failed relay must not end the wait for the container.
+                match notify.as_ref().map(|r| r.relay_one()) {
+                    Some(Ok(false)) => {}
+                    Some(Err(e)) => {
+                        tracing::warn!("{e}");
+                        notify = None;
+                    }
+                    _ => notify = None,
                 }
             } else if p.fd == 0 {
                 match nix::unistd::read(stdin.as_fd(), &mut buf) {

@@ -37,6 +37,7 @@ impl CreateFlags {
             preserve_fds: self.preserve_fds,
             listen_fds: container::process::listen_fds_from_env(),
             systemd_cgroup: g.systemd_cgroup,
+            notify_socket: std::env::var_os("NOTIFY_SOCKET").map(PathBuf::from),
             detached,
             init_sigmask: None,
         }

@@ -104,5 +104,6 @@ pub fn run(g: &Global, a: Args) -> anyhow::Result<i32> {
     Ok(container::process::wait_forwarding_signals(
         execed.pid,
         execed.console,
+        None,
     )?)
 }

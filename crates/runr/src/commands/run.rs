@@ -22,23 +22,29 @@ pub fn run(g: &Global, a: Args) -> anyhow::Result<i32> {
         opts.init_sigmask = Some(container::process::block_forwarded_signals()?);
     }
     let mut c = container::create(&opts)?;
-    match c.start() {
-        Ok(warnings) => super::warn_all(&warnings),
+    let started = match c.start() {
+        Ok(started) => started,
         Err(e) => {
             if let Err(cleanup) = c.delete(true) {
                 tracing::warn!("cleanup after a failed start: {cleanup}");
             }
             return Err(e.into());
         }
-    }
+    };
+    super::warn_all(&started.warnings);
     if a.detach {
+        if let Some(relay) = &started.notify {
+            // Others may look at the container while it gets ready.
+            c.unlock();
+            c.wait_ready(relay)?;
+        }
         return Ok(0);
     }
     let pid = c.saved().init_pid;
     let console = c.take_console();
     c.unlock();
     drop(c);
-    let code = container::process::wait_forwarding_signals(pid, console)?;
+    let code = container::process::wait_forwarding_signals(pid, console, started.notify)?;
     if !a.keep {
         super::warn_all(&Container::load(&g.root, &a.id)?.delete(true)?);
     }

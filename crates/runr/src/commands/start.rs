@@ -6,7 +6,13 @@ pub struct Args {
 }
 
 pub fn run(g: &Global, a: Args) -> anyhow::Result<i32> {
-    let c = container::Container::load(&g.root, &a.id)?;
-    super::warn_all(&c.start()?);
+    let mut c = container::Container::load(&g.root, &a.id)?;
+    let started = c.start()?;
+    super::warn_all(&started.warnings);
+    if let Some(relay) = &started.notify {
+        // Others may look at the container while it gets ready.
+        c.unlock();
+        c.wait_ready(relay)?;
+    }
     Ok(0)
 }

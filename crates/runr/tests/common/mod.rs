@@ -325,3 +325,31 @@ pub fn wait_exit(child: &mut std::process::Child) -> i32 {
         std::thread::sleep(Duration::from_millis(10));
     }
 }
+
+/// A test helper from tests/helpers/NAME.c, built static (so it runs in the busybox rootfs)
+/// once per test binary run, and copied into `rootfs` as /NAME.
+pub fn install_helper(name: &str, rootfs: &Path) {
+    let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("helper-{name}"));
+    let src = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/helpers")
+        .join(format!("{name}.c"));
+    let fresh = |o: &Path| {
+        let (Ok(o), Ok(s)) = (std::fs::metadata(o), std::fs::metadata(&src)) else {
+            return false;
+        };
+        o.modified().unwrap() >= s.modified().unwrap()
+    };
+    if !fresh(&out) {
+        // Tests run in parallel: build to a private name, then rename into place.
+        let tmp = out.with_extension(format!("tmp{}", std::process::id()));
+        let status = Command::new("cc")
+            .args(["-static", "-O2", "-o"])
+            .arg(&tmp)
+            .arg(&src)
+            .status()
+            .expect("run cc (scripts/deps.sh installs it)");
+        assert!(status.success(), "building helper {name} failed");
+        std::fs::rename(&tmp, &out).unwrap();
+    }
+    std::fs::copy(&out, rootfs.join(name)).unwrap();
+}
