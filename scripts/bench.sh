@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Benchmark runr against runc and crun with hyperfine: `run` of /bin/true, and
-# create + start + delete. Also reports the created init's RSS and thread count.
+# create + start + delete, exec into a running container. Also reports the created init's RSS and thread count.
 # Run as root. All three run inside one private mount namespace where the host's cgroup2
 # mount is hidden, because crun refuses this host's hybrid layout otherwise; runr and runc
 # see the same view, so the comparison is fair.
@@ -47,12 +47,23 @@ for n in "${names[@]}"; do
   printf '  %-5s RSS %6s kB, threads %s\n' "$n" "$(awk '/VmRSS/{print $2}' /proc/$pid/status)" "$(awk '/Threads/{print $2}' /proc/$pid/status)"
   $b --root "$root" delete -f "m-$n" >/dev/null 2>&1
 done
+
+# exec of /bin/true into a running container.
+sed -i 's/"\/bin\/sleep", "1"/"\/bin\/sleep", "1000"/' config.json
+exec_cmds=()
+for n in "${names[@]}"; do
+  b=${bin[$n]}; root="$work/root-$n"
+  $b --root "$root" run -d "e-$n" >/dev/null 2>&1 </dev/null
+  exec_cmds+=(-n "$n" "$b --root $root exec e-$n /bin/true")
+done
+hyperfine -N --warmup 5 --runs "$runs" --export-json "$work/exec.json" "${exec_cmds[@]}" >/dev/null
+for n in "${names[@]}"; do ${bin[$n]} --root "$work/root-$n" delete -f "e-$n" >/dev/null 2>&1; done
 INNER
 
 python3 - "$work" <<'PY'
 import json, sys
 work = sys.argv[1]
-for name, title in (("run", "run /bin/true"), ("cycle", "create + start + delete")):
+for name, title in (("run", "run /bin/true"), ("cycle", "create + start + delete"), ("exec", "exec /bin/true")):
     res = {r["command"]: r for r in json.load(open(f"{work}/{name}.json"))["results"]}
     base = res["runr"]["mean"]
     print(f"{title}:")

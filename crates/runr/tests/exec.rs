@@ -479,3 +479,18 @@ fn exec_passes_preserved_and_socket_activation_fds() {
         r.stderr
     );
 }
+
+#[test]
+fn exec_into_a_created_container() {
+    let env = Env::new("excreated");
+    env.args(&["sleep", "1000"]);
+    let id = env.id("c");
+    assert_eq!(env.create(&id).code, 0);
+    let r = env.runr(&["exec", &id, "sh", "-c", "cat /proc/1/cmdline | head -c 4"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    // The init has not exec'd the program yet: it is still runr's init.
+    assert_ne!(r.stdout, "slee");
+    assert_eq!(env.state(&id)["status"], "created");
+    assert_eq!(env.runr(&["start", &id]).code, 0);
+    assert_eq!(env.state(&id)["status"], "running");
+}

@@ -105,3 +105,27 @@ fn console_socket_that_does_not_exist_fails_cleanly() {
     );
     env.assert_gone(&id);
 }
+
+#[test]
+fn foreground_terminal_without_a_terminal_is_refused() {
+    let env = Env::new("ttynotty");
+    env.edit(|c| c["process"]["terminal"] = true.into());
+    let id = env.id("c");
+    // Our stdin is /dev/null: there is nothing to relay the pty to.
+    let r = env.runr(&["run", "--bundle", env.bundle.to_str().unwrap(), &id]);
+    assert_eq!(r.code, 1);
+    assert!(r.stderr.contains("stdin is not a terminal"), "{}", r.stderr);
+    env.assert_gone(&id);
+    // A console socket makes sense only when detached.
+    let r = env.runr(&[
+        "run",
+        "--console-socket",
+        "/tmp/s",
+        "--bundle",
+        env.bundle.to_str().unwrap(),
+        &id,
+    ]);
+    assert_eq!(r.code, 1);
+    assert!(r.stderr.contains("console socket"), "{}", r.stderr);
+    env.assert_gone(&id);
+}
