@@ -10,6 +10,7 @@
 use crate::container::Container;
 use crate::error::{Context, Error, Result};
 use crate::init;
+use crate::lsm::ExecLabels;
 use crate::namespaces;
 use crate::sync::{self, Message, SyncSocket};
 use crate::sys::{self, Forked};
@@ -172,6 +173,7 @@ struct ChildArgs<'a> {
     new_keyring: bool,
     keep_fds: u32,
     extra_env: &'a [String],
+    labels: &'a ExecLabels,
     sigmask: &'a SigSet,
 }
 
@@ -202,6 +204,7 @@ impl Container {
             .ok_or_else(|| Error::Status("cannot exec in a stopped container".into()))?;
         let init_pid = self.saved().init_pid;
         let (join, join_pid) = namespaces_to_join(&self, init_pid)?;
+        let labels = ExecLabels::for_process(process)?;
         let cgroup = self.cgroup();
         // Nothing below needs the container to stay as it is, and a process that stays
         // frozen (--ignore-paused) must not keep other commands waiting on the lock.
@@ -232,6 +235,7 @@ impl Container {
                     new_keyring: !self.saved().no_new_keyring,
                     keep_fds: o.listen_fds + o.preserve_fds,
                     extra_env: &extra_env,
+                    labels: &labels,
                     sigmask: &sigmask,
                 };
                 // A panic must never unwind into the parent's code in this copy.
@@ -380,7 +384,7 @@ fn setup(a: &ChildArgs) -> Result<init::Ready> {
         let master = crate::console::setup_in_container(a.process, false)?;
         a.sync.send_fd(&Message::Console, &master)?;
     }
-    init::confine(a.process, a.keep_fds, a.extra_env)
+    init::confine(a.process, a.labels, a.keep_fds, a.extra_env)
 }
 
 #[cfg(test)]

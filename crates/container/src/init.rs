@@ -5,6 +5,7 @@
 
 use crate::error::{Context, Error, Result};
 use crate::hooks::{self, HookState, Kind};
+use crate::lsm::ExecLabels;
 use crate::namespaces::Plan;
 use crate::rootfs::{self, CgroupMount};
 use crate::security;
@@ -35,6 +36,8 @@ pub(crate) struct InitArgs<'a> {
     pub preserve_fds: u32,
     /// Socket-activation descriptors (before the preserved ones).
     pub listen_fds: u32,
+    /// The LSM labels to exec into.
+    pub labels: &'a ExecLabels,
     /// Added to the process's environment (LISTEN_FDS and the like).
     pub extra_env: Vec<String>,
     /// The signal mask to restore (the parent may block signals to forward them).
@@ -164,7 +167,12 @@ fn setup(a: &mut InitArgs) -> Result<Ready> {
     if let Some(adj) = process.oom_score_adj() {
         security::set_oom_score_adj(adj)?;
     }
-    let ready = confine(process, a.listen_fds + a.preserve_fds, &a.extra_env)?;
+    let ready = confine(
+        process,
+        a.labels,
+        a.listen_fds + a.preserve_fds,
+        &a.extra_env,
+    )?;
     a.sync.send(&Message::Ready)?;
     Ok(ready)
 }
@@ -174,12 +182,18 @@ fn setup(a: &mut InitArgs) -> Result<Ready> {
 /// the lookup of the program, which must happen as the user who will run it.
 ///
 /// Descriptors 3 to 3+`keep_fds`-1 stay open; `extra_env` is added to the process's own.
-pub(crate) fn confine(process: &Process, keep_fds: u32, extra_env: &[String]) -> Result<Ready> {
+pub(crate) fn confine(
+    process: &Process,
+    labels: &ExecLabels,
+    keep_fds: u32,
+    extra_env: &[String],
+) -> Result<Ready> {
     security::set_rlimits(process.rlimits().as_deref().unwrap_or(&[]))?;
     nix::unistd::chdir(process.cwd())
         .ctx(|| format!("chdir to process.cwd {}", process.cwd().display()))?;
     // Only fds 0-2 and the preserved ones may reach the container's program.
     sys::cloexec_from(3 + keep_fds)?;
+    labels.apply()?;
     security::switch_user_and_caps(process)?;
     if process.no_new_privileges().unwrap_or(false) {
         security::set_no_new_privs()?;

@@ -17,6 +17,7 @@ mod error;
 pub mod exec;
 pub mod hooks;
 mod init;
+mod lsm;
 mod namespaces;
 pub mod notify;
 pub mod process;

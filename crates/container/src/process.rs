@@ -10,6 +10,7 @@ use crate::container::{self, Container, SavedState, EXEC_FIFO, OCI_VERSION, STAT
 use crate::error::{Context, Error, Result};
 use crate::hooks::{self, HookState, Kind};
 use crate::init::{self, InitArgs};
+use crate::lsm::ExecLabels;
 use crate::namespaces::{self, Plan};
 use crate::notify::NotifyRelay;
 use crate::rootfs::CgroupMount;
@@ -69,6 +70,7 @@ pub fn create(o: &CreateOptions) -> Result<Container> {
     let terminal = process.terminal().unwrap_or(false);
     crate::console::check_flags(terminal, o.detached, o.console_socket.as_deref())?;
     let plan = Plan::new(linux)?;
+    let labels = ExecLabels::for_process(process)?;
     let layout = Layout::detect()?;
     let cgroup = cgroups::manager(
         &layout,
@@ -138,6 +140,7 @@ pub fn create(o: &CreateOptions) -> Result<Container> {
                 preserve_fds: o.preserve_fds,
                 listen_fds: o.listen_fds,
                 extra_env: crate::exec::listen_env(o.listen_fds),
+                labels: &labels,
                 sigmask: &sigmask,
                 hook_state: hook_state.clone(),
             };

@@ -177,3 +177,25 @@ fn terminal_without_console_socket_when_detached() {
         "cannot allocate tty if runr will detach without setting console socket",
     );
 }
+
+/// This host has no AppArmor: a profile asked for cannot be applied, and running without
+/// it would be silently weaker. An SELinux label where SELinux is off is ignored (runc).
+#[test]
+fn apparmor_profile_without_apparmor() {
+    if std::fs::read_to_string("/sys/module/apparmor/parameters/enabled")
+        .is_ok_and(|s| s.starts_with('Y'))
+    {
+        eprintln!("AppArmor is enabled here; nothing to test");
+        return;
+    }
+    let env = Env::new("apparmor");
+    env.edit(|c| c["process"]["apparmorProfile"] = json!("runr-test"));
+    create_fails(&env, &env.id("c"), "AppArmor is not enabled");
+    env.edit(|c| {
+        c["process"]["apparmorProfile"] = json!("");
+        c["process"]["selinuxLabel"] = json!("system_u:system_r:container_t:s0");
+    });
+    if !std::path::Path::new("/sys/fs/selinux/enforce").exists() {
+        assert_eq!(env.sh("echo ok"), "ok\n");
+    }
+}

@@ -494,3 +494,18 @@ fn exec_into_a_created_container() {
     assert_eq!(env.runr(&["start", &id]).code, 0);
     assert_eq!(env.state(&id)["status"], "running");
 }
+
+#[test]
+fn exec_apparmor_profile_without_apparmor_is_refused() {
+    if std::fs::read_to_string("/sys/module/apparmor/parameters/enabled")
+        .is_ok_and(|s| s.starts_with('Y'))
+    {
+        return;
+    }
+    let env = Env::new("exaa");
+    let (id, init) = sleeping(&env, "c");
+    let r = env.runr(&["exec", "--apparmor", "x", &id, "true"]);
+    assert_eq!(r.code, 255);
+    assert!(r.stderr.contains("AppArmor is not enabled"), "{}", r.stderr);
+    assert_eq!(pids(&env, &id), vec![init as i64]);
+}
