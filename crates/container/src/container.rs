@@ -480,28 +480,9 @@ fn read_fifo(fifo: &std::os::fd::OwnedFd, pidfd: &std::os::fd::OwnedFd) -> Resul
     let mut text = Vec::new();
     let mut buf = [0u8; 4096];
     loop {
-        let mut fds = [
-            libc::pollfd {
-                fd: fifo.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            },
-            libc::pollfd {
-                fd: pidfd.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            },
-        ];
-        // SAFETY: two valid pollfds.
-        let r = unsafe { libc::poll(fds.as_mut_ptr(), 2, -1) };
-        if r < 0 {
-            let e = std::io::Error::last_os_error();
-            if e.raw_os_error() == Some(libc::EINTR) {
-                continue;
-            }
-            return Err(e).ctx(|| "poll the exec fifo");
-        }
-        if fds[0].revents != 0 {
+        let ready = sys::poll_in(&[fifo.as_raw_fd(), pidfd.as_raw_fd()], -1)
+            .ctx(|| "poll the exec fifo")?;
+        if ready[0] {
             match rustix::io::read(fifo, &mut buf) {
                 Ok(0) => {
                     return Ok(if text.is_empty() {
@@ -516,7 +497,7 @@ fn read_fifo(fifo: &std::os::fd::OwnedFd, pidfd: &std::os::fd::OwnedFd) -> Resul
             }
             continue;
         }
-        if fds[1].revents != 0 {
+        if ready[1] {
             // The init is gone; anything it wrote is still in the fifo.
             return Ok(match rustix::io::read(fifo, &mut buf) {
                 Ok(n) if n > 0 => {

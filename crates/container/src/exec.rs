@@ -222,9 +222,9 @@ impl Container {
         } else {
             namespaces::ParentRestore::default()
         };
-        let forked = sys::clone_process(0, "the exec'd process");
+        let forked = restore.after_clone(sys::clone_process(0, "the exec'd process"))?;
         let pid = match forked {
-            Ok(Forked::Child) => {
+            Forked::Child => {
                 drop(parent_sock);
                 let args = ChildArgs {
                     process,
@@ -238,21 +238,9 @@ impl Container {
                     labels: &labels,
                     sigmask: &sigmask,
                 };
-                // A panic must never unwind into the parent's code in this copy.
-                let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| child(args)));
-                // SAFETY: leave at once without running the parent's destructors or atexit.
-                unsafe { libc::_exit(1) }
+                sys::child_main(|| child(args))
             }
-            Ok(Forked::Parent { pid }) => {
-                restore.restore()?;
-                pid
-            }
-            Err(e) => {
-                if let Err(r) = restore.restore() {
-                    tracing::warn!("after a failed clone: {r}");
-                }
-                return Err(e);
-            }
+            Forked::Parent { pid } => pid,
         };
         drop(child_sock);
         let guard = KillOnDrop(Some(pid));

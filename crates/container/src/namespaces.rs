@@ -3,6 +3,7 @@
 //! the clone.
 
 use crate::error::{Context, Error, Result};
+use crate::sys::Forked;
 use nix::sched::CloneFlags;
 use oci_spec::runtime::{Linux, LinuxIdMapping, LinuxNamespaceType};
 use std::fs::File;
@@ -198,7 +199,32 @@ pub(crate) struct ParentRestore {
 }
 
 impl ParentRestore {
-    pub(crate) fn restore(self) -> Result<()> {
+    /// Right after a clone: the parent returns to its own namespaces (killing the new child
+    /// if it cannot, so nothing is left half-made); the child stays where it was born.
+    pub(crate) fn after_clone(self, forked: Result<Forked>) -> Result<Forked> {
+        match forked {
+            Ok(Forked::Child) => Ok(Forked::Child),
+            Ok(Forked::Parent { pid }) => match self.restore() {
+                Ok(()) => Ok(Forked::Parent { pid }),
+                Err(e) => {
+                    // Our own child and not yet reaped, so the pid cannot have been recycled.
+                    let child = nix::unistd::Pid::from_raw(pid);
+                    let _ = nix::sys::signal::kill(child, nix::sys::signal::Signal::SIGKILL);
+                    let _ = nix::sys::wait::waitpid(child, None);
+                    Err(e)
+                }
+            },
+            Err(e) => {
+                // The clone's failure is what the user needs to see; ours is secondary.
+                if let Err(r) = self.restore() {
+                    tracing::warn!("after a failed clone: {r}");
+                }
+                Err(e)
+            }
+        }
+    }
+
+    fn restore(self) -> Result<()> {
         if let Some(f) = self.pid {
             nix::sched::setns(f.as_fd(), CloneFlags::CLONE_NEWPID)
                 .ctx(|| "setns back to our own pid namespace")?;

@@ -114,31 +114,12 @@ impl NotifyRelay {
     /// Relay until `READY=1` or until the process behind `pidfd` (the init) exits.
     pub(crate) fn wait_ready(&self, pidfd: &OwnedFd) -> Result<()> {
         loop {
-            let mut fds = [
-                libc::pollfd {
-                    fd: self.sock.as_raw_fd(),
-                    events: libc::POLLIN,
-                    revents: 0,
-                },
-                libc::pollfd {
-                    fd: pidfd.as_raw_fd(),
-                    events: libc::POLLIN,
-                    revents: 0,
-                },
-            ];
-            // SAFETY: two valid pollfds.
-            let r = unsafe { libc::poll(fds.as_mut_ptr(), 2, -1) };
-            if r < 0 {
-                let e = std::io::Error::last_os_error();
-                if e.raw_os_error() == Some(libc::EINTR) {
-                    continue;
-                }
-                return Err(e).ctx(|| "poll the notify socket");
-            }
-            if fds[0].revents != 0 && self.relay_one()? {
+            let ready = crate::sys::poll_in(&[self.sock.as_raw_fd(), pidfd.as_raw_fd()], -1)
+                .ctx(|| "poll the notify socket")?;
+            if ready[0] && self.relay_one()? {
                 return Ok(());
             }
-            if fds[1].revents != 0 {
+            if ready[1] {
                 tracing::warn!("the container exited before it notified readiness (READY=1)");
                 return Ok(());
             }

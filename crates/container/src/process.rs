@@ -120,9 +120,12 @@ pub fn create(o: &CreateOptions) -> Result<Container> {
     let sigmask = o.init_sigmask.unwrap_or_else(SigSet::empty);
 
     let restore = namespaces::prepare_parent(&plan)?;
-    let forked = sys::clone_process(plan.flags_for_clone().bits() as u64, "the container init");
+    let forked = restore.after_clone(sys::clone_process(
+        plan.flags_for_clone().bits() as u64,
+        "the container init",
+    ))?;
     let pid = match forked {
-        Ok(Forked::Child) => {
+        Forked::Child => {
             // Our copy of the lock descriptor would hold the flock (shared with the parent's)
             // for as long as the container lives.
             drop(lock);
@@ -144,25 +147,11 @@ pub fn create(o: &CreateOptions) -> Result<Container> {
                 sigmask: &sigmask,
                 hook_state: hook_state.clone(),
             };
-            // A panic must never unwind into the parent's code (and its undo guards) in
-            // this copy of the process.
-            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| init::run(args)));
-            // SAFETY: leave at once without running the parent's destructors or atexit.
-            unsafe { libc::_exit(1) }
+            sys::child_main(|| init::run(args))
         }
-        Ok(Forked::Parent { pid }) => {
-            undo.init = Some(pid);
-            restore.restore()?;
-            pid
-        }
-        Err(e) => {
-            // The clone's failure is what the user needs to see; ours to restore is secondary.
-            if let Err(r) = restore.restore() {
-                tracing::warn!("after a failed clone: {r}");
-            }
-            return Err(e);
-        }
+        Forked::Parent { pid } => pid,
     };
+    undo.init = Some(pid);
     drop(child_sock);
     hook_state.pid = pid;
 
@@ -451,52 +440,30 @@ pub fn wait_forwarding_signals(
         if let (Some(code), false) = (exit_code, master_open) {
             return Ok(code);
         }
-        let mut fds = vec![libc::pollfd {
-            fd: signals.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        }];
+        let mut fds = vec![signals.as_raw_fd()];
         if let Some(m) = console.as_ref().filter(|_| master_open) {
-            fds.push(libc::pollfd {
-                fd: m.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            });
+            fds.push(m.as_raw_fd());
         }
         if let Some(relay) = &notify {
-            fds.push(libc::pollfd {
-                fd: relay.as_fd().as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            });
+            fds.push(relay.as_fd().as_raw_fd());
         }
         if stdin_open && exit_code.is_none() {
-            fds.push(libc::pollfd {
-                fd: 0,
-                events: libc::POLLIN,
-                revents: 0,
-            });
+            fds.push(0);
         }
         // Once the container has exited, only drain what its terminal still holds.
         let timeout = if exit_code.is_some() { 100 } else { -1 };
-        // SAFETY: `fds` is a valid array of pollfds of the given length.
-        let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout) };
-        if n < 0 {
-            let e = std::io::Error::last_os_error();
-            if e.raw_os_error() == Some(libc::EINTR) {
-                continue;
-            }
-            return Err(e).ctx(|| "poll while waiting for the container");
-        }
-        if let (0, Some(code)) = (n, exit_code) {
+        let ready = sys::poll_in(&fds, timeout).ctx(|| "poll while waiting for the container")?;
+        if let (false, Some(code)) = (ready.contains(&true), exit_code) {
             // The container is gone and its terminal has been quiet: done.
             return Ok(code);
         }
-        for p in &fds {
-            if p.revents == 0 {
-                continue;
-            }
-            if p.fd == signals.as_raw_fd() {
+        for fd in fds
+            .iter()
+            .zip(&ready)
+            .filter(|(_, r)| **r)
+            .map(|(fd, _)| *fd)
+        {
+            if fd == signals.as_raw_fd() {
                 while let Ok(Some(info)) = signals.read_signal() {
                     match info.ssi_signo as i32 {
                         libc::SIGCHLD => {}
@@ -511,10 +478,7 @@ pub fn wait_forwarding_signals(
                         }
                     }
                 }
-            } else if notify
-                .as_ref()
-                .is_some_and(|r| r.as_fd().as_raw_fd() == p.fd)
-            {
+            } else if notify.as_ref().is_some_and(|r| r.as_fd().as_raw_fd() == fd) {
                 // A failed relay must not end the wait for the container.
                 match notify.as_ref().map(|r| r.relay_one()) {
                     Some(Ok(false)) => {}
@@ -524,7 +488,7 @@ pub fn wait_forwarding_signals(
                     }
                     _ => notify = None,
                 }
-            } else if p.fd == 0 {
+            } else if fd == 0 {
                 match nix::unistd::read(stdin.as_fd(), &mut buf) {
                     Ok(0) | Err(_) => stdin_open = false,
                     Ok(n) => {

@@ -90,21 +90,40 @@ pub(crate) fn pidfd_send_signal(pidfd: &OwnedFd, sig: i32) -> std::io::Result<()
 /// Wait until the process behind `pidfd` has exited; `false` if `timeout` passed first.
 pub(crate) fn pidfd_wait_exit(pidfd: &OwnedFd, timeout: Option<Duration>) -> std::io::Result<bool> {
     let ms = timeout.map_or(-1, |t| t.as_millis().min(i32::MAX as u128) as i32);
-    let mut pfd = libc::pollfd {
-        fd: pidfd.as_raw_fd(),
-        events: libc::POLLIN,
-        revents: 0,
-    };
+    Ok(poll_in(&[pidfd.as_raw_fd()], ms)?[0])
+}
+
+/// poll(2) for input on `fds` for up to `timeout_ms` (-1: no limit), retrying on EINTR.
+/// Which of them are ready (readable, hung up or in error); all `false` on timeout.
+pub(crate) fn poll_in(fds: &[RawFd], timeout_ms: i32) -> std::io::Result<Vec<bool>> {
+    let mut pfds: Vec<libc::pollfd> = fds
+        .iter()
+        .map(|&fd| libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        })
+        .collect();
     loop {
-        // SAFETY: one valid pollfd, count 1.
-        let r = unsafe { libc::poll(&mut pfd, 1, ms) };
-        match r {
-            -1 if std::io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) => continue,
-            -1 => return Err(std::io::Error::last_os_error()),
-            0 => return Ok(false),
-            _ => return Ok(true),
+        // SAFETY: `pfds` is a valid array of pollfds of the given length.
+        let r = unsafe { libc::poll(pfds.as_mut_ptr(), pfds.len() as libc::nfds_t, timeout_ms) };
+        if r >= 0 {
+            return Ok(pfds.iter().map(|p| p.revents != 0).collect());
+        }
+        let e = std::io::Error::last_os_error();
+        if e.raw_os_error() != Some(libc::EINTR) {
+            return Err(e);
         }
     }
+}
+
+/// The body of a cloned child: run `f`, which must end the process itself (by exec or
+/// `_exit`); a return or a panic ends it with status 1.
+pub(crate) fn child_main(f: impl FnOnce()) -> ! {
+    // A panic must never unwind into the parent's code (and its undo guards) in this copy.
+    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+    // SAFETY: leave at once without running the parent's destructors or atexit handlers.
+    unsafe { libc::_exit(1) }
 }
 
 /// Start time (clock ticks since boot, field 22 of /proc/PID/stat) and whether it is a zombie.

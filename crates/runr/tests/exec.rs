@@ -20,6 +20,21 @@ fn sleeping(env: &Env, suffix: &str) -> (String, i32) {
     (id, pid)
 }
 
+/// `exec -d` of `sleep 1000` with `flags`; the host pid from --pid-file.
+fn exec_detached(env: &Env, id: &str, flags: &[&str]) -> i32 {
+    let pid_file = env.dir.path().join("exec.pid");
+    let mut args = vec!["exec", "-d", "--pid-file", pid_file.to_str().unwrap()];
+    args.extend(flags);
+    args.extend([id, "sleep", "1000"]);
+    let r = env.runr(&args);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    std::fs::read_to_string(&pid_file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap()
+}
+
 fn pids(env: &Env, id: &str) -> Vec<i64> {
     let r = env.runr(&["ps", "--format", "json", id]);
     assert_eq!(r.code, 0, "ps: {}", r.stderr);
@@ -48,22 +63,7 @@ fn ns_links(pid: i32) -> Vec<(String, String)> {
 fn exec_joins_the_namespaces_and_cgroup_of_the_init() {
     let env = Env::new("exns");
     let (id, init) = sleeping(&env, "c");
-    let pid_file = env.dir.path().join("exec.pid");
-    let r = env.runr(&[
-        "exec",
-        "-d",
-        "--pid-file",
-        pid_file.to_str().unwrap(),
-        &id,
-        "sleep",
-        "1000",
-    ]);
-    assert_eq!(r.code, 0, "{}", r.stderr);
-    let pid: i32 = std::fs::read_to_string(&pid_file)
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
+    let pid = exec_detached(&env, &id, &[]);
     assert_eq!(ns_links(pid), ns_links(init));
     let cgroup = |p: i32| std::fs::read_to_string(format!("/proc/{p}/cgroup")).unwrap();
     assert_eq!(cgroup(pid), cgroup(init));
@@ -99,22 +99,7 @@ fn exec_joins_a_user_and_time_namespace() {
         .unwrap();
     assert!(status.success());
     let (id, init) = sleeping(&env, "c");
-    let pid_file = env.dir.path().join("exec.pid");
-    let r = env.runr(&[
-        "exec",
-        "-d",
-        "--pid-file",
-        pid_file.to_str().unwrap(),
-        &id,
-        "sleep",
-        "1000",
-    ]);
-    assert_eq!(r.code, 0, "{}", r.stderr);
-    let pid: i32 = std::fs::read_to_string(&pid_file)
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
+    let pid = exec_detached(&env, &id, &[]);
     assert_eq!(ns_links(pid), ns_links(init));
     let r = env.runr(&[
         "exec",
@@ -326,22 +311,9 @@ fn exec_can_use_a_sub_cgroup() {
     let (id, _) = sleeping(&env, "c");
     let sub = cgroup_dir("pids", &id).join("sub");
     std::fs::create_dir(&sub).unwrap();
-    let pid_file = env.dir.path().join("exec.pid");
-    let r = env.runr(&[
-        "exec",
-        "-d",
-        "--cgroup",
-        "pids:sub",
-        "--pid-file",
-        pid_file.to_str().unwrap(),
-        &id,
-        "sleep",
-        "1000",
-    ]);
-    assert_eq!(r.code, 0, "{}", r.stderr);
-    let pid = std::fs::read_to_string(&pid_file).unwrap();
+    let pid = exec_detached(&env, &id, &["--cgroup", "pids:sub"]);
     let procs = std::fs::read_to_string(sub.join("cgroup.procs")).unwrap();
-    assert_eq!(procs.trim(), pid.trim());
+    assert_eq!(procs.trim(), pid.to_string());
     assert_eq!(pids(&env, &id).len(), 2, "ps counts sub-cgroups");
     // delete kills what is in the sub-cgroup and removes it too.
     assert_eq!(env.runr(&["delete", "-f", &id]).code, 0);
@@ -355,18 +327,7 @@ fn foreground_exec_forwards_signals() {
     let mut c = env.cmd();
     c.args(["exec", &id, "sh", "-c"])
         .arg("trap 'echo caught; exit 3' TERM; echo ready; while true; do sleep 0.1; done");
-    let mut child = c.stdout(Stdio::piped()).spawn().unwrap();
-    let mut stdout = child.stdout.take().unwrap();
-    let mut buf = [0u8; 6];
-    use std::io::Read;
-    stdout.read_exact(&mut buf).unwrap();
-    assert_eq!(&buf, b"ready\n");
-    // SAFETY: signalling the runr process this test started.
-    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-    let status = child.wait().unwrap();
-    let mut rest = String::new();
-    stdout.read_to_string(&mut rest).unwrap();
-    assert_eq!((rest.as_str(), status.code()), ("caught\n", Some(3)));
+    assert_eq!(sigterm_is_forwarded(c), ("caught\n".to_string(), 3));
 }
 
 #[test]

@@ -225,19 +225,10 @@ fn foreground_run_forwards_signals() {
         "trap 'echo caught; exit 7' TERM; echo ready; while true; do sleep 0.1; done",
     ]);
     let id = env.id("c");
-    let mut child = env.run_cmd(&id).stdout(Stdio::piped()).spawn().unwrap();
-    let mut stdout = child.stdout.take().unwrap();
-    let mut buf = [0u8; 6];
-    use std::io::Read;
-    stdout.read_exact(&mut buf).unwrap();
-    assert_eq!(&buf, b"ready\n");
-    // SAFETY: signalling the runr process this test started.
-    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-    let status = child.wait().unwrap();
-    let mut rest = String::new();
-    stdout.read_to_string(&mut rest).unwrap();
-    assert_eq!(rest, "caught\n");
-    assert_eq!(status.code(), Some(7));
+    assert_eq!(
+        sigterm_is_forwarded(env.run_cmd(&id)),
+        ("caught\n".to_string(), 7)
+    );
 }
 
 #[test]

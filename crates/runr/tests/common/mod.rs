@@ -353,3 +353,21 @@ pub fn install_helper(name: &str, rootfs: &Path) {
     }
     std::fs::copy(&out, rootfs.join(name)).unwrap();
 }
+
+/// Spawn `cmd` (a foreground run or exec of a shell that prints "ready" and traps TERM),
+/// send runr SIGTERM once the shell is ready, and return what the shell printed after
+/// "ready" and runr's exit code.
+pub fn sigterm_is_forwarded(mut cmd: Command) -> (String, i32) {
+    use std::io::Read;
+    let mut child = cmd.stdout(Stdio::piped()).spawn().unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let mut buf = [0u8; 6];
+    stdout.read_exact(&mut buf).unwrap();
+    assert_eq!(&buf, b"ready\n");
+    // SAFETY: signalling the runr process this test started.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let status = child.wait().unwrap();
+    let mut rest = String::new();
+    stdout.read_to_string(&mut rest).unwrap();
+    (rest, status.code().unwrap_or(-1))
+}
