@@ -56,3 +56,18 @@ pub(crate) fn procs_in_tree(dir: &Path) -> Result<Vec<i32>, CgroupError> {
     }
     Ok(pids)
 }
+
+/// The middle parts of the names of files in `dir` named `{prefix}{middle}{suffix}`.
+pub(crate) fn files_matching(dir: &Path, prefix: &str, suffix: &str) -> Vec<String> {
+    let mut out: Vec<String> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name().into_string().ok()?;
+            Some(name.strip_prefix(prefix)?.strip_suffix(suffix)?.to_string())
+        })
+        .collect();
+    out.sort();
+    out
+}

@@ -13,10 +13,13 @@
 mod error;
 mod fsutil;
 mod layout;
+pub mod resources;
+pub mod stats;
 pub mod v1;
 
 pub use error::CgroupError;
 pub use layout::{Hierarchy, Layout};
+pub use stats::{OomWatch, Stats};
 
 use oci_spec::runtime::LinuxResources;
 use std::path::{Path, PathBuf};
@@ -55,10 +58,16 @@ pub trait Manager {
     fn update(&self, resources: &LinuxResources) -> Result<(), CgroupError>;
     /// Freeze or thaw every process in the cgroup.
     fn set_freezer(&self, state: FreezerState) -> Result<(), CgroupError>;
+    /// Whether this cgroup can be frozen at all.
+    fn has_freezer(&self) -> bool;
     /// Current freezer state (`Thawed` where there is no freezer).
     fn freezer(&self) -> Result<FreezerState, CgroupError>;
     /// Host pids of every process in the cgroup.
     fn pids(&self) -> Result<Vec<i32>, CgroupError>;
+    /// Resource usage, as `events --stats` shows it.
+    fn stats(&self) -> Result<Stats, CgroupError>;
+    /// A descriptor that fires on each OOM kill in the cgroup.
+    fn oom_watch(&self) -> Result<OomWatch, CgroupError>;
     /// How many processes the OOM killer has killed in this cgroup.
     fn oom_kill_count(&self) -> u64;
     /// Remove the cgroup; it must be empty of processes.
@@ -143,6 +152,16 @@ impl SubCgroups {
             .map(String::as_str)
             .collect()
     }
+}
+
+/// One line of `rdma.max` (the same on v1 and v2).
+pub(crate) fn rdma_line(device: &str, l: &oci_spec::runtime::LinuxRdma) -> String {
+    let num = |v: Option<u32>| v.map_or("max".to_string(), |n| n.to_string());
+    format!(
+        "{device} hca_handle={} hca_object={}",
+        num(l.hca_handles()),
+        num(l.hca_objects())
+    )
 }
 
 /// Open the manager for a container on this host.

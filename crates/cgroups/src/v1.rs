@@ -4,9 +4,11 @@
 //! hierarchy, as runc does, so tools that look there find it.
 
 use crate::fsutil::{self, parse_pids, read, write};
+use crate::stats::{read_blkio, read_keyed, read_list, read_u64, Hugetlb, MemoryEntry};
 use crate::{
     container_subpath, CgroupConfig, CgroupError, FreezerState, Layout, Manager, SubCgroups,
 };
+use crate::{OomWatch, Stats};
 use oci_spec::runtime::{LinuxDeviceCgroup, LinuxDeviceType, LinuxResources};
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
@@ -89,6 +91,12 @@ impl V1Manager {
                 write(&file, &l.limit().to_string())?;
             }
         }
+        if let Some(rdma) = r.rdma() {
+            let dir = self.require("rdma")?;
+            for (device, l) in rdma {
+                write(&dir.join("rdma.max"), &crate::rdma_line(device, l))?;
+            }
+        }
         if let Some(n) = r.network() {
             if let Some(id) = n.class_id() {
                 write(
@@ -127,6 +135,16 @@ impl V1Manager {
         // kernel refuses it, write memsw and then the limit.
         let limit_file = dir.join("memory.limit_in_bytes");
         let memsw_file = dir.join("memory.memsw.limit_in_bytes");
+        if let (Some(true), Some(limit)) = (m.check_before_update(), m.limit()) {
+            let usage_file = dir.join("memory.usage_in_bytes");
+            let usage: i64 = read(&usage_file)?.trim().parse().unwrap_or(0);
+            if limit >= 0 && limit < usage {
+                return Err(CgroupError::Invalid(format!(
+                    "memory limit {limit} is below the current usage {usage} ({})",
+                    usage_file.display()
+                )));
+            }
+        }
         let limit = m.limit().map(limit_str);
         match m.swap().map(limit_str) {
             Some(memsw) if memsw_file.exists() => match &limit {
@@ -189,6 +207,12 @@ impl V1Manager {
         if let Some(r) = c.realtime_runtime() {
             write(&cpu()?.join("cpu.rt_runtime_us"), &r.to_string())?;
         }
+        if let Some(i) = c.idle() {
+            write(&cpu()?.join("cpu.idle"), &i.to_string())?;
+        }
+        if let Some(b) = c.burst() {
+            write(&cpu()?.join("cpu.cfs_burst_us"), &b.to_string())?;
+        }
         if let Some(cpus) = c.cpus() {
             write(&self.require("cpuset")?.join("cpuset.cpus"), cpus)?;
         }
@@ -200,8 +224,23 @@ impl V1Manager {
 
     fn set_blkio(&self, b: &oci_spec::runtime::LinuxBlockIo) -> Result<(), CgroupError> {
         let blkio = || self.require("blkio");
+        // CFQ's files, or BFQ's (the only weighted scheduler of current kernels).
+        let weight_file = |name: &str| -> Result<PathBuf, CgroupError> {
+            let dir = blkio()?;
+            let cfq = dir.join(format!("blkio.{name}"));
+            let bfq = dir.join(format!("blkio.bfq.{name}"));
+            match (cfq.exists(), bfq.exists()) {
+                (true, _) => Ok(cfq),
+                (false, true) => Ok(bfq),
+                _ => Err(CgroupError::Unsupported(format!(
+                    "the config sets blkio {name}, but neither {} nor {} exists (no weighted I/O scheduler on this host)",
+                    cfq.display(),
+                    bfq.display()
+                ))),
+            }
+        };
         if let Some(w) = b.weight() {
-            write(&blkio()?.join("blkio.weight"), &w.to_string())?;
+            write(&weight_file("weight")?, &w.to_string())?;
         }
         if let Some(w) = b.leaf_weight() {
             write(&blkio()?.join("blkio.leaf_weight"), &w.to_string())?;
@@ -209,7 +248,7 @@ impl V1Manager {
         for d in b.weight_device().iter().flatten() {
             if let Some(w) = d.weight() {
                 let line = format!("{}:{} {}", d.major(), d.minor(), w);
-                write(&blkio()?.join("blkio.weight_device"), &line)?;
+                write(&weight_file("weight_device")?, &line)?;
             }
             if let Some(w) = d.leaf_weight() {
                 let line = format!("{}:{} {}", d.major(), d.minor(), w);
@@ -319,6 +358,83 @@ impl Manager for V1Manager {
             "{} did not reach {want} within a second",
             file.display()
         )))
+    }
+
+    fn stats(&self) -> Result<Stats, CgroupError> {
+        let mut st = Stats::default();
+        if let Some(dir) = self.dir("cpuacct") {
+            let u = &mut st.cpu.usage;
+            u.total = read_u64(&dir.join("cpuacct.usage"));
+            u.percpu = read_list(&dir.join("cpuacct.usage_percpu"));
+            u.percpu_kernel = read_list(&dir.join("cpuacct.usage_percpu_sys"));
+            u.percpu_user = read_list(&dir.join("cpuacct.usage_percpu_user"));
+            // cpuacct.stat counts clock ticks.
+            // SAFETY: sysconf with a constant name.
+            let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+            let ticks = read_keyed(&dir.join("cpuacct.stat"));
+            u.user = ticks.get("user").copied().unwrap_or(0) * (1_000_000_000 / hz);
+            u.kernel = ticks.get("system").copied().unwrap_or(0) * (1_000_000_000 / hz);
+        }
+        if let Some(dir) = self.dir("cpu") {
+            let s = read_keyed(&dir.join("cpu.stat"));
+            let t = &mut st.cpu.throttling;
+            t.periods = s.get("nr_periods").copied().unwrap_or(0);
+            t.throttled_periods = s.get("nr_throttled").copied().unwrap_or(0);
+            t.throttled_time = s.get("throttled_time").copied().unwrap_or(0);
+        }
+        if let Some(dir) = self.dir("memory") {
+            let m = &mut st.memory;
+            m.raw = read_keyed(&dir.join("memory.stat"));
+            m.cache = m.raw.get("cache").copied().unwrap_or(0);
+            let entry = |prefix: &str| MemoryEntry {
+                limit: read_u64(&dir.join(format!("{prefix}limit_in_bytes"))),
+                usage: read_u64(&dir.join(format!("{prefix}usage_in_bytes"))),
+                max: read_u64(&dir.join(format!("{prefix}max_usage_in_bytes"))),
+                failcnt: read_u64(&dir.join(format!("{prefix}failcnt"))),
+            };
+            m.usage = entry("memory.");
+            m.swap = entry("memory.memsw.");
+            m.kernel = entry("memory.kmem.");
+            m.kernel_tcp = entry("memory.kmem.tcp.");
+        }
+        if let Some(dir) = self.dir("pids") {
+            st.pids.current = read_u64(&dir.join("pids.current"));
+            st.pids.limit = read_u64(&dir.join("pids.max"));
+        }
+        if let Some(dir) = self.dir("blkio") {
+            // Whichever I/O scheduler's files have figures (CFQ, BFQ), else the throttle ones.
+            let first = |name: &str| {
+                ["blkio.", "blkio.bfq.", "blkio.throttle."]
+                    .iter()
+                    .map(|p| read_blkio(&dir.join(format!("{p}{name}"))))
+                    .find(|v| !v.is_empty())
+                    .unwrap_or_default()
+            };
+            st.blkio.io_service_bytes_recursive = first("io_service_bytes_recursive");
+            st.blkio.io_serviced_recursive = first("io_serviced_recursive");
+        }
+        if let Some(dir) = self.dir("hugetlb") {
+            for sub in fsutil::files_matching(dir, "hugetlb.", ".usage_in_bytes") {
+                let f = |what: &str| read_u64(&dir.join(format!("hugetlb.{sub}.{what}")));
+                st.hugetlb.insert(
+                    sub.clone(),
+                    Hugetlb {
+                        usage: f("usage_in_bytes"),
+                        max: f("max_usage_in_bytes"),
+                        failcnt: f("failcnt"),
+                    },
+                );
+            }
+        }
+        Ok(st)
+    }
+
+    fn oom_watch(&self) -> Result<OomWatch, CgroupError> {
+        OomWatch::v1(self.require("memory")?)
+    }
+
+    fn has_freezer(&self) -> bool {
+        self.dir("freezer").is_some()
     }
 
     fn freezer(&self) -> Result<FreezerState, CgroupError> {

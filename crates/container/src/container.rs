@@ -12,7 +12,7 @@ use crate::hooks::{self, HookState, Kind};
 use crate::notify::NotifyRelay;
 use crate::sys;
 use cgroups::{FreezerState, Manager};
-use oci_spec::runtime::Spec;
+use oci_spec::runtime::{LinuxResources, Spec};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::fs::File;
@@ -212,12 +212,109 @@ impl Container {
         if !self.init_alive() {
             return Status::Stopped;
         }
+        // A created container can be paused too; frozen wins.
+        if self.cgroup().freezer().ok() == Some(FreezerState::Frozen) {
+            return Status::Paused;
+        }
         if self.dir.join(EXEC_FIFO).exists() {
             return Status::Created;
         }
-        match self.cgroup().freezer() {
-            Ok(FreezerState::Frozen) => Status::Paused,
-            _ => Status::Running,
+        Status::Running
+    }
+
+    /// Freeze every process of a created or running container.
+    pub fn pause(&self) -> Result<()> {
+        match self.status() {
+            Status::Created | Status::Running => {
+                Ok(self.cgroup().set_freezer(FreezerState::Frozen)?)
+            }
+            _ => Err(Error::Status("container not running".into())),
+        }
+    }
+
+    /// Change the resources of a live container: the fields `update` sets are written to its
+    /// cgroup, then recorded in its saved config. If the kernel refuses a value, what was
+    /// written before it is set back, so the container is left as it was.
+    pub fn update(&mut self, update: &LinuxResources) -> Result<()> {
+        if self.status() == Status::Stopped {
+            return Err(Error::Status("container not running".into()));
+        }
+        let mut linux = self.state.config.linux().clone().unwrap_or_default();
+        let old = linux.resources().clone().unwrap_or_default();
+        let cgroup = self.cgroup();
+        if let Err(e) = cgroup.update(update) {
+            let back = cgroups::resources::previous_values(&old, update);
+            if let Err(r) = cgroup.update(&back) {
+                tracing::warn!("setting the old values back failed too: {r}");
+            }
+            return Err(e.into());
+        }
+        let mut new = old;
+        cgroups::resources::merge(&mut new, update);
+        linux.set_resources(Some(new));
+        self.state.config.set_linux(Some(linux));
+        crate::process::write_atomic(
+            &self.dir.join(STATE_FILE),
+            &serde_json::to_vec(&self.state).expect("state serializes"),
+        )
+    }
+
+    /// Resource usage of the container's cgroup.
+    pub fn stats(&self) -> Result<cgroups::Stats> {
+        if self.status() == Status::Stopped {
+            return Err(Error::Status(format!(
+                "container with id {} is not running",
+                self.state.id
+            )));
+        }
+        Ok(self.cgroup().stats()?)
+    }
+
+    /// Report `Stats` every `interval` and each OOM kill as it happens, until the init exits
+    /// (or `emit` fails, e.g. because its reader went away).
+    pub fn watch_events(
+        &self,
+        interval: Duration,
+        mut emit: impl FnMut(Event) -> Result<()>,
+    ) -> Result<()> {
+        let pidfd = self.init_pidfd().ok_or_else(|| {
+            Error::Status(format!(
+                "container with id {} is not running",
+                self.state.id
+            ))
+        })?;
+        let cgroup = self.cgroup();
+        let mut oom = match cgroup.oom_watch() {
+            Ok(w) => Some(w),
+            Err(e) => {
+                tracing::warn!("no OOM events: {e}");
+                None
+            }
+        };
+        let ms = interval.as_millis().clamp(1, i32::MAX as u128) as i32;
+        loop {
+            let mut fds = vec![pidfd.as_raw_fd()];
+            fds.extend(oom.as_ref().map(|w| w.as_raw_fd()));
+            let ready = sys::poll_in(&fds, ms).ctx(|| "poll for container events")?;
+            if ready[0] {
+                return Ok(());
+            }
+            if let Some(w) = oom.as_mut().filter(|_| ready.get(1) == Some(&true)) {
+                for _ in 0..w.take() {
+                    emit(Event::Oom)?;
+                }
+            }
+            if !ready.contains(&true) {
+                emit(Event::Stats(Box::new(cgroup.stats()?)))?;
+            }
+        }
+    }
+
+    /// Thaw a paused container.
+    pub fn resume(&self) -> Result<()> {
+        match self.status() {
+            Status::Paused => Ok(self.cgroup().set_freezer(FreezerState::Thawed)?),
+            _ => Err(Error::Status("container not paused".into())),
         }
     }
 
@@ -273,6 +370,11 @@ impl Container {
         let pidfd = self
             .init_pidfd()
             .ok_or_else(|| Error::Status("cannot start a container that has stopped".into()))?;
+        if self.status() == Status::Paused {
+            return Err(Error::Status(
+                "cannot start a container in the paused state".into(),
+            ));
+        }
         // Bound before the program runs, so nothing it sends is lost.
         let notify = match &self.state.notify_socket {
             Some(host) => Some(NotifyRelay::bind(&self.dir, host, self.state.init_pid)?),
@@ -344,16 +446,18 @@ impl Container {
             return Err(Error::Status("container not running".into()));
         }
         if all {
-            for pid in self.cgroup().pids()? {
-                // The raw number: nix's Signal has no real-time signals.
-                // SAFETY: kill(2) with integer arguments.
-                if unsafe { libc::kill(pid, signal) } != 0 {
-                    let e = std::io::Error::last_os_error();
-                    if e.raw_os_error() != Some(libc::ESRCH) {
-                        return Err(e).ctx(|| format!("kill pid {pid} with signal {signal}"));
-                    }
-                }
+            let cgroup = self.cgroup();
+            // Frozen, nothing can fork between the listing and the signal. A container
+            // paused by its user stays paused (except for SIGKILL, below).
+            let freeze = status != Status::Paused && cgroup.has_freezer();
+            if freeze {
+                cgroup.set_freezer(FreezerState::Frozen)?;
             }
+            let signalled = signal_all(cgroup.as_ref(), signal);
+            if freeze {
+                cgroup.set_freezer(FreezerState::Thawed)?;
+            }
+            signalled?;
         } else {
             let pidfd = self
                 .init_pidfd()
@@ -430,6 +534,13 @@ impl Container {
     }
 }
 
+/// What [`Container::watch_events`] reports.
+#[derive(Debug)]
+pub enum Event {
+    Stats(Box<cgroups::Stats>),
+    Oom,
+}
+
 /// What [`Container::start`] leaves the caller.
 #[derive(Debug)]
 pub struct Started {
@@ -437,6 +548,21 @@ pub struct Started {
     pub warnings: Vec<String>,
     /// The readiness relay, if runr was given a NOTIFY_SOCKET at create.
     pub notify: Option<NotifyRelay>,
+}
+
+/// Send `signal` to every process in `cgroup`.
+fn signal_all(cgroup: &dyn Manager, signal: i32) -> Result<()> {
+    for pid in cgroup.pids()? {
+        // The raw number: nix's Signal has no real-time signals.
+        // SAFETY: kill(2) with integer arguments.
+        if unsafe { libc::kill(pid, signal) } != 0 {
+            let e = std::io::Error::last_os_error();
+            if e.raw_os_error() != Some(libc::ESRCH) {
+                return Err(e).ctx(|| format!("kill pid {pid} with signal {signal}"));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// SIGKILL every process left in `cgroup` and wait until it is empty.

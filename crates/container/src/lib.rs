@@ -28,7 +28,7 @@ mod sync;
 mod sys;
 mod user;
 
-pub use container::{Container, Started, Status};
+pub use container::{Container, Event, Started, Status};
 pub use error::{Error, Result};
 pub use process::{create, CreateOptions};
 

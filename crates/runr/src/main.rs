@@ -69,7 +69,7 @@ fn main() {
     match commands::run(&global, command) {
         Ok(code) => std::process::exit(code),
         Err(e) => {
-            let msg = format!("{prefix}{e:#}");
+            let msg = format!("{prefix}{}", error_text(&e));
             tracing::error!("{msg}");
             // With --log the engine reads the file; a person at a terminal still sees why.
             if log_to_file {
@@ -78,4 +78,21 @@ fn main() {
             std::process::exit(error_code);
         }
     }
+}
+
+/// The error and its causes, each cause once: our error types already include their source
+/// in their own text, and anyhow's `{:#}` would repeat it.
+fn error_text(e: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in e.chain() {
+        let part = cause.to_string();
+        if text.contains(&part) {
+            continue;
+        }
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(&part);
+    }
+    text
 }

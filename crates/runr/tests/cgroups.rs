@@ -107,3 +107,243 @@ fn a_memory_limit_too_low_says_so() {
     );
     env.assert_gone(&format!("oom-{}-run", std::process::id()));
 }
+
+/// A detached container whose init sleeps.
+fn sleeping(env: &Env, suffix: &str) -> String {
+    env.args(&["sleep", "1000"]);
+    let id = env.id(suffix);
+    let r = env.runr(&["run", "-d", "--bundle", env.bundle.to_str().unwrap(), &id]);
+    assert_eq!(r.code, 0, "run -d: {}", r.stderr);
+    id
+}
+
+fn list_status(env: &Env, id: &str) -> String {
+    let r = env.runr(&["list", "--format", "json"]);
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    v.as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == id)
+        .map(|c| c["status"].as_str().unwrap().to_string())
+        .unwrap()
+}
+
+#[test]
+fn pause_and_resume() {
+    let env = Env::new("pause");
+    let id = sleeping(&env, "c");
+    let freezer = cgroup_dir("freezer", &id).join("freezer.state");
+    assert_eq!(env.runr(&["pause", &id]).code, 0);
+    assert_eq!(read(freezer.clone()), "FROZEN");
+    assert_eq!(env.state(&id)["status"], "paused");
+    assert_eq!(list_status(&env, &id), "paused");
+    let r = env.runr(&["pause", &id]);
+    assert_eq!(r.code, 1);
+    assert!(r.stderr.contains("container not running"), "{}", r.stderr);
+    assert_eq!(env.runr(&["resume", &id]).code, 0);
+    assert_eq!(read(freezer.clone()), "THAWED");
+    assert_eq!(env.state(&id)["status"], "running");
+    let r = env.runr(&["resume", &id]);
+    assert_eq!(r.code, 1);
+    assert!(r.stderr.contains("container not paused"), "{}", r.stderr);
+    // SIGKILL reaches a paused container: it is thawed so the signal lands.
+    assert_eq!(env.runr(&["pause", &id]).code, 0);
+    assert_eq!(env.runr(&["kill", &id, "KILL"]).code, 0);
+    for _ in 0..200 {
+        if env.state(&id)["status"] == "stopped" {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert_eq!(env.state(&id)["status"], "stopped");
+    let r = env.runr(&["pause", &id]);
+    assert_eq!(r.code, 1);
+    assert_eq!(env.runr(&["delete", &id]).code, 0);
+    env.assert_gone(&id);
+
+    // A created container can be paused too; start waits for resume.
+    let id = env.id("created");
+    assert_eq!(env.create(&id).code, 0);
+    assert_eq!(env.runr(&["pause", &id]).code, 0);
+    assert_eq!(env.state(&id)["status"], "paused");
+    let r = env.runr(&["start", &id]);
+    assert_eq!(r.code, 1);
+    assert!(r.stderr.contains("paused"), "{}", r.stderr);
+    assert_eq!(env.runr(&["resume", &id]).code, 0);
+    assert_eq!(env.state(&id)["status"], "created");
+}
+
+#[test]
+fn kill_all_signals_every_process_and_leaves_a_paused_container_paused() {
+    let env = Env::new("killall");
+    // No pid namespace: the init dying does not take the others with it.
+    env.edit(|c| {
+        let ns = c["linux"]["namespaces"].as_array_mut().unwrap();
+        ns.retain(|n| n["type"] != "pid");
+    });
+    let id = sleeping(&env, "c");
+    for _ in 0..3 {
+        let r = env.runr(&["exec", "-d", &id, "sleep", "1000"]);
+        assert_eq!(r.code, 0, "{}", r.stderr);
+    }
+    let pids = |env: &Env| -> Vec<i64> {
+        serde_json::from_str(&env.runr(&["ps", "--format", "json", &id]).stdout).unwrap()
+    };
+    assert_eq!(pids(&env).len(), 4);
+    assert_eq!(env.runr(&["kill", "--all", &id, "STOP"]).code, 0);
+    assert_eq!(
+        read(cgroup_dir("freezer", &id).join("freezer.state")),
+        "THAWED"
+    );
+    for pid in pids(&env) {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+        let state = stat
+            .rsplit(')')
+            .next()
+            .unwrap()
+            .split_whitespace()
+            .next()
+            .unwrap();
+        assert_eq!(state, "T", "pid {pid} not stopped");
+    }
+    assert_eq!(env.runr(&["kill", "--all", &id, "KILL"]).code, 0);
+    for _ in 0..200 {
+        if pids(&env).is_empty() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert!(pids(&env).is_empty());
+    assert_eq!(env.runr(&["delete", &id]).code, 0);
+    env.assert_gone(&id);
+}
+
+#[test]
+fn update_changes_live_limits_and_refuses_bad_values() {
+    let env = Env::new("update");
+    env.edit(|c| {
+        c["linux"]["resources"]["memory"] = json!({"limit": 64 << 20});
+        c["linux"]["resources"]["pids"] = json!({"limit": 50});
+    });
+    let id = sleeping(&env, "c");
+    let mem = cgroup_dir("memory", &id).join("memory.limit_in_bytes");
+    let pids = cgroup_dir("pids", &id).join("pids.max");
+    let r = env.runr(&[
+        "update",
+        "--memory",
+        "32m",
+        "--pids-limit",
+        "20",
+        "--cpu-share",
+        "300",
+        "--cpu-quota",
+        "20000",
+        "--cpu-period",
+        "100000",
+        "--blkio-weight",
+        "300",
+        &id,
+    ]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(read(mem.clone()), (32 << 20).to_string());
+    assert_eq!(read(pids.clone()), "20");
+    assert_eq!(read(cgroup_dir("cpu", &id).join("cpu.shares")), "300");
+    assert_eq!(
+        read(cgroup_dir("cpu", &id).join("cpu.cfs_quota_us")),
+        "20000"
+    );
+    // From a file: only what it names changes.
+    let file = env.dir.path().join("resources.json");
+    std::fs::write(&file, r#"{"pids": {"limit": 30}}"#).unwrap();
+    assert_eq!(
+        env.runr(&["update", "-r", file.to_str().unwrap(), &id])
+            .code,
+        0
+    );
+    assert_eq!(read(pids.clone()), "30");
+    assert_eq!(read(mem.clone()), (32 << 20).to_string());
+    // Bad values: a clear error naming the file and value, nothing changed.
+    for (args, want) in [
+        (vec!["--memory", "1x"], "invalid size"),
+        (vec!["--cpuset-cpus", "99"], "cpuset.cpus"),
+        (vec!["--blkio-weight", "5"], "between 10 and 1000"),
+    ] {
+        let mut all = vec!["update"];
+        all.extend(args.iter());
+        all.push(&id);
+        let r = env.runr(&all);
+        assert_eq!(r.code, 1, "{args:?}");
+        assert!(r.stderr.contains(want), "{args:?}: {}", r.stderr);
+    }
+    std::fs::write(&file, r#"{"pids": {"limit": "many"}}"#).unwrap();
+    let r = env.runr(&["update", "-r", file.to_str().unwrap(), &id]);
+    assert!(
+        r.code == 1 && r.stderr.contains("pids.limit"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(read(pids.clone()), "30");
+    assert!(!read(cgroup_dir("cpuset", &id).join("cpuset.cpus")).is_empty());
+    // The new limits are the container's from now on: a sub-process sees them.
+    let saved: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(env.root.join(&id).join("state.json")).unwrap())
+            .unwrap();
+    assert_eq!(saved["config"]["linux"]["resources"]["pids"]["limit"], 30);
+    assert_eq!(
+        saved["config"]["linux"]["resources"]["memory"]["limit"],
+        32 << 20
+    );
+    assert_eq!(env.runr(&["kill", &id, "KILL"]).code, 0);
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    let r = env.runr(&["update", "--pids-limit", "10", &id]);
+    assert_eq!(r.code, 1);
+    assert!(r.stderr.contains("container not running"), "{}", r.stderr);
+}
+
+#[test]
+fn events_report_stats_and_oom_kills() {
+    let env = Env::new("events");
+    env.edit(|c| c["linux"]["resources"]["memory"] = json!({"limit": 16 << 20}));
+    let id = sleeping(&env, "c");
+    let r = env.runr(&["events", "--stats", &id]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let v: serde_json::Value = serde_json::from_str(r.stdout.trim()).unwrap();
+    assert_eq!(v["type"], "stats");
+    assert_eq!(v["id"], id.as_str());
+    assert_eq!(v["data"]["memory"]["usage"]["limit"], 16 << 20);
+    assert_eq!(v["data"]["pids"]["current"], 1);
+    assert!(v["data"]["cpu"]["usage"]["total"].as_u64().unwrap() > 0);
+
+    // Watch, then make the OOM killer act inside.
+    let out = env.dir.path().join("events.out");
+    let mut watch = env.cmd();
+    watch
+        .args(["events", "--interval", "200ms", &id])
+        .stdout(std::fs::File::create(&out).unwrap());
+    let mut watcher = watch.spawn().unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let r = env.runr(&["exec", &id, "tail", "/dev/zero"]);
+    assert_eq!(r.code, 137, "tail should be OOM-killed: {}", r.stderr);
+    std::thread::sleep(std::time::Duration::from_millis(400));
+    // The watch ends by itself when the container stops.
+    assert_eq!(env.runr(&["kill", &id, "KILL"]).code, 0);
+    assert_eq!(wait_exit(&mut watcher), 0);
+    let text = std::fs::read_to_string(&out).unwrap();
+    let types: Vec<String> = text
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["type"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert!(types.iter().any(|t| t == "oom"), "{text}");
+    assert!(
+        types.iter().filter(|t| *t == "stats").count() >= 2,
+        "{text}"
+    );
+    let r = env.runr(&["events", "--stats", &id]);
+    assert_eq!(r.code, 1);
+    assert!(r.stderr.contains("is not running"), "{}", r.stderr);
+}

@@ -2,15 +2,18 @@
 
 mod create;
 mod delete;
+mod events;
 mod exec;
 mod features;
 mod kill;
 mod list;
+mod pause;
 mod ps;
 mod run;
 mod spec;
 mod start;
 mod state;
+mod update;
 
 use crate::Global;
 use clap::Subcommand;
@@ -33,6 +36,14 @@ pub enum Command {
     Ps(ps::Args),
     /// Send a signal to a container's init (or every process with --all).
     Kill(kill::Args),
+    /// Freeze every process of a container.
+    Pause(pause::Args),
+    /// Thaw a paused container.
+    Resume(pause::Args),
+    /// Change a container's resource limits.
+    Update(Box<update::Args>),
+    /// Print resource usage and OOM events as JSON lines.
+    Events(events::Args),
     /// Delete a container and what it holds.
     Delete(delete::Args),
     /// Write a default config.json.
@@ -72,6 +83,10 @@ pub fn run(g: &Global, cmd: Command) -> anyhow::Result<i32> {
         Command::Ps(a) => ps::run(g, a),
         Command::Kill(a) => kill::run(g, a),
         Command::Delete(a) => delete::run(g, a),
+        Command::Pause(a) => pause::pause(g, a),
+        Command::Resume(a) => pause::resume(g, a),
+        Command::Update(a) => update::run(g, *a),
+        Command::Events(a) => events::run(g, a),
         Command::Spec(a) => spec::run(a),
         Command::Features => features::run(),
     }
