@@ -71,3 +71,29 @@ pub(crate) fn files_matching(dir: &Path, prefix: &str, suffix: &str) -> Vec<Stri
     out.sort();
     out
 }
+
+/// Remove a cgroup directory and the sub-cgroups made in it (by `exec --cgroup` users or
+/// the container itself), deepest first. Right after its last task exits the kernel may
+/// still hold a cgroup busy for a moment, so EBUSY is retried briefly.
+pub(crate) fn remove_tree(dir: &Path) -> Result<(), CgroupError> {
+    for sub in subdirs(dir)? {
+        remove_tree(&sub)?;
+    }
+    let mut tries = 0;
+    loop {
+        match std::fs::remove_dir(dir) {
+            Ok(()) => return Ok(()),
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(()),
+            Err(e) if e.raw_os_error() == Some(libc::EBUSY) && tries < 200 => {
+                tries += 1;
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            Err(source) => {
+                return Err(CgroupError::Remove {
+                    path: dir.into(),
+                    source,
+                })
+            }
+        }
+    }
+}

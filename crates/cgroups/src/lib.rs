@@ -10,12 +10,14 @@
 //! fork; [`Manager::enter_late`] finishes what must wait until the init's own setup is done
 //! (on v1: joining the memory controller, so runr's setup is never charged to the container).
 
+mod bpf;
 mod error;
 mod fsutil;
 mod layout;
 pub mod resources;
 pub mod stats;
 pub mod v1;
+pub mod v2;
 
 pub use error::CgroupError;
 pub use layout::{Hierarchy, Layout};
@@ -176,9 +178,16 @@ pub fn manager(layout: &Layout, config: &CgroupConfig) -> Result<Box<dyn Manager
         Layout::Legacy { .. } | Layout::Hybrid { .. } => {
             Ok(Box::new(v1::V1Manager::new(layout, config)?))
         }
-        Layout::Unified { .. } => Err(CgroupError::Unsupported(
-            "this host uses cgroup v2 only (unified); the v2 driver is not available yet".into(),
-        )),
+        Layout::Unified { .. } => Ok(Box::new(v2::V2Manager::new(layout, config)?)),
+    }
+}
+
+/// The manager for a container from the directories a previous command saved
+/// ([`Manager::paths`]): one unnamed directory is cgroup v2, anything else v1.
+pub fn from_paths(paths: Vec<(String, PathBuf)>) -> Box<dyn Manager> {
+    match paths.as_slice() {
+        [(name, dir)] if name.is_empty() => Box::new(v2::V2Manager::from_dir(dir.clone())),
+        _ => Box::new(v1::V1Manager::from_paths(paths)),
     }
 }
 

@@ -162,7 +162,6 @@ pub struct OomWatch {
 }
 
 #[derive(Debug)]
-#[allow(dead_code)] // Inotify: for the v2 driver, which lands next.
 enum Kind {
     /// v1: an eventfd registered through cgroup.event_control on memory.oom_control.
     EventFd,
@@ -200,7 +199,6 @@ impl OomWatch {
     }
 
     /// v2: watch memory.events of the cgroup `dir` for a rising oom_kill count.
-    #[allow(dead_code)]
     pub(crate) fn v2(dir: &Path) -> Result<OomWatch, CgroupError> {
         let events = dir.join("memory.events");
         let err = |source| CgroupError::Read {

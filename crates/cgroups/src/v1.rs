@@ -478,7 +478,7 @@ impl Manager for V1Manager {
     fn destroy(&self) -> Result<(), CgroupError> {
         let mut first_error = None;
         for (_, dir) in &self.dirs {
-            if let Err(e) = remove_dir(dir) {
+            if let Err(e) = fsutil::remove_tree(dir) {
                 first_error.get_or_insert(e);
             }
         }
@@ -529,32 +529,6 @@ fn add_pid(dir: &Path, pid: i32) -> Result<(), CgroupError> {
         path: file,
         source,
     })
-}
-
-/// Remove a cgroup directory and the sub-cgroups made in it (by `exec --cgroup` users or
-/// the container itself), deepest first. Right after its last task exits the kernel may
-/// still hold a cgroup busy for a moment, so EBUSY is retried briefly.
-fn remove_dir(dir: &Path) -> Result<(), CgroupError> {
-    for sub in fsutil::subdirs(dir)? {
-        remove_dir(&sub)?;
-    }
-    let mut tries = 0;
-    loop {
-        match std::fs::remove_dir(dir) {
-            Ok(()) => return Ok(()),
-            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(()),
-            Err(e) if e.raw_os_error() == Some(libc::EBUSY) && tries < 200 => {
-                tries += 1;
-                std::thread::sleep(Duration::from_millis(5));
-            }
-            Err(source) => {
-                return Err(CgroupError::Remove {
-                    path: dir.into(),
-                    source,
-                })
-            }
-        }
-    }
 }
 
 fn limit_str(v: i64) -> String {

@@ -197,9 +197,7 @@ impl Container {
     }
 
     pub fn cgroup(&self) -> Box<dyn Manager> {
-        Box::new(cgroups::v1::V1Manager::from_paths(
-            self.state.cgroup_paths.clone(),
-        ))
+        cgroups::from_paths(self.state.cgroup_paths.clone())
     }
 
     fn init_alive(&self) -> bool {

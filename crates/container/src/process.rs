@@ -91,8 +91,9 @@ pub fn create(o: &CreateOptions) -> Result<Container> {
         crate::notify::make_dir(&dir)?;
     }
     let resources = resources_with_default_devices(&spec);
-    cgroup.create(resources.as_ref())?;
+    // Armed first: a create that fails part-way (a limit refused) has made directories.
     undo.cgroup = Some(cgroup.as_ref());
+    cgroup.create(resources.as_ref())?;
 
     let fifo = dir.join(EXEC_FIFO);
     nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o622))
