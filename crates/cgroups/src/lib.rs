@@ -16,6 +16,7 @@ mod fsutil;
 mod layout;
 pub mod resources;
 pub mod stats;
+pub mod systemd;
 pub mod v1;
 pub mod v2;
 
@@ -169,10 +170,9 @@ pub(crate) fn rdma_line(device: &str, l: &oci_spec::runtime::LinuxRdma) -> Strin
 /// Open the manager for a container on this host.
 pub fn manager(layout: &Layout, config: &CgroupConfig) -> Result<Box<dyn Manager>, CgroupError> {
     if config.systemd {
-        return Err(CgroupError::Unsupported(
-            "the systemd cgroup driver (--systemd-cgroup) is not available yet; run without it"
-                .into(),
-        ));
+        // Bad names are reported first: they are wrong wherever systemd runs.
+        systemd::unit_names(config.path.as_deref(), &config.id)?;
+        return Err(systemd::unavailable());
     }
     match layout {
         Layout::Legacy { .. } | Layout::Hybrid { .. } => {

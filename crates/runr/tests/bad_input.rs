@@ -199,3 +199,29 @@ fn apparmor_profile_without_apparmor() {
         assert_eq!(env.sh("echo ok"), "ok\n");
     }
 }
+
+/// This host runs no systemd: --systemd-cgroup says so, and a malformed slice:prefix:name
+/// is reported as such first.
+#[test]
+fn systemd_cgroup_without_systemd() {
+    if std::path::Path::new("/run/systemd/system").exists() {
+        return;
+    }
+    let env = Env::new("sdcg");
+    let id = env.id("c");
+    let run = |env: &Env| {
+        let mut c = env.cmd();
+        c.args(["--systemd-cgroup", "create", "--bundle"])
+            .arg(&env.bundle)
+            .arg(&id);
+        capture(c)
+    };
+    let r = run(&env);
+    assert_eq!(r.code, 1);
+    assert!(r.stderr.contains("systemd is not running"), "{}", r.stderr);
+    env.assert_gone(&id);
+    env.edit(|c| c["linux"]["cgroupsPath"] = json!("/not/a/slice"));
+    let r = run(&env);
+    assert!(r.stderr.contains("slice:prefix:name"), "{}", r.stderr);
+    env.assert_gone(&id);
+}
