@@ -97,3 +97,13 @@ pub(crate) fn remove_tree(dir: &Path) -> Result<(), CgroupError> {
         }
     }
 }
+
+/// Move `pid` into the cgroup `dir`.
+pub(crate) fn add_pid(dir: &Path, pid: i32) -> Result<(), CgroupError> {
+    let file = dir.join("cgroup.procs");
+    std::fs::write(&file, pid.to_string()).map_err(|source| CgroupError::Enter {
+        pid,
+        path: file,
+        source,
+    })
+}

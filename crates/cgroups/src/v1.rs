@@ -3,7 +3,7 @@
 //! On a hybrid host the container also gets a directory in the controller-less cgroup2
 //! hierarchy, as runc does, so tools that look there find it.
 
-use crate::fsutil::{self, parse_pids, read, write};
+use crate::fsutil::{self, add_pid, parse_pids, read, write};
 use crate::stats::{read_blkio, read_keyed, read_list, read_u64, Hugetlb, MemoryEntry};
 use crate::{
     container_subpath, CgroupConfig, CgroupError, FreezerState, Layout, Manager, SubCgroups,
@@ -520,15 +520,6 @@ fn create_dirs(dir: &Path, is_cpuset: bool) -> Result<(), CgroupError> {
         }
     }
     Ok(())
-}
-
-fn add_pid(dir: &Path, pid: i32) -> Result<(), CgroupError> {
-    let file = dir.join("cgroup.procs");
-    std::fs::write(&file, pid.to_string()).map_err(|source| CgroupError::Enter {
-        pid,
-        path: file,
-        source,
-    })
 }
 
 fn limit_str(v: i64) -> String {

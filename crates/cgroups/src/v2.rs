@@ -1,7 +1,7 @@
 //! cgroup v2 (unified) driver: one directory, controllers enabled down the tree, device
 //! access through an eBPF program, freezing through cgroup.freeze.
 
-use crate::fsutil::{self, write};
+use crate::fsutil::{self, add_pid, write};
 use crate::stats::{read_keyed, read_u64, BlkioEntry, Hugetlb, MemoryEntry};
 use crate::{
     container_subpath, CgroupConfig, CgroupError, FreezerState, Layout, Manager, OomWatch, Stats,
@@ -481,15 +481,6 @@ impl Manager for V2Manager {
     fn paths(&self) -> Vec<(String, PathBuf)> {
         vec![(String::new(), self.dir.clone())]
     }
-}
-
-fn add_pid(dir: &Path, pid: i32) -> Result<(), CgroupError> {
-    let file = dir.join("cgroup.procs");
-    std::fs::write(&file, pid.to_string()).map_err(|source| CgroupError::Enter {
-        pid,
-        path: file,
-        source,
-    })
 }
 
 #[cfg(test)]
