@@ -107,3 +107,18 @@ pub(crate) fn add_pid(dir: &Path, pid: i32) -> Result<(), CgroupError> {
         source,
     })
 }
+
+/// Freezing and thawing are asynchronous: check `done` every millisecond for up to a second;
+/// if it never holds, an error saying `what` was not reached.
+pub(crate) fn wait_until(
+    what: impl FnOnce() -> String,
+    mut done: impl FnMut() -> Result<bool, CgroupError>,
+) -> Result<(), CgroupError> {
+    for _ in 0..1000 {
+        if done()? {
+            return Ok(());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    Err(CgroupError::Invalid(format!("{} within a second", what())))
+}

@@ -121,20 +121,12 @@ impl SubCgroups {
         Ok(SubCgroups { entries })
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
-    }
-
     /// The sub-path for hierarchy `name` (`cpu,cpuacct`, `memory`, `name=systemd`, `""`).
     pub fn for_hierarchy(&self, name: &str) -> Option<&Path> {
-        let names: Vec<&str> = name
-            .split(',')
-            .map(|n| n.strip_prefix("name=").unwrap_or(n))
-            .collect();
-        let named = self.entries.iter().find(|(c, _)| {
-            c.iter()
-                .any(|x| names.contains(&x.strip_prefix("name=").unwrap_or(x)))
-        });
+        let named = self
+            .entries
+            .iter()
+            .find(|(c, _)| c.iter().any(|x| has_controller(name, x)));
         named
             .or_else(|| self.entries.iter().find(|(c, _)| c.is_empty()))
             .map(|(_, p)| p.as_path())
@@ -145,16 +137,46 @@ impl SubCgroups {
         self.entries
             .iter()
             .flat_map(|(c, _)| c.iter())
-            .filter(|x| {
-                let x = x.strip_prefix("name=").unwrap_or(x);
-                !names.iter().any(|n| {
-                    n.split(',')
-                        .any(|part| part.strip_prefix("name=").unwrap_or(part) == x)
-                })
-            })
+            .filter(|x| !names.iter().any(|n| has_controller(n, x)))
             .map(String::as_str)
             .collect()
     }
+
+    /// Move `pid` into the container's cgroup in each of `hierarchies` (name and the
+    /// container's directory there), or into the sub-cgroup given for it, which must exist.
+    pub(crate) fn enter(
+        &self,
+        pid: i32,
+        hierarchies: &[(String, PathBuf)],
+    ) -> Result<(), CgroupError> {
+        let names: Vec<&str> = hierarchies.iter().map(|(n, _)| n.as_str()).collect();
+        if let Some(c) = self.unknown_controllers(&names).first() {
+            return Err(CgroupError::Invalid(format!(
+                "--cgroup: no cgroup controller {c:?} on this host (on cgroup v2, give a path without controllers)"
+            )));
+        }
+        for (name, dir) in hierarchies {
+            let target = match self.for_hierarchy(name) {
+                Some(s) => dir.join(s),
+                None => dir.clone(),
+            };
+            if !target.is_dir() {
+                return Err(CgroupError::Invalid(format!(
+                    "sub-cgroup {} does not exist",
+                    target.display()
+                )));
+            }
+            fsutil::add_pid(&target, pid)?;
+        }
+        Ok(())
+    }
+}
+
+/// Whether hierarchy `name` (`cpu,cpuacct`, `name=systemd`) holds `controller` (`cpu`,
+/// `systemd` or `name=systemd`).
+fn has_controller(name: &str, controller: &str) -> bool {
+    let bare = |s: &'_ str| -> String { s.strip_prefix("name=").unwrap_or(s).to_string() };
+    name.split(',').any(|part| bare(part) == bare(controller))
 }
 
 /// One line of `rdma.max` (the same on v1 and v2).

@@ -12,7 +12,6 @@ use crate::{OomWatch, Stats};
 use oci_spec::runtime::{LinuxDeviceCgroup, LinuxDeviceType, LinuxResources};
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 /// A container's cgroup: its directory in each hierarchy.
 #[derive(Debug, Clone)]
@@ -314,26 +313,7 @@ impl Manager for V1Manager {
     }
 
     fn enter_exec(&self, pid: i32, sub: &SubCgroups) -> Result<(), CgroupError> {
-        let names: Vec<&str> = self.dirs.iter().map(|(n, _)| n.as_str()).collect();
-        if let Some(c) = sub.unknown_controllers(&names).first() {
-            return Err(CgroupError::Invalid(format!(
-                "--cgroup: no cgroup controller {c:?} on this host"
-            )));
-        }
-        for (name, dir) in &self.dirs {
-            let target = match sub.for_hierarchy(name) {
-                Some(s) => dir.join(s),
-                None => dir.clone(),
-            };
-            if !target.is_dir() {
-                return Err(CgroupError::Invalid(format!(
-                    "sub-cgroup {} does not exist",
-                    target.display()
-                )));
-            }
-            add_pid(&target, pid)?;
-        }
-        Ok(())
+        sub.enter(pid, &self.dirs)
     }
 
     fn update(&self, resources: &LinuxResources) -> Result<(), CgroupError> {
@@ -347,17 +327,11 @@ impl Manager for V1Manager {
             FreezerState::Thawed => "THAWED",
         };
         write(&file, want)?;
-        // Freezing is asynchronous: the state reads FREEZING until every task has stopped.
-        for _ in 0..1000 {
-            if read(&file)?.trim() == want {
-                return Ok(());
-            }
-            std::thread::sleep(Duration::from_millis(1));
-        }
-        Err(CgroupError::Invalid(format!(
-            "{} did not reach {want} within a second",
-            file.display()
-        )))
+        // The state reads FREEZING until every task has stopped.
+        fsutil::wait_until(
+            || format!("{} did not reach {want}", file.display()),
+            || Ok(read(&file)?.trim() == want),
+        )
     }
 
     fn stats(&self) -> Result<Stats, CgroupError> {

@@ -8,14 +8,16 @@ use crate::{
     SubCgroups,
 };
 use oci_spec::runtime::{LinuxBlockIo, LinuxCpu, LinuxMemory, LinuxResources};
-use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::path::PathBuf;
 
 #[derive(Debug, Clone)]
 pub struct V2Manager {
-    /// The mount point of the unified hierarchy.
-    root: PathBuf,
+    /// The mount point of the unified hierarchy, where enabling controllers starts; known
+    /// to a manager made for a new container, not needed by one rebuilt from saved paths.
+    root: Option<PathBuf>,
     dir: PathBuf,
+    /// The controllers enabled for the container, read once.
+    controllers: std::cell::OnceCell<Vec<String>>,
 }
 
 impl V2Manager {
@@ -24,19 +26,20 @@ impl V2Manager {
             .unified()
             .ok_or_else(|| CgroupError::Layout("no cgroup2 hierarchy is mounted".into()))?;
         Ok(V2Manager {
-            root: u.mountpoint.clone(),
+            root: Some(u.mountpoint.clone()),
             dir: u.dir_of(&container_subpath(&u.own, config)),
+            controllers: Default::default(),
         })
     }
 
-    /// Rebuild a manager from the directory a previous command saved.
+    /// Rebuild a manager from the directory a previous command saved (for an existing
+    /// cgroup: it does not create).
     pub fn from_dir(dir: PathBuf) -> V2Manager {
-        let root = dir
-            .ancestors()
-            .find(|a| a.join("cgroup.controllers").exists() && !a.join("cgroup.freeze").exists())
-            .unwrap_or(Path::new("/sys/fs/cgroup"))
-            .to_path_buf();
-        V2Manager { root, dir }
+        V2Manager {
+            root: None,
+            dir,
+            controllers: Default::default(),
+        }
     }
 
     /// Make every controller available to the container: enable what each ancestor has in
@@ -44,8 +47,11 @@ impl V2Manager {
     /// cannot delegate (EBUSY); the controllers it could not pass on are missing below, and
     /// a limit that needs one says so.
     fn enable_controllers(&self) {
-        let rel = self.dir.strip_prefix(&self.root).unwrap_or(&self.dir);
-        let mut parent = self.root.clone();
+        let Some(root) = &self.root else {
+            return;
+        };
+        let rel = self.dir.strip_prefix(root).unwrap_or(&self.dir);
+        let mut parent = root.clone();
         for part in rel.components() {
             let available =
                 std::fs::read_to_string(parent.join("cgroup.controllers")).unwrap_or_default();
@@ -65,12 +71,14 @@ impl V2Manager {
         }
     }
 
-    fn controllers(&self) -> Vec<String> {
-        std::fs::read_to_string(self.dir.join("cgroup.controllers"))
-            .unwrap_or_default()
-            .split_whitespace()
-            .map(str::to_string)
-            .collect()
+    fn controllers(&self) -> &[String] {
+        self.controllers.get_or_init(|| {
+            std::fs::read_to_string(self.dir.join("cgroup.controllers"))
+                .unwrap_or_default()
+                .split_whitespace()
+                .map(str::to_string)
+                .collect()
+        })
     }
 
     /// The file `name` of controller `controller`, which must be enabled for the container.
@@ -325,22 +333,7 @@ impl Manager for V2Manager {
     }
 
     fn enter_exec(&self, pid: i32, sub: &SubCgroups) -> Result<(), CgroupError> {
-        if let Some(c) = sub.unknown_controllers(&[""]).first() {
-            return Err(CgroupError::Invalid(format!(
-                "--cgroup: cgroup v2 has one hierarchy; give a path without a controller (not {c:?})"
-            )));
-        }
-        let target = match sub.for_hierarchy("") {
-            Some(s) => self.dir.join(s),
-            None => self.dir.clone(),
-        };
-        if !target.is_dir() {
-            return Err(CgroupError::Invalid(format!(
-                "sub-cgroup {} does not exist",
-                target.display()
-            )));
-        }
-        add_pid(&target, pid)
+        sub.enter(pid, &self.paths())
     }
 
     fn update(&self, resources: &LinuxResources) -> Result<(), CgroupError> {
@@ -353,18 +346,17 @@ impl Manager for V2Manager {
             &self.dir.join("cgroup.freeze"),
             if want { "1" } else { "0" },
         )?;
-        // The kernel freezes asynchronously; cgroup.events says when it is done.
-        for _ in 0..1000 {
-            if (self.freezer()? == FreezerState::Frozen) == want {
-                return Ok(());
-            }
-            std::thread::sleep(Duration::from_millis(1));
-        }
-        Err(CgroupError::Invalid(format!(
-            "{} did not reach frozen={} within a second",
-            self.dir.display(),
-            u8::from(want)
-        )))
+        // cgroup.events says when it is done.
+        fsutil::wait_until(
+            || {
+                format!(
+                    "{} did not reach frozen={}",
+                    self.dir.display(),
+                    u8::from(want)
+                )
+            },
+            || Ok((self.freezer()? == FreezerState::Frozen) == want),
+        )
     }
 
     fn has_freezer(&self) -> bool {

@@ -30,8 +30,9 @@ pub fn load(bundle: &Path) -> Result<Spec> {
     parse(&text).map_err(|e| Error::Config(format!("{}: {e}", path.display())))
 }
 
-/// Parse config text; the error names the field path where serde has one.
-pub fn parse(text: &[u8]) -> Result<Spec, String> {
+/// Parse JSON text (config.json, a process.json, resources); the error names the field path
+/// where serde has one.
+pub fn parse<T: serde::de::DeserializeOwned>(text: &[u8]) -> Result<T, String> {
     let de = &mut serde_json::Deserializer::from_slice(text);
     serde_path_to_error::deserialize(de).map_err(|e| {
         let path = e.path().to_string();
@@ -234,16 +235,17 @@ mod tests {
 
     #[test]
     fn syntax_error_gives_line_and_column() {
-        let err = parse(b"{\n  \"ociVersion\": \"1.0.2\",\n  oops\n}").unwrap_err();
+        let err = parse::<Spec>(b"{\n  \"ociVersion\": \"1.0.2\",\n  oops\n}").unwrap_err();
         assert!(err.contains("line 3"), "{err}");
         assert!(err.contains("column"), "{err}");
     }
 
     #[test]
     fn type_error_names_the_field() {
-        let err =
-            parse(br#"{"ociVersion":"1.0.2","process":{"user":{"uid":"root","gid":0},"cwd":"/"}}"#)
-                .unwrap_err();
+        let err = parse::<Spec>(
+            br#"{"ociVersion":"1.0.2","process":{"user":{"uid":"root","gid":0},"cwd":"/"}}"#,
+        )
+        .unwrap_err();
         assert!(err.contains("process.user.uid"), "{err}");
     }
 

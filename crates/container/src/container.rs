@@ -368,7 +368,7 @@ impl Container {
         let pidfd = self
             .init_pidfd()
             .ok_or_else(|| Error::Status("cannot start a container that has stopped".into()))?;
-        if self.status() == Status::Paused {
+        if self.cgroup().freezer()? == FreezerState::Frozen {
             return Err(Error::Status(
                 "cannot start a container in the paused state".into(),
             ));
@@ -421,8 +421,10 @@ impl Container {
         Ok(Started { warnings, notify })
     }
 
-    /// Relay the program's notifications until it says READY=1 (or its init exits).
-    pub fn wait_ready(&self, relay: &NotifyRelay) -> Result<()> {
+    /// Relay the program's notifications until it says READY=1 (or its init exits). The
+    /// container is unlocked first: others may look at it while it gets ready.
+    pub fn wait_ready(&mut self, relay: &NotifyRelay) -> Result<()> {
+        self.unlock();
         match self.init_pidfd() {
             Some(pidfd) => relay.wait_ready(&pidfd),
             None => Ok(()),

@@ -14,8 +14,7 @@ use crate::lsm::ExecLabels;
 use crate::namespaces;
 use crate::sync::{self, Message, SyncSocket};
 use crate::sys::{self, Forked};
-use crate::Status;
-use cgroups::SubCgroups;
+use cgroups::{FreezerState, SubCgroups};
 use nix::sched::CloneFlags;
 use nix::sys::signal::SigSet;
 use nix::sys::wait::waitpid;
@@ -151,15 +150,8 @@ pub fn process_from_args(base: &Process, o: &ProcessOverrides) -> Result<Process
 pub fn load_process(path: &Path) -> Result<Process> {
     let text =
         std::fs::read(path).map_err(|e| Error::Invalid(format!("{}: {e}", path.display())))?;
-    let de = &mut serde_json::Deserializer::from_slice(&text);
-    serde_path_to_error::deserialize(de).map_err(|e| {
-        Error::Invalid(format!(
-            "{}: malformed process (at {}): {}",
-            path.display(),
-            e.path(),
-            e.inner()
-        ))
-    })
+    crate::config::parse(&text)
+        .map_err(|e| Error::Invalid(format!("{}: malformed process: {e}", path.display())))
 }
 
 /// What the exec'd child needs, borrowed from the parent's memory (the clone copied it).
@@ -171,8 +163,8 @@ struct ChildArgs<'a> {
     /// Namespaces to join (all but pid, which the child was born in).
     join: CloneFlags,
     new_keyring: bool,
-    keep_fds: u32,
-    extra_env: &'a [String],
+    listen_fds: u32,
+    preserve_fds: u32,
     labels: &'a ExecLabels,
     sigmask: &'a SigSet,
 }
@@ -186,37 +178,26 @@ impl Container {
         validate_process(process)?;
         let terminal = process.terminal().unwrap_or(false);
         crate::console::check_flags(terminal, o.detached, o.console_socket.as_deref())?;
-        match self.status() {
-            Status::Stopped => {
-                return Err(Error::Status("cannot exec in a stopped container".into()))
-            }
-            Status::Paused if !o.ignore_paused => {
-                return Err(Error::Status(
-                    "cannot exec in a paused container (use --ignore-paused to override)".into(),
-                ))
-            }
-            _ => {}
-        }
         // From here the init is pinned: if it dies, setns fails instead of finding another
         // process under a recycled pid.
         let init_pidfd = self
             .init_pidfd()
             .ok_or_else(|| Error::Status("cannot exec in a stopped container".into()))?;
+        let cgroup = self.cgroup();
+        if !o.ignore_paused && cgroup.freezer()? == FreezerState::Frozen {
+            return Err(Error::Status(
+                "cannot exec in a paused container (use --ignore-paused to override)".into(),
+            ));
+        }
         let init_pid = self.saved().init_pid;
         let (join, join_pid) = namespaces_to_join(&self, init_pid)?;
         let labels = ExecLabels::for_process(process)?;
-        let cgroup = self.cgroup();
         // Nothing below needs the container to stay as it is, and a process that stays
         // frozen (--ignore-paused) must not keep other commands waiting on the lock.
         self.unlock();
 
         let (parent_sock, child_sock) = sync::pair()?;
-        let extra_env = listen_env(o.listen_fds);
         let sigmask = o.sigmask.unwrap_or_else(SigSet::empty);
-        // Born non-dumpable: the child is in the container's pid namespace from its first
-        // instruction, and nothing there may open its /proc/<pid>/exe (our binary) or
-        // ptrace it before it execs the container's program.
-        sys::set_non_dumpable()?;
         let restore = if join_pid {
             namespaces::join_pid_for_children(&init_pidfd)?
         } else {
@@ -233,8 +214,8 @@ impl Container {
                     init_pid,
                     join,
                     new_keyring: !self.saved().no_new_keyring,
-                    keep_fds: o.listen_fds + o.preserve_fds,
-                    extra_env: &extra_env,
+                    listen_fds: o.listen_fds,
+                    preserve_fds: o.preserve_fds,
                     labels: &labels,
                     sigmask: &sigmask,
                 };
@@ -293,8 +274,8 @@ fn validate_process(p: &Process) -> Result<()> {
 fn namespaces_to_join(c: &Container, init_pid: i32) -> Result<(CloneFlags, bool)> {
     let mut flags = CloneFlags::empty();
     let mut pid = false;
-    let linux = c.saved().config.linux().clone().unwrap_or_default();
-    for ns in linux.namespaces().iter().flatten() {
+    let namespaces = c.saved().config.linux().as_ref().map(|l| l.namespaces());
+    for ns in namespaces.into_iter().flatten().flatten() {
         match ns.typ() {
             LinuxNamespaceType::Pid => pid = true,
             // setns refuses the user namespace we are already in (a joined one may be ours).
@@ -312,14 +293,6 @@ fn same_user_ns(pid: i32) -> Result<bool> {
             .ctx(|| format!("stat {p}"))
     };
     Ok(ino("/proc/self/ns/user")? == ino(&format!("/proc/{pid}/ns/user"))?)
-}
-
-/// LISTEN_FDS and LISTEN_PID for a process handed `n` socket-activation descriptors.
-pub(crate) fn listen_env(n: u32) -> Vec<String> {
-    if n == 0 {
-        return Vec::new();
-    }
-    vec![format!("LISTEN_FDS={n}"), "LISTEN_PID=1".into()]
 }
 
 /// Our child, not yet known to have exec'd: killed and reaped if exec fails part-way.
@@ -372,7 +345,7 @@ fn setup(a: &ChildArgs) -> Result<init::Ready> {
         let master = crate::console::setup_in_container(a.process, false)?;
         a.sync.send_fd(&Message::Console, &master)?;
     }
-    init::confine(a.process, a.labels, a.keep_fds, a.extra_env)
+    init::confine(a.process, a.labels, a.listen_fds, a.preserve_fds)
 }
 
 #[cfg(test)]

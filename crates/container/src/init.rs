@@ -38,8 +38,6 @@ pub(crate) struct InitArgs<'a> {
     pub listen_fds: u32,
     /// The LSM labels to exec into.
     pub labels: &'a ExecLabels,
-    /// Added to the process's environment (LISTEN_FDS and the like).
-    pub extra_env: Vec<String>,
     /// The signal mask to restore (the parent may block signals to forward them).
     pub sigmask: &'a SigSet,
     /// State for the hooks the init runs itself; pid is filled in from `Proceed`.
@@ -98,8 +96,6 @@ pub(crate) fn expect(sync: &SyncSocket, want: &str) -> Result<Message> {
 
 fn setup(a: &mut InitArgs) -> Result<Ready> {
     reset_signals(a.sigmask)?;
-    // Nothing inside the container may open /proc/<init>/exe or ptrace us before the exec.
-    sys::set_non_dumpable()?;
     let Message::Proceed { host_pid } = expect(a.sync, "the go-ahead")? else {
         return Err(Error::Init(
             "unexpected message instead of the go-ahead".into(),
@@ -167,12 +163,7 @@ fn setup(a: &mut InitArgs) -> Result<Ready> {
     if let Some(adj) = process.oom_score_adj() {
         security::set_oom_score_adj(adj)?;
     }
-    let ready = confine(
-        process,
-        a.labels,
-        a.listen_fds + a.preserve_fds,
-        &a.extra_env,
-    )?;
+    let ready = confine(process, a.labels, a.listen_fds, a.preserve_fds)?;
     a.sync.send(&Message::Ready)?;
     Ok(ready)
 }
@@ -181,18 +172,19 @@ fn setup(a: &mut InitArgs) -> Result<Ready> {
 /// limits, working directory, descriptors, user and capabilities, no_new_privs, umask, and
 /// the lookup of the program, which must happen as the user who will run it.
 ///
-/// Descriptors 3 to 3+`keep_fds`-1 stay open; `extra_env` is added to the process's own.
+/// Descriptors from 3 on stay open: first `listen_fds` socket-activation ones (announced with
+/// LISTEN_FDS and LISTEN_PID), then `preserve_fds` more.
 pub(crate) fn confine(
     process: &Process,
     labels: &ExecLabels,
-    keep_fds: u32,
-    extra_env: &[String],
+    listen_fds: u32,
+    preserve_fds: u32,
 ) -> Result<Ready> {
     security::set_rlimits(process.rlimits().as_deref().unwrap_or(&[]))?;
     nix::unistd::chdir(process.cwd())
         .ctx(|| format!("chdir to process.cwd {}", process.cwd().display()))?;
     // Only fds 0-2 and the preserved ones may reach the container's program.
-    sys::cloexec_from(3 + keep_fds)?;
+    sys::cloexec_from(3 + listen_fds + preserve_fds)?;
     labels.apply()?;
     security::switch_user_and_caps(process)?;
     if process.no_new_privileges().unwrap_or(false) {
@@ -201,7 +193,15 @@ pub(crate) fn confine(
     nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(
         process.user().umask().unwrap_or(0o022) as libc::mode_t,
     ));
-    prepare_exec(process, extra_env)
+    prepare_exec(process, &listen_env(listen_fds))
+}
+
+/// LISTEN_FDS and LISTEN_PID for a process handed `n` socket-activation descriptors.
+fn listen_env(n: u32) -> Vec<String> {
+    if n == 0 {
+        return Vec::new();
+    }
+    vec![format!("LISTEN_FDS={n}"), "LISTEN_PID=1".into()]
 }
 
 /// After `Ready`: wait for `start`, run the startContainer hooks, exec.

@@ -25,16 +25,11 @@ impl ExecLabels {
                 )));
             }
         }
-        let selinux = p.selinux_label().clone().filter(|s| !s.is_empty());
-        if let Some(label) = &selinux {
-            if !selinux_enabled() {
-                tracing::debug!("SELinux is not enabled on this host; label {label:?} ignored");
-            }
+        let mut selinux = p.selinux_label().clone().filter(|s| !s.is_empty());
+        if let Some(label) = selinux.take_if(|_| !selinux_enabled()) {
+            tracing::debug!("SELinux is not enabled on this host; label {label:?} ignored");
         }
-        Ok(ExecLabels {
-            apparmor,
-            selinux: selinux.filter(|_| selinux_enabled()),
-        })
+        Ok(ExecLabels { apparmor, selinux })
     }
 
     /// Child side, before no_new_privs and the exec: ask for the transitions at exec.

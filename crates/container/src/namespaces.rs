@@ -161,11 +161,8 @@ fn time_offsets(linux: &Linux) -> String {
 pub(crate) fn prepare_parent(plan: &Plan) -> Result<ParentRestore> {
     let mut restore = ParentRestore::default();
     if let Some(path) = &plan.join_pid {
-        let own = File::open("/proc/self/ns/pid").ctx(|| "open /proc/self/ns/pid")?;
         let target = File::open(path).ctx(|| format!("open pid namespace {}", path.display()))?;
-        nix::sched::setns(target.as_fd(), CloneFlags::CLONE_NEWPID)
-            .ctx(|| format!("setns to pid namespace {}", path.display()))?;
-        restore.pid = Some(own);
+        restore.pid = Some(pid_ns_for_children(&target, &path.display().to_string())?);
     }
     if let Some(offsets) = &plan.new_time {
         let own = File::open("/proc/self/ns/time").ctx(|| "open /proc/self/ns/time")?;
@@ -182,13 +179,19 @@ pub(crate) fn prepare_parent(plan: &Plan) -> Result<ParentRestore> {
 /// Parent side of an exec: our children are born in the pid namespace of the process
 /// behind `pidfd`. Returns what restores ours afterwards.
 pub(crate) fn join_pid_for_children(pidfd: &impl AsFd) -> Result<ParentRestore> {
-    let own = File::open("/proc/self/ns/pid").ctx(|| "open /proc/self/ns/pid")?;
-    nix::sched::setns(pidfd, CloneFlags::CLONE_NEWPID)
-        .ctx(|| "setns to the pid namespace of the container's init")?;
     Ok(ParentRestore {
-        pid: Some(own),
+        pid: Some(pid_ns_for_children(pidfd, "the container's init")?),
         time: None,
     })
+}
+
+/// Point our children at the pid namespace `target` (a namespace file or a pidfd of `what`);
+/// returns our own, to go back to.
+fn pid_ns_for_children(target: &impl AsFd, what: &str) -> Result<File> {
+    let own = File::open("/proc/self/ns/pid").ctx(|| "open /proc/self/ns/pid")?;
+    nix::sched::setns(target, CloneFlags::CLONE_NEWPID)
+        .ctx(|| format!("setns to the pid namespace of {what}"))?;
+    Ok(own)
 }
 
 /// Our own pid and time namespaces for children, to return to after the clone.

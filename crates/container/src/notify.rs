@@ -60,7 +60,10 @@ pub(crate) fn make_dir(state_dir: &Path) -> Result<()> {
 #[derive(Debug)]
 pub struct NotifyRelay {
     sock: OwnedFd,
+    /// Where to pass messages on (the host's NOTIFY_SOCKET), and a socket to send from.
     host: PathBuf,
+    host_addr: UnixAddr,
+    sender: OwnedFd,
     pid: i32,
 }
 
@@ -81,9 +84,26 @@ impl NotifyRelay {
         // Whatever user the program runs as must be able to send.
         std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o777))
             .ctx(|| format!("chmod {}", path.display()))?;
+        // A bad NOTIFY_SOCKET is reported now, before the program runs.
+        let bytes = host.as_os_str().as_bytes();
+        // A leading '@' names a socket in the abstract namespace.
+        let host_addr = match bytes.strip_prefix(b"@") {
+            Some(name) => UnixAddr::new_abstract(name),
+            None => UnixAddr::new(host),
+        }
+        .ctx(|| format!("NOTIFY_SOCKET {}", host.display()))?;
+        let sender = socket::socket(
+            AddressFamily::Unix,
+            SockType::Datagram,
+            SockFlag::SOCK_CLOEXEC,
+            None,
+        )
+        .ctx(|| "create a socket for NOTIFY_SOCKET")?;
         Ok(NotifyRelay {
             sock,
             host: host.to_path_buf(),
+            host_addr,
+            sender,
             pid,
         })
     }
@@ -127,22 +147,13 @@ impl NotifyRelay {
     }
 
     fn send_to_host(&self, msg: &str) -> Result<()> {
-        let sock = socket::socket(
-            AddressFamily::Unix,
-            SockType::Datagram,
-            SockFlag::SOCK_CLOEXEC,
-            None,
+        socket::sendto(
+            self.sender.as_raw_fd(),
+            msg.as_bytes(),
+            &self.host_addr,
+            MsgFlags::empty(),
         )
-        .ctx(|| "create a socket for NOTIFY_SOCKET")?;
-        let bytes = self.host.as_os_str().as_bytes();
-        // A leading '@' names a socket in the abstract namespace.
-        let addr = match bytes.strip_prefix(b"@") {
-            Some(name) => UnixAddr::new_abstract(name),
-            None => UnixAddr::new(&self.host),
-        }
-        .ctx(|| format!("NOTIFY_SOCKET {}", self.host.display()))?;
-        socket::sendto(sock.as_raw_fd(), msg.as_bytes(), &addr, MsgFlags::empty())
-            .ctx(|| format!("send to NOTIFY_SOCKET {}", self.host.display()))?;
+        .ctx(|| format!("send to NOTIFY_SOCKET {}", self.host.display()))?;
         Ok(())
     }
 }

@@ -143,7 +143,6 @@ pub fn create(o: &CreateOptions) -> Result<Container> {
                 no_new_keyring: o.no_new_keyring,
                 preserve_fds: o.preserve_fds,
                 listen_fds: o.listen_fds,
-                extra_env: crate::exec::listen_env(o.listen_fds),
                 labels: &labels,
                 sigmask: &sigmask,
                 hook_state: hook_state.clone(),
@@ -480,14 +479,14 @@ pub fn wait_forwarding_signals(
                     }
                 }
             } else if notify.as_ref().is_some_and(|r| r.as_fd().as_raw_fd() == fd) {
-                // A failed relay must not end the wait for the container.
-                match notify.as_ref().map(|r| r.relay_one()) {
-                    Some(Ok(false)) => {}
-                    Some(Err(e)) => {
-                        tracing::warn!("{e}");
-                        notify = None;
-                    }
-                    _ => notify = None,
+                // Done once READY=1 has passed; a failed relay must not end the wait for
+                // the container either.
+                let relayed = notify.as_ref().map_or(Ok(true), |r| r.relay_one());
+                if let Err(e) = &relayed {
+                    tracing::warn!("{e}");
+                }
+                if !matches!(relayed, Ok(false)) {
+                    notify = None;
                 }
             } else if fd == 0 {
                 match nix::unistd::read(stdin.as_fd(), &mut buf) {

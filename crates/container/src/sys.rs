@@ -33,8 +33,14 @@ pub(crate) enum Forked {
 /// Fork with namespace `flags`, like fork(2) but able to create every namespace at once so
 /// the child is, for instance, pid 1 of a new pid namespace owned by a new user namespace.
 ///
+/// The child is born non-dumpable (the flag is copied at fork, so the caller becomes
+/// non-dumpable too): it may be born into a pid namespace others already live in, and
+/// nothing there may open its /proc/<pid>/exe (our binary) or ptrace it before it execs the
+/// container's program.
+///
 /// The caller must be single-threaded: the child is a copy of this thread only.
 pub(crate) fn clone_process(flags: u64, what: &str) -> Result<Forked> {
+    set_non_dumpable()?;
     let mut args = CloneArgs {
         flags,
         exit_signal: libc::SIGCHLD as u64,
@@ -169,7 +175,7 @@ pub(crate) fn write_file(path: impl AsRef<Path>, data: &str) -> Result<()> {
 
 /// `prctl(PR_SET_DUMPABLE, 0)`: /proc/PID of a non-dumpable process is owned by root and
 /// cannot be ptraced, so nothing in the container can reach the runtime through it.
-pub(crate) fn set_non_dumpable() -> Result<()> {
+fn set_non_dumpable() -> Result<()> {
     nix::sys::prctl::set_dumpable(false).ctx(|| "prctl(PR_SET_DUMPABLE, 0)")
 }
 

@@ -34,8 +34,6 @@ pub fn run(g: &Global, a: Args) -> anyhow::Result<i32> {
     super::warn_all(&started.warnings);
     if a.detach {
         if let Some(relay) = &started.notify {
-            // Others may look at the container while it gets ready.
-            c.unlock();
             c.wait_ready(relay)?;
         }
         return Ok(0);

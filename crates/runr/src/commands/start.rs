@@ -10,8 +10,6 @@ pub fn run(g: &Global, a: Args) -> anyhow::Result<i32> {
     let started = c.start()?;
     super::warn_all(&started.warnings);
     if let Some(relay) = &started.notify {
-        // Others may look at the container while it gets ready.
-        c.unlock();
         c.wait_ready(relay)?;
     }
     Ok(0)

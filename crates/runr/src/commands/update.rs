@@ -43,7 +43,7 @@ pub struct Args {
     /// Memory nodes to use.
     #[arg(long = "cpuset-mems")]
     pub cpuset_mems: Option<String>,
-    /// Maximum number of pids (-1 or 0... see runc: -1 is unlimited).
+    /// Maximum number of processes (-1: no limit).
     #[arg(long = "pids-limit", allow_hyphen_values = true)]
     pub pids_limit: Option<i64>,
     /// Block I/O weight (10 to 1000).
@@ -69,15 +69,8 @@ fn read_resources(path: &PathBuf) -> anyhow::Result<LinuxResources> {
     } else {
         std::fs::read(path).with_context(|| format!("read {}", path.display()))?
     };
-    let de = &mut serde_json::Deserializer::from_slice(&text);
-    serde_path_to_error::deserialize(de).map_err(|e| {
-        anyhow::anyhow!(
-            "{}: invalid resources at {}: {}",
-            path.display(),
-            e.path(),
-            e.inner()
-        )
-    })
+    container::config::parse(&text)
+        .map_err(|e| anyhow::anyhow!("{}: invalid resources: {e}", path.display()))
 }
 
 fn from_flags(a: &Args) -> anyhow::Result<LinuxResources> {
