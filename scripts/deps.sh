@@ -6,6 +6,8 @@ command -v busybox >/dev/null 2>&1 && busybox --list >/dev/null 2>&1 && file -L 
 command -v file >/dev/null 2>&1 || need+=(file)
 command -v ps >/dev/null 2>&1 || need+=(procps)
 command -v cc >/dev/null 2>&1 || need+=(gcc)
+# The systemd driver's test runs a private D-Bus daemon.
+command -v dbus-daemon >/dev/null 2>&1 || need+=(dbus-daemon)
 # Static C test helpers (tests/helpers) need the static C library.
 [ "$(cc -print-file-name=libc.a 2>/dev/null)" != libc.a ] || need+=(libc6-dev)
 if [ ${#need[@]} -gt 0 ]; then

@@ -6,11 +6,13 @@
 //!
 //! Timing contract with the container library: [`Manager::create`] makes the cgroup and writes
 //! every limit while the cgroup is still empty (so no write can fail with EBUSY because of our
-//! own usage); [`Manager::enter`] moves the init in right after it is cloned, before it can
-//! fork; [`Manager::enter_late`] finishes what must wait until the init's own setup is done
-//! (on v1: joining the memory controller, so runr's setup is never charged to the container).
+//! own usage); [`Manager::enter`] moves the init in, in every hierarchy, right after it is
+//! cloned: before it can fork, and before it unshares its cgroup namespace, whose root is
+//! the cgroup it is in at that moment. The init's own setup is small (it is no Go runtime):
+//! it fits in 256 KiB, so a config's tightest limit needs no headroom for runr.
 
 mod bpf;
+pub mod dbus;
 mod error;
 mod fsutil;
 mod layout;
@@ -51,8 +53,6 @@ pub trait Manager {
     fn create(&self, resources: Option<&LinuxResources>) -> Result<(), CgroupError>;
     /// Move `pid` in, everywhere it must be before it can fork.
     fn enter(&self, pid: i32) -> Result<(), CgroupError>;
-    /// Finish joining once the init's own setup is done (see the crate docs).
-    fn enter_late(&self, pid: i32) -> Result<(), CgroupError>;
     /// Move a process exec'd into the running container in, in every hierarchy at once (it
     /// has no setup of runr's to keep out of the memory controller); with `sub` (`exec
     /// --cgroup`), into existing sub-cgroups of the container's.
@@ -78,6 +78,10 @@ pub trait Manager {
     /// The cgroup's directory in each hierarchy, keyed by the hierarchy's name
     /// (`memory`, `cpu,cpuacct`, `name=systemd`, or `""` for the unified one).
     fn paths(&self) -> Vec<(String, PathBuf)>;
+    /// The systemd unit that owns the cgroup, for the systemd driver.
+    fn systemd_unit(&self) -> Option<String> {
+        None
+    }
 }
 
 /// Sub-cgroups of a container's cgroup for an exec'd process, from `--cgroup` values of the
@@ -192,9 +196,7 @@ pub(crate) fn rdma_line(device: &str, l: &oci_spec::runtime::LinuxRdma) -> Strin
 /// Open the manager for a container on this host.
 pub fn manager(layout: &Layout, config: &CgroupConfig) -> Result<Box<dyn Manager>, CgroupError> {
     if config.systemd {
-        // Bad names are reported first: they are wrong wherever systemd runs.
-        systemd::unit_names(config.path.as_deref(), &config.id)?;
-        return Err(systemd::unavailable());
+        return Ok(Box::new(systemd::SystemdManager::new(layout, config)?));
     }
     match layout {
         Layout::Legacy { .. } | Layout::Hybrid { .. } => {
@@ -204,12 +206,17 @@ pub fn manager(layout: &Layout, config: &CgroupConfig) -> Result<Box<dyn Manager
     }
 }
 
-/// The manager for a container from the directories a previous command saved
-/// ([`Manager::paths`]): one unnamed directory is cgroup v2, anything else v1.
-pub fn from_paths(paths: Vec<(String, PathBuf)>) -> Box<dyn Manager> {
-    match paths.as_slice() {
+/// The manager for a container from what a previous command saved: the directories
+/// ([`Manager::paths`]; one unnamed directory is cgroup v2, anything else v1) and the
+/// systemd unit, if systemd owns the cgroup.
+pub fn from_saved(paths: Vec<(String, PathBuf)>, systemd_unit: Option<String>) -> Box<dyn Manager> {
+    let fs: Box<dyn Manager> = match paths.as_slice() {
         [(name, dir)] if name.is_empty() => Box::new(v2::V2Manager::from_dir(dir.clone())),
         _ => Box::new(v1::V1Manager::from_paths(paths)),
+    };
+    match systemd_unit {
+        Some(unit) => Box::new(systemd::SystemdManager::from_saved(fs, unit)),
+        None => fs,
     }
 }
 

@@ -54,10 +54,6 @@ impl V1Manager {
         })
     }
 
-    fn is_memory(name: &str) -> bool {
-        name.split(',').any(|c| c == "memory")
-    }
-
     fn set(&self, r: &LinuxResources) -> Result<(), CgroupError> {
         if let Some(m) = r.memory() {
             self.set_memory(m)?;
@@ -295,19 +291,8 @@ impl Manager for V1Manager {
     }
 
     fn enter(&self, pid: i32) -> Result<(), CgroupError> {
-        for (name, dir) in &self.dirs {
-            if !Self::is_memory(name) {
-                add_pid(dir, pid)?;
-            }
-        }
-        Ok(())
-    }
-
-    fn enter_late(&self, pid: i32) -> Result<(), CgroupError> {
-        for (name, dir) in &self.dirs {
-            if Self::is_memory(name) {
-                add_pid(dir, pid)?;
-            }
+        for (_, dir) in &self.dirs {
+            add_pid(dir, pid)?;
         }
         Ok(())
     }
@@ -586,12 +571,5 @@ mod tests {
             .build()
             .unwrap();
         assert!(device_rule(&bad).is_err());
-    }
-
-    #[test]
-    fn memory_hierarchy_is_recognised_when_comounted() {
-        assert!(V1Manager::is_memory("memory"));
-        assert!(V1Manager::is_memory("cpu,memory"));
-        assert!(!V1Manager::is_memory("name=systemd"));
     }
 }

@@ -327,11 +327,6 @@ impl Manager for V2Manager {
         add_pid(&self.dir, pid)
     }
 
-    fn enter_late(&self, _pid: i32) -> Result<(), CgroupError> {
-        // One hierarchy: everything was joined at once.
-        Ok(())
-    }
-
     fn enter_exec(&self, pid: i32, sub: &SubCgroups) -> Result<(), CgroupError> {
         sub.enter(pid, &self.paths())
     }

@@ -76,6 +76,9 @@ pub struct SavedState {
     pub notify_socket: Option<PathBuf>,
     /// The container's cgroup directory per hierarchy.
     pub cgroup_paths: Vec<(String, PathBuf)>,
+    /// The systemd scope that owns the cgroup (`--systemd-cgroup`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub systemd_unit: Option<String>,
     /// The container has a pid namespace of its own: killing its init ends every process.
     pub own_pid_ns: bool,
 }
@@ -197,7 +200,10 @@ impl Container {
     }
 
     pub fn cgroup(&self) -> Box<dyn Manager> {
-        cgroups::from_paths(self.state.cgroup_paths.clone())
+        cgroups::from_saved(
+            self.state.cgroup_paths.clone(),
+            self.state.systemd_unit.clone(),
+        )
     }
 
     fn init_alive(&self) -> bool {
@@ -585,7 +591,7 @@ pub(crate) fn kill_all_and_wait(cgroup: &dyn Manager) -> Result<()> {
     ))
 }
 
-fn oom_message(when: &str) -> String {
+pub(crate) fn oom_message(when: &str) -> String {
     format!(
         "the container's init was killed by the OOM killer {when}: its memory limit is too low for it to start"
     )

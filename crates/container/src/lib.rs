@@ -47,7 +47,7 @@ pub mod features {
             "linux": {
                 "namespaces": ["cgroup", "ipc", "mount", "network", "pid", "time", "user", "uts"],
                 "capabilities": caps,
-                "cgroup": { "v1": true, "v2": true, "systemd": false, "systemdUser": false, "rdma": true },
+                "cgroup": { "v1": true, "v2": true, "systemd": true, "systemdUser": false, "rdma": true },
                 "seccomp": { "enabled": false },
                 "apparmor": { "enabled": false },
                 "selinux": { "enabled": false },

@@ -17,7 +17,7 @@ use crate::rootfs::CgroupMount;
 use crate::sync::{self, Message};
 use crate::sys::{self, Forked};
 use cgroups::{CgroupConfig, Layout, Manager};
-use nix::sys::signal::SigSet;
+use nix::sys::signal::{SigSet, Signal};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 use oci_spec::runtime::{LinuxDeviceCgroupBuilder, LinuxDeviceType, LinuxResources, Spec};
@@ -195,12 +195,10 @@ pub fn create(o: &CreateOptions) -> Result<Container> {
             None => {
                 // describe_early_exit reaps the init: its pid is no longer ours to kill.
                 undo.init = None;
-                return Err(Error::Init(describe_early_exit(pid)));
+                return Err(Error::Init(describe_early_exit(pid, cgroup.as_ref())));
             }
         }
     }
-    // The init's own setup is done: what must not be charged to it can be joined now.
-    cgroup.enter_late(pid)?;
 
     let (start, _) = sys::process_start(pid)
         .ok_or_else(|| Error::Init("the container init died right after its setup".into()))?;
@@ -216,6 +214,7 @@ pub fn create(o: &CreateOptions) -> Result<Container> {
         no_new_keyring: o.no_new_keyring,
         notify_socket: o.notify_socket.clone(),
         cgroup_paths: cgroup.paths(),
+        systemd_unit: cgroup.systemd_unit(),
         own_pid_ns: plan.own_pid,
     };
     write_atomic(
@@ -309,10 +308,13 @@ impl Drop for Undo<'_> {
 }
 
 /// Why the init closed the sync channel without a word (it died).
-fn describe_early_exit(pid: i32) -> String {
+fn describe_early_exit(pid: i32, cgroup: &dyn Manager) -> String {
     match waitpid(Pid::from_raw(pid), None) {
         Ok(WaitStatus::Exited(_, code)) => {
             format!("the container init exited with status {code} during setup")
+        }
+        Ok(WaitStatus::Signaled(_, Signal::SIGKILL, _)) if cgroup.oom_kill_count() > 0 => {
+            container::oom_message("during its setup")
         }
         Ok(WaitStatus::Signaled(_, sig, _)) => {
             format!("the container init was killed by {sig} during setup")

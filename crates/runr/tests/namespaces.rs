@@ -25,6 +25,18 @@ fn new_namespaces_are_not_the_hosts() {
     assert_eq!(user.trim(), host_ns("user"));
 }
 
+/// In its own cgroup namespace a container sees its cgroup as the root, in every
+/// hierarchy: the init was in all of them when it unshared the namespace.
+#[test]
+fn a_cgroup_namespace_is_rooted_at_the_containers_cgroup() {
+    let env = Env::new("cgns");
+    let out = env.sh("cat /proc/self/cgroup");
+    for line in out.lines() {
+        assert!(line.ends_with(":/"), "{out}");
+    }
+    assert!(out.contains(":memory:/"), "{out}");
+}
+
 #[test]
 fn joining_another_containers_namespaces_by_path() {
     let env = Env::new("nsjoin");
