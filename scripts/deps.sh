@@ -6,6 +6,10 @@ command -v busybox >/dev/null 2>&1 && busybox --list >/dev/null 2>&1 && file -L 
 command -v file >/dev/null 2>&1 || need+=(file)
 command -v ps >/dev/null 2>&1 || need+=(procps)
 command -v cc >/dev/null 2>&1 || need+=(gcc)
+# seccomp: libseccomp, linked statically (see .cargo/config.toml).
+[ -e /usr/lib/x86_64-linux-gnu/libseccomp.a ] || need+=(libseccomp-dev)
+# The seccomp tests load podman's default profile, from Debian's containers-common.
+[ -e /usr/share/containers/seccomp.json ] || need+=(golang-github-containers-common)
 # The systemd driver's test runs a private D-Bus daemon.
 command -v dbus-daemon >/dev/null 2>&1 || need+=(dbus-daemon)
 # Static C test helpers (tests/helpers) need the static C library.

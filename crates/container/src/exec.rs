@@ -12,6 +12,7 @@ use crate::error::{Context, Error, Result};
 use crate::init;
 use crate::lsm::ExecLabels;
 use crate::namespaces;
+use crate::seccomp::Filter;
 use crate::sync::{self, Message, SyncSocket};
 use crate::sys::{self, Forked};
 use cgroups::{FreezerState, SubCgroups};
@@ -166,6 +167,7 @@ struct ChildArgs<'a> {
     listen_fds: u32,
     preserve_fds: u32,
     labels: &'a ExecLabels,
+    seccomp: Option<&'a Filter>,
     sigmask: &'a SigSet,
 }
 
@@ -192,6 +194,7 @@ impl Container {
         let init_pid = self.saved().init_pid;
         let (join, join_pid) = namespaces_to_join(&self, init_pid)?;
         let labels = ExecLabels::for_process(process)?;
+        let seccomp = self.seccomp()?;
         // Nothing below needs the container to stay as it is, and a process that stays
         // frozen (--ignore-paused) must not keep other commands waiting on the lock.
         self.unlock();
@@ -217,6 +220,7 @@ impl Container {
                     listen_fds: o.listen_fds,
                     preserve_fds: o.preserve_fds,
                     labels: &labels,
+                    seccomp: seccomp.as_ref(),
                     sigmask: &sigmask,
                 };
                 sys::child_main(|| child(args))
@@ -238,6 +242,11 @@ impl Container {
                         None => console = Some(master),
                     }
                 }
+                Some((Message::SeccompFd, fd)) => {
+                    let mut state = self.hook_state(crate::Status::Running);
+                    state.pid = pid;
+                    crate::seccomp::relay(seccomp.as_ref(), fd, pid, &state, &parent_sock)?;
+                }
                 Some((Message::Error(msg), _)) => return Err(Error::Init(msg)),
                 Some((other, _)) => {
                     return Err(Error::Init(format!(
@@ -253,6 +262,18 @@ impl Container {
         }
         guard.disarm();
         Ok(Execed { pid, console })
+    }
+}
+
+impl Container {
+    /// The container's seccomp filter, compiled again from the saved config: an exec'd
+    /// process gets the same one as the init.
+    fn seccomp(&self) -> Result<Option<Filter>> {
+        let linux = self.saved().config.linux().as_ref();
+        linux
+            .and_then(|l| l.seccomp().as_ref())
+            .map(|s| crate::seccomp::compile(s, self.dir().parent()))
+            .transpose()
     }
 }
 
@@ -345,7 +366,14 @@ fn setup(a: &ChildArgs) -> Result<init::Ready> {
         let master = crate::console::setup_in_container(a.process, false)?;
         a.sync.send_fd(&Message::Console, &master)?;
     }
-    init::confine(a.process, a.labels, a.listen_fds, a.preserve_fds)
+    init::confine(&init::Confine {
+        process: a.process,
+        labels: a.labels,
+        listen_fds: a.listen_fds,
+        preserve_fds: a.preserve_fds,
+        seccomp: a.seccomp,
+        sync: a.sync,
+    })
 }
 
 #[cfg(test)]

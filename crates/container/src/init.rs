@@ -8,6 +8,7 @@ use crate::hooks::{self, HookState, Kind};
 use crate::lsm::ExecLabels;
 use crate::namespaces::Plan;
 use crate::rootfs::{self, CgroupMount};
+use crate::seccomp::Filter;
 use crate::security;
 use crate::sync::{Message, SyncSocket};
 use crate::sys;
@@ -38,6 +39,8 @@ pub(crate) struct InitArgs<'a> {
     pub listen_fds: u32,
     /// The LSM labels to exec into.
     pub labels: &'a ExecLabels,
+    /// The compiled seccomp filter, if the config has one.
+    pub seccomp: Option<&'a Filter>,
     /// The signal mask to restore (the parent may block signals to forward them).
     pub sigmask: &'a SigSet,
     /// State for the hooks the init runs itself; pid is filled in from `Proceed`.
@@ -71,11 +74,18 @@ pub(crate) struct Ready {
     exe: CString,
     argv: Vec<CString>,
     env: Vec<CString>,
+    /// A seccomp filter still to load (under no_new_privs it waits until the very end).
+    seccomp: Option<Filter>,
 }
 
 impl Ready {
-    /// Become the container's program; returns only if execve failed.
+    /// Become the container's program; returns only if execve (or the filter) failed.
     pub(crate) fn exec(&self) -> Error {
+        if let Some(filter) = &self.seccomp {
+            if let Err(e) = filter.load() {
+                return e;
+            }
+        }
         let e = nix::unistd::execve(&self.exe, &self.argv, &self.env).unwrap_err();
         Error::Os {
             what: format!("exec {:?}", self.exe),
@@ -163,7 +173,14 @@ fn setup(a: &mut InitArgs) -> Result<Ready> {
     if let Some(adj) = process.oom_score_adj() {
         security::set_oom_score_adj(adj)?;
     }
-    let ready = confine(process, a.labels, a.listen_fds, a.preserve_fds)?;
+    let ready = confine(&Confine {
+        process,
+        labels: a.labels,
+        listen_fds: a.listen_fds,
+        preserve_fds: a.preserve_fds,
+        seccomp: a.seccomp,
+        sync: a.sync,
+    })?;
     a.sync.send(&Message::Ready)?;
     Ok(ready)
 }
@@ -174,26 +191,61 @@ fn setup(a: &mut InitArgs) -> Result<Ready> {
 ///
 /// Descriptors from 3 on stay open: first `listen_fds` socket-activation ones (announced with
 /// LISTEN_FDS and LISTEN_PID), then `preserve_fds` more.
-pub(crate) fn confine(
-    process: &Process,
-    labels: &ExecLabels,
-    listen_fds: u32,
-    preserve_fds: u32,
-) -> Result<Ready> {
+pub(crate) fn confine(c: &Confine) -> Result<Ready> {
+    let process = c.process;
     security::set_rlimits(process.rlimits().as_deref().unwrap_or(&[]))?;
     nix::unistd::chdir(process.cwd())
         .ctx(|| format!("chdir to process.cwd {}", process.cwd().display()))?;
     // Only fds 0-2 and the preserved ones may reach the container's program.
-    sys::cloexec_from(3 + listen_fds + preserve_fds)?;
-    labels.apply()?;
+    sys::cloexec_from(3 + c.listen_fds + c.preserve_fds)?;
+    c.labels.apply()?;
+    let nnp = process.no_new_privileges().unwrap_or(false);
+    let mut seccomp = c.seccomp.cloned();
+    if !nnp {
+        // Without no_new_privs the kernel wants CAP_SYS_ADMIN, which is about to go.
+        load_seccomp(seccomp.take(), c.sync)?;
+    }
     security::switch_user_and_caps(process)?;
-    if process.no_new_privileges().unwrap_or(false) {
+    if nnp {
         security::set_no_new_privs()?;
+        // The agent must have the notify descriptor before the process runs, and the
+        // parent is only listening until Ready; a plain filter waits for the exec.
+        if seccomp.as_ref().is_some_and(|f| f.listener.is_some()) {
+            load_seccomp(seccomp.take(), c.sync)?;
+        }
     }
     nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(
         process.user().umask().unwrap_or(0o022) as libc::mode_t,
     ));
-    prepare_exec(process, &listen_env(listen_fds))
+    let mut ready = prepare_exec(process, &listen_env(c.listen_fds))?;
+    ready.seccomp = seccomp;
+    Ok(ready)
+}
+
+/// What [`confine`] applies to a container process.
+pub(crate) struct Confine<'a> {
+    pub(crate) process: &'a Process,
+    pub(crate) labels: &'a ExecLabels,
+    pub(crate) listen_fds: u32,
+    pub(crate) preserve_fds: u32,
+    pub(crate) seccomp: Option<&'a Filter>,
+    pub(crate) sync: &'a SyncSocket,
+}
+
+/// Load `filter` now; a notify descriptor goes to the parent, for the agent.
+fn load_seccomp(filter: Option<Filter>, sync: &SyncSocket) -> Result<()> {
+    let Some(filter) = filter else {
+        return Ok(());
+    };
+    if let Some(fd) = filter.load()? {
+        sync.send_fd(&Message::SeccompFd, &fd)?;
+        if expect(sync, "the seccomp agent")? != Message::SeccompDone {
+            return Err(Error::Init(
+                "unexpected message instead of SeccompDone".into(),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// LISTEN_FDS and LISTEN_PID for a process handed `n` socket-activation descriptors.
@@ -330,6 +382,7 @@ fn prepare_exec(process: &Process, extra_env: &[String]) -> Result<Ready> {
             .map_err(|_| Error::Config("executable path contains a NUL byte".into()))?,
         argv: args.iter().map(|a| cstr(a)).collect::<Result<_>>()?,
         env: env.iter().map(|e| cstr(e)).collect::<Result<_>>()?,
+        seccomp: None,
     })
 }
 

@@ -71,6 +71,11 @@ pub fn create(o: &CreateOptions) -> Result<Container> {
     crate::console::check_flags(terminal, o.detached, o.console_socket.as_deref())?;
     let plan = Plan::new(linux)?;
     let labels = ExecLabels::for_process(process)?;
+    let seccomp = linux
+        .seccomp()
+        .as_ref()
+        .map(|s| crate::seccomp::compile(s, Some(&o.root)))
+        .transpose()?;
     let layout = Layout::detect()?;
     let cgroup = cgroups::manager(
         &layout,
@@ -144,6 +149,7 @@ pub fn create(o: &CreateOptions) -> Result<Container> {
                 preserve_fds: o.preserve_fds,
                 listen_fds: o.listen_fds,
                 labels: &labels,
+                seccomp: seccomp.as_ref(),
                 sigmask: &sigmask,
                 hook_state: hook_state.clone(),
             };
@@ -184,6 +190,9 @@ pub fn create(o: &CreateOptions) -> Result<Container> {
                     return Err(e);
                 }
                 parent_sock.send(&Message::HooksDone)?;
+            }
+            Some(Message::SeccompFd) => {
+                crate::seccomp::relay(seccomp.as_ref(), fd, pid, &hook_state, &parent_sock)?;
             }
             Some(Message::Ready) => break,
             Some(Message::Error(msg)) => return Err(Error::Init(msg)),

@@ -15,6 +15,10 @@ pub(crate) enum Message {
     HooksDone,
     /// Init → parent: here is the pty master (passed along with this message).
     Console,
+    /// Init → parent: the seccomp notify descriptor (attached), for the agent.
+    SeccompFd,
+    /// Parent → init: the agent has the descriptor.
+    SeccompDone,
     /// Init → parent: everything is set up; the init now waits on the exec fifo.
     Ready,
     /// Either way: this step failed; the text says which and why.
