@@ -7,6 +7,7 @@
 //! and the same confinement as the init, and execs. Its failures reach the caller over the
 //! sync socket; success is the socket closing with the exec.
 
+use crate::attrs::Attrs;
 use crate::container::Container;
 use crate::error::{Context, Error, Result};
 use crate::init;
@@ -164,10 +165,7 @@ struct ChildArgs<'a> {
     /// Namespaces to join (all but pid, which the child was born in).
     join: CloneFlags,
     new_keyring: bool,
-    listen_fds: u32,
-    preserve_fds: u32,
-    labels: &'a ExecLabels,
-    seccomp: Option<&'a Filter>,
+    confine: init::Confine<'a>,
     sigmask: &'a SigSet,
 }
 
@@ -195,6 +193,8 @@ impl Container {
         let (join, join_pid) = namespaces_to_join(&self, init_pid)?;
         let labels = ExecLabels::for_process(process)?;
         let seccomp = self.seccomp()?;
+        let mut attrs = Attrs::from_config(process, self.saved().config.linux().as_ref())?;
+        let initial_cpus = crate::attrs::exec_affinity(process, &mut attrs)?;
         // Nothing below needs the container to stay as it is, and a process that stays
         // frozen (--ignore-paused) must not keep other commands waiting on the lock.
         self.unlock();
@@ -217,10 +217,13 @@ impl Container {
                     init_pid,
                     join,
                     new_keyring: !self.saved().no_new_keyring,
-                    listen_fds: o.listen_fds,
-                    preserve_fds: o.preserve_fds,
-                    labels: &labels,
-                    seccomp: seccomp.as_ref(),
+                    confine: init::Confine {
+                        attrs: &attrs,
+                        labels: &labels,
+                        listen_fds: o.listen_fds,
+                        preserve_fds: o.preserve_fds,
+                        seccomp: seccomp.as_ref(),
+                    },
                     sigmask: &sigmask,
                 };
                 sys::child_main(|| child(args))
@@ -229,6 +232,10 @@ impl Container {
         };
         drop(child_sock);
         let guard = KillOnDrop(Some(pid));
+        if let Some(cpus) = &initial_cpus {
+            nix::sched::sched_setaffinity(Pid::from_raw(pid), cpus)
+                .ctx(|| "sched_setaffinity for process.execCPUAffinity.initial")?;
+        }
         cgroup.enter_exec(pid, &o.cgroup)?;
         parent_sock.send(&Message::Proceed { host_pid: pid })?;
         let mut console = None;
@@ -366,14 +373,7 @@ fn setup(a: &ChildArgs) -> Result<init::Ready> {
         let master = crate::console::setup_in_container(a.process, false)?;
         a.sync.send_fd(&Message::Console, &master)?;
     }
-    init::confine(&init::Confine {
-        process: a.process,
-        labels: a.labels,
-        listen_fds: a.listen_fds,
-        preserve_fds: a.preserve_fds,
-        seccomp: a.seccomp,
-        sync: a.sync,
-    })
+    init::confine(a.process, &a.confine, a.sync)
 }
 
 #[cfg(test)]

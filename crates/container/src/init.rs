@@ -3,6 +3,7 @@
 //! text over the sync socket (before `Ready`) or through the exec fifo (after it, so that
 //! `start` reports it).
 
+use crate::attrs::Attrs;
 use crate::error::{Context, Error, Result};
 use crate::hooks::{self, HookState, Kind};
 use crate::lsm::ExecLabels;
@@ -34,13 +35,8 @@ pub(crate) struct InitArgs<'a> {
     pub cgroups: &'a [CgroupMount],
     pub no_pivot: bool,
     pub no_new_keyring: bool,
-    pub preserve_fds: u32,
-    /// Socket-activation descriptors (before the preserved ones).
-    pub listen_fds: u32,
-    /// The LSM labels to exec into.
-    pub labels: &'a ExecLabels,
-    /// The compiled seccomp filter, if the config has one.
-    pub seccomp: Option<&'a Filter>,
+    /// What the last steps apply (see [`confine`]).
+    pub confine: Confine<'a>,
     /// The signal mask to restore (the parent may block signals to forward them).
     pub sigmask: &'a SigSet,
     /// State for the hooks the init runs itself; pid is filled in from `Proceed`.
@@ -170,17 +166,7 @@ fn setup(a: &mut InitArgs) -> Result<Ready> {
         a.sync.send_fd(&Message::Console, &master)?;
     }
     rootfs::finish(a.spec)?;
-    if let Some(adj) = process.oom_score_adj() {
-        security::set_oom_score_adj(adj)?;
-    }
-    let ready = confine(&Confine {
-        process,
-        labels: a.labels,
-        listen_fds: a.listen_fds,
-        preserve_fds: a.preserve_fds,
-        seccomp: a.seccomp,
-        sync: a.sync,
-    })?;
+    let ready = confine(process, &a.confine, a.sync)?;
     a.sync.send(&Message::Ready)?;
     Ok(ready)
 }
@@ -191,19 +177,20 @@ fn setup(a: &mut InitArgs) -> Result<Ready> {
 ///
 /// Descriptors from 3 on stay open: first `listen_fds` socket-activation ones (announced with
 /// LISTEN_FDS and LISTEN_PID), then `preserve_fds` more.
-pub(crate) fn confine(c: &Confine) -> Result<Ready> {
-    let process = c.process;
+pub(crate) fn confine(process: &Process, c: &Confine, sync: &SyncSocket) -> Result<Ready> {
     security::set_rlimits(process.rlimits().as_deref().unwrap_or(&[]))?;
     nix::unistd::chdir(process.cwd())
         .ctx(|| format!("chdir to process.cwd {}", process.cwd().display()))?;
     // Only fds 0-2 and the preserved ones may reach the container's program.
     sys::cloexec_from(3 + c.listen_fds + c.preserve_fds)?;
     c.labels.apply()?;
+    // While the capabilities some of these need are still there.
+    c.attrs.apply()?;
     let nnp = process.no_new_privileges().unwrap_or(false);
     let mut seccomp = c.seccomp.cloned();
     if !nnp {
         // Without no_new_privs the kernel wants CAP_SYS_ADMIN, which is about to go.
-        load_seccomp(seccomp.take(), c.sync)?;
+        load_seccomp(seccomp.take(), sync)?;
     }
     security::switch_user_and_caps(process)?;
     if nnp {
@@ -211,7 +198,7 @@ pub(crate) fn confine(c: &Confine) -> Result<Ready> {
         // The agent must have the notify descriptor before the process runs, and the
         // parent is only listening until Ready; a plain filter waits for the exec.
         if seccomp.as_ref().is_some_and(|f| f.listener.is_some()) {
-            load_seccomp(seccomp.take(), c.sync)?;
+            load_seccomp(seccomp.take(), sync)?;
         }
     }
     nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(
@@ -222,14 +209,18 @@ pub(crate) fn confine(c: &Confine) -> Result<Ready> {
     Ok(ready)
 }
 
-/// What [`confine`] applies to a container process.
+/// What [`confine`] applies to a container process besides its `process` section, all
+/// checked and prepared by the parent before the clone.
 pub(crate) struct Confine<'a> {
-    pub(crate) process: &'a Process,
+    /// Scheduler, I/O priority, personality, memory policy, OOM score.
+    pub(crate) attrs: &'a Attrs,
+    /// The LSM labels to exec into.
     pub(crate) labels: &'a ExecLabels,
+    /// Socket-activation descriptors (before the preserved ones).
     pub(crate) listen_fds: u32,
     pub(crate) preserve_fds: u32,
+    /// The compiled seccomp filter, if the config has one.
     pub(crate) seccomp: Option<&'a Filter>,
-    pub(crate) sync: &'a SyncSocket,
 }
 
 /// Load `filter` now; a notify descriptor goes to the parent, for the agent.

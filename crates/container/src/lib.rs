@@ -10,6 +10,7 @@
 //! - `namespaces`, `rootfs`, `security`, [`hooks`], `user`: one concern each.
 //! - [`signal`]: signal names as `kill` accepts them.
 
+mod attrs;
 pub mod config;
 mod console;
 pub mod container;

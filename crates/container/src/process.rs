@@ -71,6 +71,7 @@ pub fn create(o: &CreateOptions) -> Result<Container> {
     crate::console::check_flags(terminal, o.detached, o.console_socket.as_deref())?;
     let plan = Plan::new(linux)?;
     let labels = ExecLabels::for_process(process)?;
+    let attrs = crate::attrs::Attrs::from_config(process, Some(linux))?;
     let seccomp = linux
         .seccomp()
         .as_ref()
@@ -146,10 +147,13 @@ pub fn create(o: &CreateOptions) -> Result<Container> {
                 cgroups: &cgroup_mounts,
                 no_pivot: o.no_pivot,
                 no_new_keyring: o.no_new_keyring,
-                preserve_fds: o.preserve_fds,
-                listen_fds: o.listen_fds,
-                labels: &labels,
-                seccomp: seccomp.as_ref(),
+                confine: init::Confine {
+                    attrs: &attrs,
+                    labels: &labels,
+                    listen_fds: o.listen_fds,
+                    preserve_fds: o.preserve_fds,
+                    seccomp: seccomp.as_ref(),
+                },
                 sigmask: &sigmask,
                 hook_state: hook_state.clone(),
             };

@@ -137,15 +137,6 @@ pub(crate) fn set_no_new_privs() -> Result<()> {
     nix::sys::prctl::set_no_new_privs().ctx(|| "prctl(PR_SET_NO_NEW_PRIVS)")
 }
 
-pub(crate) fn set_oom_score_adj(value: i32) -> Result<()> {
-    if !(-1000..=1000).contains(&value) {
-        return Err(Error::Config(format!(
-            "process.oomScoreAdj {value} is out of range (-1000 to 1000)"
-        )));
-    }
-    crate::sys::write_file("/proc/self/oom_score_adj", &value.to_string())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

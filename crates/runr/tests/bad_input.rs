@@ -225,3 +225,50 @@ fn systemd_cgroup_without_systemd() {
     assert!(r.stderr.contains("slice:prefix:name"), "{}", r.stderr);
     env.assert_gone(&id);
 }
+
+#[test]
+fn bad_process_attributes() {
+    let env = Env::new("badattrs");
+    let id = env.id("c");
+    let cases = [
+        (
+            "/process/ioPriority",
+            json!({"class": "IOPRIO_CLASS_BE", "priority": 9}),
+            "ioPriority.priority 9",
+        ),
+        (
+            "/process/scheduler",
+            json!({"policy": "SCHED_FIFO", "priority": 0}),
+            "scheduler.priority 0",
+        ),
+        (
+            "/process/scheduler",
+            json!({"policy": "SCHED_OTHER", "nice": 30}),
+            "nice 30",
+        ),
+        ("/process/oomScoreAdj", json!(-1001), "oomScoreAdj -1001"),
+        (
+            "/linux/memoryPolicy",
+            json!({"mode": "MPOL_BIND"}),
+            "needs nodes",
+        ),
+        (
+            "/linux/personality",
+            json!({"domain": "LINUX", "flags": ["X"]}),
+            "personality.flags",
+        ),
+    ];
+    for (path, value, needle) in cases {
+        let original = env.config();
+        env.edit(|c| {
+            *c.pointer_mut(path.rsplit_once('/').unwrap().0)
+                .unwrap()
+                .as_object_mut()
+                .unwrap()
+                .entry(path.rsplit_once('/').unwrap().1)
+                .or_insert(json!(null)) = value
+        });
+        create_fails(&env, &id, needle);
+        env.edit(|c| *c = original);
+    }
+}

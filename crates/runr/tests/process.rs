@@ -104,3 +104,53 @@ fn new_session_keyring_unless_asked_not_to() {
     let a = env.run(&["sh", "-c", "cat /proc/keys | grep -c _ses || true"]);
     assert_eq!(a.code, 0, "{}", a.stderr);
 }
+
+/// Scheduler, I/O priority, personality and memory policy, as the process sees them.
+#[test]
+fn scheduler_io_priority_personality_memory_policy() {
+    let env = Env::new("attrs");
+    env.edit(|c| {
+        c["process"]["scheduler"] = json!({"policy": "SCHED_BATCH", "nice": 7});
+        c["process"]["ioPriority"] = json!({"class": "IOPRIO_CLASS_IDLE", "priority": 0});
+        c["linux"]["personality"] = json!({"domain": "LINUX32"});
+        c["linux"]["memoryPolicy"] = json!({"mode": "MPOL_BIND", "nodes": "0"});
+    });
+    let out = env.sh(
+        "grep '^policy' /proc/self/sched; cut -d' ' -f19 /proc/self/stat; ionice; uname -m; grep -c bind:0 /proc/self/numa_maps",
+    );
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(
+        lines[0].ends_with(": 3") || lines[0].ends_with(" 3"),
+        "{out}"
+    );
+    assert_eq!(lines[1], "7", "{out}");
+    assert_eq!(lines[2], "idle", "{out}");
+    assert_eq!(lines[3], "i686", "{out}");
+    assert_ne!(lines[4], "0", "{out}");
+}
+
+/// An exec'd process gets execCPUAffinity.final once it is in the container's cgroup.
+#[test]
+fn exec_cpu_affinity() {
+    let env = Env::new("affinity");
+    env.args(&["sleep", "1000"]);
+    let id = env.id("c");
+    let r = env.runr(&["run", "-d", "--bundle", env.bundle.to_str().unwrap(), &id]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let process = env.bundle.join("exec.json");
+    std::fs::write(
+        &process,
+        serde_json::to_vec(&json!({
+            "cwd": "/", "user": {"uid": 0, "gid": 0},
+            "args": ["grep", "Cpus_allowed_list", "/proc/self/status"],
+            "env": ["PATH=/bin"],
+            "execCPUAffinity": {"initial": "0", "final": "0"},
+        }))
+        .unwrap(),
+    )
+    .unwrap();
+    let r = env.runr(&["exec", "--process", process.to_str().unwrap(), &id]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stdout.trim().ends_with("\t0"), "{}", r.stdout);
+    assert_eq!(env.runr(&["delete", "-f", &id]).code, 0);
+}
