@@ -203,7 +203,7 @@ impl Message {
         if let Some(n) = self.reply_serial {
             field(5, Value::U32(n));
         }
-        if let Some(v) = text(&self.destination).filter(|v| v.as_str() != Some("")) {
+        if let Some(v) = text(&self.destination) {
             field(6, v);
         }
         if let Some(v) = text(&self.sender) {
@@ -552,7 +552,8 @@ impl Connection {
     /// `;`-separated list), authenticate as our uid and say Hello.
     pub fn open(address: &str) -> Result<Connection, DbusError> {
         let sock = connect(address)?;
-        sock.set_read_timeout(Some(Duration::from_secs(30)))
+        // Authentication reads before any wait_for sets a deadline.
+        sock.set_read_timeout(Some(CALL_TIMEOUT))
             .map_err(io("socket timeout"))?;
         let mut conn = Connection {
             sock,
@@ -614,14 +615,6 @@ impl Connection {
         Ok(self.serial)
     }
 
-    /// Read the next message from the socket (or one set aside earlier).
-    pub fn recv(&mut self) -> Result<Message, DbusError> {
-        if !self.pending.is_empty() {
-            return Ok(self.pending.remove(0));
-        }
-        self.read_message()
-    }
-
     fn read_message(&mut self) -> Result<Message, DbusError> {
         let mut head = [0u8; 16];
         self.sock.read_exact(&mut head).map_err(|e| {
@@ -654,23 +647,14 @@ impl Connection {
     }
 
     /// Call a method and wait for its return; an error reply becomes [`DbusError::Remote`].
-    /// Other messages that arrive meanwhile are kept for [`Connection::recv`].
+    /// Other messages that arrive meanwhile are kept for [`Connection::wait_for`].
     pub fn call(&mut self, msg: Message) -> Result<Message, DbusError> {
         let what = msg.member.clone().unwrap_or_default();
         let serial = self.send(&msg)?;
-        loop {
-            let m = self.read_message().map_err(|e| match e {
-                DbusError::Timeout(_) => DbusError::Timeout(what.clone()),
-                e => e,
-            })?;
-            if m.reply_serial != Some(serial) {
-                self.pending.push(m);
-                continue;
-            }
-            return match m.kind {
-                Kind::Error => Err(remote_error(&m)),
-                _ => Ok(m),
-            };
+        let m = self.wait_for(&what, CALL_TIMEOUT, |m| m.reply_serial == Some(serial))?;
+        match m.kind {
+            Kind::Error => Err(remote_error(&m)),
+            _ => Ok(m),
         }
     }
 
@@ -705,6 +689,9 @@ impl Connection {
         }
     }
 }
+
+/// How long a method call may wait for its reply.
+const CALL_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The bus daemon's own name, path prefix and interface.
 pub const BUS_NAME: &str = "org.freedesktop.DBus";

@@ -53,9 +53,8 @@ pub trait Manager {
     fn create(&self, resources: Option<&LinuxResources>) -> Result<(), CgroupError>;
     /// Move `pid` in, everywhere it must be before it can fork.
     fn enter(&self, pid: i32) -> Result<(), CgroupError>;
-    /// Move a process exec'd into the running container in, in every hierarchy at once (it
-    /// has no setup of runr's to keep out of the memory controller); with `sub` (`exec
-    /// --cgroup`), into existing sub-cgroups of the container's.
+    /// Move a process exec'd into the running container in, in every hierarchy; with `sub`
+    /// (`exec --cgroup`), into existing sub-cgroups of the container's.
     fn enter_exec(&self, pid: i32, sub: &SubCgroups) -> Result<(), CgroupError>;
     /// Write new limits to a live cgroup.
     fn update(&self, resources: &LinuxResources) -> Result<(), CgroupError>;

@@ -13,7 +13,6 @@ use crate::error::{Context, Error, Result};
 use crate::init;
 use crate::lsm::ExecLabels;
 use crate::namespaces;
-use crate::seccomp::Filter;
 use crate::sync::{self, Message, SyncSocket};
 use crate::sys::{self, Forked};
 use cgroups::{FreezerState, SubCgroups};
@@ -192,8 +191,10 @@ impl Container {
         let init_pid = self.saved().init_pid;
         let (join, join_pid) = namespaces_to_join(&self, init_pid)?;
         let labels = ExecLabels::for_process(process)?;
-        let seccomp = self.seccomp()?;
-        let mut attrs = Attrs::from_config(process, self.saved().config.linux().as_ref())?;
+        // The same filter and attributes as the init's, from the config saved at create.
+        let linux = self.saved().config.linux().as_ref();
+        let seccomp = crate::seccomp::for_config(linux, self.dir().parent().unwrap_or(self.dir()))?;
+        let mut attrs = Attrs::from_config(process, linux)?;
         let initial_cpus = crate::attrs::exec_affinity(process, &mut attrs)?;
         // Nothing below needs the container to stay as it is, and a process that stays
         // frozen (--ignore-paused) must not keep other commands waiting on the lock.
@@ -269,18 +270,6 @@ impl Container {
         }
         guard.disarm();
         Ok(Execed { pid, console })
-    }
-}
-
-impl Container {
-    /// The container's seccomp filter, compiled again from the saved config: an exec'd
-    /// process gets the same one as the init.
-    fn seccomp(&self) -> Result<Option<Filter>> {
-        let linux = self.saved().config.linux().as_ref();
-        linux
-            .and_then(|l| l.seccomp().as_ref())
-            .map(|s| crate::seccomp::compile(s, self.dir().parent()))
-            .transpose()
     }
 }
 

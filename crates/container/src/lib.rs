@@ -7,7 +7,8 @@
 //! - [`process`]: the parent side of creating a container (clone, sync, cgroups, state).
 //! - `init`: the child side, from clone to exec.
 //! - [`exec`]: another process in an existing container, both sides.
-//! - `namespaces`, `rootfs`, `security`, [`hooks`], `user`: one concern each.
+//! - `namespaces`, `rootfs`, `security`, `seccomp`, `attrs`, [`hooks`], `user`: one concern
+//!   each.
 //! - [`signal`]: signal names as `kill` accepts them.
 
 mod attrs;

@@ -72,11 +72,7 @@ pub fn create(o: &CreateOptions) -> Result<Container> {
     let plan = Plan::new(linux)?;
     let labels = ExecLabels::for_process(process)?;
     let attrs = crate::attrs::Attrs::from_config(process, Some(linux))?;
-    let seccomp = linux
-        .seccomp()
-        .as_ref()
-        .map(|s| crate::seccomp::compile(s, Some(&o.root)))
-        .transpose()?;
+    let seccomp = crate::seccomp::for_config(Some(linux), &o.root)?;
     let layout = Layout::detect()?;
     let cgroup = cgroups::manager(
         &layout,

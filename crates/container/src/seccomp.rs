@@ -10,8 +10,8 @@
 //!
 //! Why libseccomp rather than our own BPF: its syscall tables for every architecture, its
 //! handling of multiplexed calls (socketcall, ipc on x86) and its binary-tree layout are
-//! what a profile like Docker's needs; compiling that profile costs about a millisecond
-//! (see the README's measurements), once per create or exec, in the parent.
+//! what a profile like Docker's needs. It is slow, though (10-20 ms for an engine's default
+//! profile), so compiled programs are cached under the state root (see [`compile`]).
 
 use crate::error::{Context, Error, Result};
 use crate::hooks::HookState;
@@ -53,18 +53,16 @@ fn bad(msg: impl Into<String>) -> Error {
 
 fn action(a: LinuxSeccompAction, errno: Option<u32>) -> Result<ScmpAction> {
     let ret = errno.unwrap_or(libc::EPERM as u32);
+    // The kernel keeps 16 bits of an action's data.
+    let ret16 = || u16::try_from(ret).map_err(|_| bad(format!("errnoRet {ret} is too large")));
     Ok(match a {
         LinuxSeccompAction::ScmpActKill | LinuxSeccompAction::ScmpActKillThread => {
             ScmpAction::KillThread
         }
         LinuxSeccompAction::ScmpActKillProcess => ScmpAction::KillProcess,
         LinuxSeccompAction::ScmpActTrap => ScmpAction::Trap,
-        LinuxSeccompAction::ScmpActErrno => {
-            ScmpAction::Errno(i32::try_from(ret.min(u16::MAX.into())).expect("fits"))
-        }
-        LinuxSeccompAction::ScmpActTrace => ScmpAction::Trace(
-            u16::try_from(ret).map_err(|_| bad(format!("errnoRet {ret} is too large")))?,
-        ),
+        LinuxSeccompAction::ScmpActErrno => ScmpAction::Errno(ret16()?.into()),
+        LinuxSeccompAction::ScmpActTrace => ScmpAction::Trace(ret16()?),
         LinuxSeccompAction::ScmpActLog => ScmpAction::Log,
         LinuxSeccompAction::ScmpActAllow => ScmpAction::Allow,
         LinuxSeccompAction::ScmpActNotify => ScmpAction::Notify,
@@ -111,27 +109,39 @@ pub(crate) fn compile(s: &LinuxSeccomp, cache: Option<&Path>) -> Result<Filter> 
     let (flags, listener) = settings(s)?;
     let program = match cache {
         None => program(s)?,
-        Some(root) => {
-            let mut key = executable_identity().into_bytes();
-            key.extend_from_slice(&serde_json::to_vec(s).expect("the section serializes"));
-            let path = cache_path(root, &key);
-            match read_cached(&path, &key) {
-                Some(p) => p,
-                None => {
-                    let p = program(s)?;
-                    if let Err(e) = write_cached(&path, &key, &p) {
-                        tracing::debug!("seccomp cache {}: {e}", path.display());
-                    }
-                    p
-                }
-            }
-        }
+        Some(root) => cached_program(s, root)?,
     };
     Ok(Filter {
         program: instructions(&program),
         flags,
         listener,
     })
+}
+
+/// The filter of a config's `linux` section, if it has one; see [`compile`].
+pub(crate) fn for_config(
+    linux: Option<&oci_spec::runtime::Linux>,
+    root: &Path,
+) -> Result<Option<Filter>> {
+    linux
+        .and_then(|l| l.seccomp().as_ref())
+        .map(|s| compile(s, Some(root)))
+        .transpose()
+}
+
+/// The program of `s` from the cache under `root`, compiled and stored there on a miss.
+fn cached_program(s: &LinuxSeccomp, root: &Path) -> Result<Vec<u8>> {
+    let mut key = executable_identity().into_bytes();
+    key.extend_from_slice(&serde_json::to_vec(s).expect("the section serializes"));
+    let path = cache_path(root, &key);
+    if let Some(p) = read_cached(&path, &key) {
+        return Ok(p);
+    }
+    let p = program(s)?;
+    if let Err(e) = write_cached(&path, &key, &p) {
+        tracing::debug!("seccomp cache {}: {e}", path.display());
+    }
+    Ok(p)
 }
 
 /// The kernel flags and the agent of a section, after the checks libseccomp does not make.
