@@ -8,6 +8,7 @@ use crate::error::{Context, Error, Result};
 use crate::hooks::{self, HookState, Kind};
 use crate::lsm::ExecLabels;
 use crate::namespaces::Plan;
+use crate::program::Program;
 use crate::rootfs::{self, CgroupMount};
 use crate::seccomp::Filter;
 use crate::security;
@@ -19,8 +20,7 @@ use oci_spec::runtime::{Process, Spec};
 use std::convert::Infallible;
 use std::ffi::CString;
 use std::io::Write;
-use std::os::fd::{AsFd, OwnedFd};
-use std::os::unix::ffi::OsStrExt;
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 
 /// Everything the init needs, borrowed from the parent's memory (the clone copied it).
@@ -30,8 +30,10 @@ pub(crate) struct InitArgs<'a> {
     pub bundle: &'a Path,
     pub plan: &'a Plan,
     pub sync: &'a SyncSocket,
-    /// O_PATH descriptor of the container's state directory, where the exec fifo is.
-    pub state_dir: &'a OwnedFd,
+    /// O_PATH descriptor of the exec fifo. Not of the state directory: a directory
+    /// descriptor open while the init works inside the container would be a path out of it
+    /// through /proc/self/fd (CVE-2024-21626).
+    pub exec_fifo: &'a OwnedFd,
     pub cgroups: &'a [CgroupMount],
     pub no_pivot: bool,
     pub no_new_keyring: bool,
@@ -67,8 +69,7 @@ pub(crate) fn run(mut args: InitArgs) -> ! {
 
 /// What the setup leaves ready for the exec.
 pub(crate) struct Ready {
-    exe: CString,
-    argv: Vec<CString>,
+    program: Program,
     env: Vec<CString>,
     /// A seccomp filter still to load (under no_new_privs it waits until the very end).
     seccomp: Option<Filter>,
@@ -82,11 +83,7 @@ impl Ready {
                 return e;
             }
         }
-        let e = nix::unistd::execve(&self.exe, &self.argv, &self.env).unwrap_err();
-        Error::Os {
-            what: format!("exec {:?}", self.exe),
-            source: std::io::Error::from_raw_os_error(e as i32),
-        }
+        self.program.exec(&self.env)
     }
 }
 
@@ -179,8 +176,7 @@ fn setup(a: &mut InitArgs) -> Result<Ready> {
 /// LISTEN_FDS and LISTEN_PID), then `preserve_fds` more.
 pub(crate) fn confine(process: &Process, c: &Confine, sync: &SyncSocket) -> Result<Ready> {
     security::set_rlimits(process.rlimits().as_deref().unwrap_or(&[]))?;
-    nix::unistd::chdir(process.cwd())
-        .ctx(|| format!("chdir to process.cwd {}", process.cwd().display()))?;
+    crate::program::chdir(process.cwd())?;
     // Only fds 0-2 and the preserved ones may reach the container's program.
     sys::cloexec_from(3 + c.listen_fds + c.preserve_fds)?;
     c.labels.apply()?;
@@ -255,15 +251,7 @@ fn start(
     // The init may wait here for a long time: hold as little memory as possible.
     sys::release_clean_pages();
     // Blocks until `start` opens the fifo for reading.
-    let fifo = rustix::fs::openat(
-        a.state_dir.as_fd(),
-        crate::container::EXEC_FIFO,
-        rustix::fs::OFlags::WRONLY | rustix::fs::OFlags::CLOEXEC,
-        rustix::fs::Mode::empty(),
-    )
-    .map(std::fs::File::from)
-    .ctx(|| "open the exec fifo")
-    .map_err(|e| (None, e))?;
+    let fifo = open_exec_fifo(a.exec_fifo).map_err(|e| (None, e))?;
     let mut state = a.hook_state.clone();
     state.status = "created".into();
     if let Err(e) = hooks::run(Kind::StartContainer, a.spec.hooks().as_ref(), &state) {
@@ -271,6 +259,25 @@ fn start(
     }
     // On success the fifo closes with the exec (O_CLOEXEC) and `start` reads end-of-file.
     Err((Some(fifo), ready.exec()))
+}
+
+/// Open the exec fifo for writing through its O_PATH descriptor. Linux reopens a descriptor
+/// only through /proc, so the container needs /proc mounted (as with runc); the result is
+/// checked to be the same fifo, whatever the container's /proc holds.
+fn open_exec_fifo(opath: &OwnedFd) -> Result<std::fs::File> {
+    let path = crate::rootfs::fd_path(opath);
+    let what = || format!("open the exec fifo (through {path}; the container needs /proc)");
+    let fd = rustix::fs::open(
+        path.as_str(),
+        rustix::fs::OFlags::WRONLY | rustix::fs::OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+    )
+    .ctx(what)?;
+    let id = |fd: &OwnedFd| rustix::fs::fstat(fd).map(|st| (st.st_dev, st.st_ino));
+    if id(&fd).ctx(what)? != id(opath).ctx(what)? {
+        return Err(Error::Init(format!("{}: not the exec fifo", what())));
+    }
+    Ok(fd.into())
 }
 
 /// Default dispositions and the caller's mask: Rust ignores SIGPIPE, and an ignored signal
@@ -365,13 +372,12 @@ fn prepare_exec(process: &Process, extra_env: &[String]) -> Result<Ready> {
         .iter()
         .find_map(|e| e.strip_prefix("PATH="))
         .unwrap_or(DEFAULT_PATH);
-    let exe = find_executable(&args[0], path_var)?;
+    let exe = crate::program::find_executable(&args[0], path_var)?;
     let cstr =
         |s: &str| CString::new(s).map_err(|_| Error::Config(format!("{s:?} contains a NUL byte")));
+    let argv = args.iter().map(|a| cstr(a)).collect::<Result<_>>()?;
     Ok(Ready {
-        exe: CString::new(exe.as_os_str().as_bytes())
-            .map_err(|_| Error::Config("executable path contains a NUL byte".into()))?,
-        argv: args.iter().map(|a| cstr(a)).collect::<Result<_>>()?,
+        program: Program::open(&exe, argv)?,
         env: env.iter().map(|e| cstr(e)).collect::<Result<_>>()?,
         seccomp: None,
     })
@@ -399,33 +405,6 @@ fn dedup_env(env: &[String]) -> Result<Vec<String>> {
     Ok(out)
 }
 
-/// Look `name` up the way execvp would, in the container, with the container's PATH.
-pub(crate) fn find_executable(name: &str, path_var: &str) -> Result<PathBuf> {
-    let executable =
-        |p: &Path| p.is_file() && nix::unistd::access(p, nix::unistd::AccessFlags::X_OK).is_ok();
-    if name.contains('/') {
-        let p = PathBuf::from(name);
-        return match std::fs::metadata(&p) {
-            Ok(m) if m.is_dir() => Err(Error::Config(format!("exec: {name:?}: is a directory"))),
-            Ok(_) if !executable(&p) => {
-                Err(Error::Config(format!("exec: {name:?}: permission denied")))
-            }
-            Ok(_) => Ok(p),
-            Err(e) => Err(Error::Config(format!("exec: {name:?}: stat {name}: {e}"))),
-        };
-    }
-    for dir in path_var.split(':') {
-        let dir = if dir.is_empty() { "." } else { dir };
-        let candidate = Path::new(dir).join(name);
-        if executable(&candidate) {
-            return Ok(candidate);
-        }
-    }
-    Err(Error::Config(format!(
-        "exec: {name:?}: executable file not found in $PATH"
-    )))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -439,23 +418,5 @@ mod tests {
         );
         assert!(dedup_env(&env(&["NOEQUALS"])).is_err());
         assert!(dedup_env(&env(&["=x"])).is_err());
-    }
-
-    #[test]
-    fn lookup_follows_path() {
-        assert_eq!(
-            find_executable("sh", "/nonexistent:/bin").unwrap(),
-            Path::new("/bin/sh")
-        );
-        let e = find_executable("no-such-program-xyz", "/bin")
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("executable file not found in $PATH"), "{e}");
-        let e = find_executable("/no/such", "/bin").unwrap_err().to_string();
-        assert!(e.contains("No such file"), "{e}");
-        assert!(find_executable("/bin", "")
-            .unwrap_err()
-            .to_string()
-            .contains("is a directory"));
     }
 }

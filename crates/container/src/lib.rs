@@ -23,6 +23,7 @@ mod lsm;
 mod namespaces;
 pub mod notify;
 pub mod process;
+mod program;
 mod rootfs;
 mod seccomp;
 mod security;

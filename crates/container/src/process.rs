@@ -103,12 +103,12 @@ pub fn create(o: &CreateOptions) -> Result<Container> {
     // mkfifo honours the umask; the init may run as any user and must be able to write it.
     std::fs::set_permissions(&fifo, std::os::unix::fs::PermissionsExt::from_mode(0o622))
         .ctx(|| format!("chmod {}", fifo.display()))?;
-    let state_dir: OwnedFd = rustix::fs::open(
-        &dir,
-        rustix::fs::OFlags::PATH | rustix::fs::OFlags::DIRECTORY | rustix::fs::OFlags::CLOEXEC,
+    let exec_fifo: OwnedFd = rustix::fs::open(
+        &fifo,
+        rustix::fs::OFlags::PATH | rustix::fs::OFlags::CLOEXEC,
         rustix::fs::Mode::empty(),
     )
-    .ctx(|| format!("open {}", dir.display()))?;
+    .ctx(|| format!("open {}", fifo.display()))?;
     let (parent_sock, child_sock) = sync::pair()?;
     let cgroup_mounts = cgroup_mounts(&layout, &cgroup.paths());
     let annotations = spec.annotations().clone().unwrap_or_default();
@@ -139,7 +139,7 @@ pub fn create(o: &CreateOptions) -> Result<Container> {
                 bundle: &bundle,
                 plan: &plan,
                 sync: &child_sock,
-                state_dir: &state_dir,
+                exec_fifo: &exec_fifo,
                 cgroups: &cgroup_mounts,
                 no_pivot: o.no_pivot,
                 no_new_keyring: o.no_new_keyring,

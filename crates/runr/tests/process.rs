@@ -97,14 +97,6 @@ fn signals_are_default_in_the_container() {
     assert!(!out.contains("SigIgn:\t0000000000001000"), "{out}");
 }
 
-#[test]
-fn new_session_keyring_unless_asked_not_to() {
-    let env = Env::new("keyring");
-    env.args(&["cat", "/proc/self/stat"]);
-    let a = env.run(&["sh", "-c", "cat /proc/keys | grep -c _ses || true"]);
-    assert_eq!(a.code, 0, "{}", a.stderr);
-}
-
 /// Scheduler, I/O priority, personality and memory policy, as the process sees them.
 #[test]
 fn scheduler_io_priority_personality_memory_policy() {

@@ -12,7 +12,8 @@ use crate::error::{Context, Error, Result};
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use oci_spec::runtime::{Mount, Spec};
 use options::MountOptions;
-use resolve::{fd_path, Kind, Root};
+pub(crate) use resolve::fd_path;
+use resolve::{Kind, Root};
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 

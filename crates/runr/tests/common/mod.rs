@@ -17,6 +17,8 @@ pub struct Env {
     pub root: PathBuf,
     pub bundle: PathBuf,
     pub rootfs: PathBuf,
+    /// The runr binary the commands run (the built one unless a test swaps in a copy).
+    pub binary: PathBuf,
     name: String,
     ids: RefCell<Vec<String>>,
 }
@@ -115,6 +117,7 @@ impl Env {
             root,
             bundle,
             rootfs,
+            binary: RUNR.into(),
             name: format!("{}-{}", name, std::process::id()),
             ids: RefCell::new(Vec::new()),
         };
@@ -148,7 +151,7 @@ impl Env {
     }
 
     pub fn cmd(&self) -> Command {
-        let mut c = Command::new(RUNR);
+        let mut c = Command::new(&self.binary);
         c.arg("--root").arg(&self.root);
         c.stdin(Stdio::null());
         c
