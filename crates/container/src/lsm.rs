@@ -13,21 +13,26 @@ pub(crate) struct ExecLabels {
 }
 
 impl ExecLabels {
-    /// Parent side: a requested AppArmor profile on a host without AppArmor is an error (the
-    /// process would run unconfined); an SELinux label where SELinux is off is ignored, as
-    /// runc does, since there is nothing to label.
+    /// Parent side: a profile or label the host cannot apply is an error, worded as runc's,
+    /// since the process would otherwise run less confined than its config says.
     pub(crate) fn for_process(p: &Process) -> Result<ExecLabels> {
         let apparmor = p.apparmor_profile().clone().filter(|s| !s.is_empty());
         if let Some(profile) = &apparmor {
             if !apparmor_enabled() {
                 return Err(Error::Config(format!(
-                    "apparmor profile {profile:?} requested, but AppArmor is not enabled on this host"
+                    "apparmor: config provided but apparmor not supported \
+                     (profile {profile:?}; AppArmor is not enabled on this host)"
                 )));
             }
         }
-        let mut selinux = p.selinux_label().clone().filter(|s| !s.is_empty());
-        if let Some(label) = selinux.take_if(|_| !selinux_enabled()) {
-            tracing::debug!("SELinux is not enabled on this host; label {label:?} ignored");
+        let selinux = p.selinux_label().clone().filter(|s| !s.is_empty());
+        if let Some(label) = &selinux {
+            if !selinux_enabled() {
+                return Err(Error::Config(format!(
+                    "selinux label {label:?} is specified in config, \
+                     but selinux is disabled or not supported"
+                )));
+            }
         }
         Ok(ExecLabels { apparmor, selinux })
     }
@@ -55,6 +60,34 @@ fn apparmor_enabled() -> bool {
         .is_ok_and(|s| s.starts_with('Y'))
 }
 
+/// The mount option that labels a new filesystem with `linux.mountLabel`, where SELinux is
+/// enabled; elsewhere the label means nothing and is ignored, as runc does. Filesystems that
+/// carry their own labels (proc, sysfs, cgroup) or take none (mqueue) get no option.
+pub(crate) fn mount_label_option(label: Option<&str>, fstype: &str) -> Option<String> {
+    let label = label.filter(|l| !l.is_empty())?;
+    if matches!(fstype, "proc" | "sysfs" | "cgroup" | "cgroup2" | "mqueue") || !selinux_enabled() {
+        return None;
+    }
+    Some(context_option(label))
+}
+
+fn context_option(label: &str) -> String {
+    format!("context=\"{label}\"")
+}
+
 fn selinux_enabled() -> bool {
     std::path::Path::new("/sys/fs/selinux/enforce").exists()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_mount_label_is_quoted_for_its_commas() {
+        assert_eq!(
+            super::context_option("system_u:object_r:container_file_t:s0:c1,c2"),
+            "context=\"system_u:object_r:container_file_t:s0:c1,c2\""
+        );
+        assert_eq!(super::mount_label_option(Some("x"), "proc"), None);
+        assert_eq!(super::mount_label_option(Some(""), "tmpfs"), None);
+    }
 }

@@ -178,25 +178,47 @@ fn terminal_without_console_socket_when_detached() {
     );
 }
 
-/// This host has no AppArmor: a profile asked for cannot be applied, and running without
-/// it would be silently weaker. An SELinux label where SELinux is off is ignored (runc).
+/// This host has neither AppArmor nor SELinux: a profile or label asked for cannot be
+/// applied, and running without it would be silently weaker, so create (and exec) fail with
+/// runc's words. A mount label alone means nothing without SELinux and is ignored (runc).
 #[test]
-fn apparmor_profile_without_apparmor() {
-    if std::fs::read_to_string("/sys/module/apparmor/parameters/enabled")
-        .is_ok_and(|s| s.starts_with('Y'))
-    {
-        eprintln!("AppArmor is enabled here; nothing to test");
-        return;
+fn lsm_labels_the_host_cannot_apply() {
+    let env = Env::new("lsm");
+    let apparmor = std::fs::read_to_string("/sys/module/apparmor/parameters/enabled")
+        .is_ok_and(|s| s.starts_with('Y'));
+    let selinux = std::path::Path::new("/sys/fs/selinux/enforce").exists();
+    if !apparmor {
+        env.edit(|c| c["process"]["apparmorProfile"] = json!("runr-test"));
+        create_fails(
+            &env,
+            &env.id("c"),
+            "config provided but apparmor not supported",
+        );
     }
-    let env = Env::new("apparmor");
-    env.edit(|c| c["process"]["apparmorProfile"] = json!("runr-test"));
-    create_fails(&env, &env.id("c"), "AppArmor is not enabled");
     env.edit(|c| {
         c["process"]["apparmorProfile"] = json!("");
         c["process"]["selinuxLabel"] = json!("system_u:system_r:container_t:s0");
     });
-    if !std::path::Path::new("/sys/fs/selinux/enforce").exists() {
-        assert_eq!(env.sh("echo ok"), "ok\n");
+    if !selinux {
+        create_fails(&env, &env.id("s"), "selinux is disabled or not supported");
+        env.edit(|c| {
+            c["process"]["selinuxLabel"] = json!("");
+            c["linux"]["mountLabel"] = json!("system_u:object_r:container_file_t:s0:c1,c2");
+        });
+        assert_eq!(env.sh("grep -c context= /proc/mounts; true"), "0\n");
+
+        env.args(&["sleep", "100"]);
+        let id = env.id("e");
+        assert_eq!(env.create(&id).code, 0);
+        let r = env.runr(&[
+            "exec",
+            "--process-label",
+            "system_u:system_r:container_t:s0",
+            &id,
+            "true",
+        ]);
+        assert_ne!(r.code, 0);
+        assert!(r.stderr.contains("selinux is disabled"), "{}", r.stderr);
     }
 }
 

@@ -144,15 +144,26 @@ fn symlink_in_the_rootfs_cannot_lead_a_mount_out() {
     assert!(env.rootfs.join("tmp/m2").is_dir());
 }
 
+/// CVE-2019-16884 class: procfs or sysfs mounted where the image put a symlink would land
+/// wherever the image chose (and an LSM relabelling /proc/self/attr could be fooled).
 #[test]
-fn proc_over_a_symlink_is_refused() {
-    let env = Env::new("procsym");
-    std::fs::remove_dir(env.rootfs.join("proc")).unwrap();
-    std::fs::create_dir(env.rootfs.join("elsewhere")).unwrap();
-    std::os::unix::fs::symlink("elsewhere", env.rootfs.join("proc")).unwrap();
-    let r = env.run(&["true"]);
-    assert_eq!(r.code, 1);
-    assert!(r.stderr.contains("symlink"), "{}", r.stderr);
+fn proc_or_sys_over_a_symlink_is_refused() {
+    for dir in ["proc", "sys"] {
+        let env = Env::new("procsym");
+        std::fs::remove_dir(env.rootfs.join(dir)).unwrap();
+        std::fs::create_dir(env.rootfs.join("elsewhere")).unwrap();
+        std::os::unix::fs::symlink("elsewhere", env.rootfs.join(dir)).unwrap();
+        let r = env.run(&["true"]);
+        assert_eq!(r.code, 1, "{dir}");
+        assert!(r.stderr.contains("symlink"), "{dir}: {}", r.stderr);
+        assert!(
+            std::fs::read_dir(env.rootfs.join("elsewhere"))
+                .unwrap()
+                .next()
+                .is_none(),
+            "{dir}"
+        );
+    }
 }
 
 #[test]

@@ -109,7 +109,12 @@ fn mount_one(root: &Root, m: &Mount, s: &Setup) -> Result<()> {
     } else if typ == "cgroup" || typ == "cgroup2" {
         mount_cgroup(root, &dest, &opts, s)?
     } else {
-        mount_fs(root, m, typ, &dest, &opts)?
+        let label = s
+            .spec
+            .linux()
+            .as_ref()
+            .and_then(|l| l.mount_label().as_deref());
+        mount_fs(root, m, typ, &dest, &opts, label)?
     };
     let target = fd_path(&target);
     for p in &opts.propagation {
@@ -199,6 +204,7 @@ fn mount_fs(
     typ: &str,
     dest: &Path,
     opts: &MountOptions,
+    mount_label: Option<&str>,
 ) -> Result<OwnedFd> {
     // procfs or sysfs over a symlink is how CVE-2019-16884 escaped: refuse symlinks there.
     let strict = matches!(typ, "proc" | "sysfs");
@@ -218,7 +224,14 @@ fn mount_fs(
         .map(|p| p.to_string_lossy().into_owned())
         .unwrap_or_else(|| typ.to_string());
     let flags = opts.flags - MsFlags::MS_REMOUNT;
-    let data = opts.data_string();
+    let mut data = opts.data_string();
+    if let Some(context) = crate::lsm::mount_label_option(mount_label, typ) {
+        data = if data.is_empty() {
+            context
+        } else {
+            format!("{data},{context}")
+        };
+    }
     let target_path = fd_path(&target);
     let r = mount(
         Some(source.as_str()),
