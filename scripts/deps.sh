@@ -12,6 +12,8 @@ command -v cc >/dev/null 2>&1 || need+=(gcc)
 [ -e /usr/share/containers/seccomp.json ] || need+=(golang-github-containers-common)
 # The systemd driver's test runs a private D-Bus daemon.
 command -v dbus-daemon >/dev/null 2>&1 || need+=(dbus-daemon)
+# Rootless tests map subordinate ids with the setuid helpers newuidmap and newgidmap.
+command -v newuidmap >/dev/null 2>&1 || need+=(uidmap)
 # Static C test helpers (tests/helpers) need the static C library.
 [ "$(cc -print-file-name=libc.a 2>/dev/null)" != libc.a ] || need+=(libc6-dev)
 if [ ${#need[@]} -gt 0 ]; then

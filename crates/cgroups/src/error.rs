@@ -37,3 +37,21 @@ pub enum CgroupError {
     #[error("{0}")]
     Unsupported(String),
 }
+
+impl CgroupError {
+    /// The kernel said no for lack of rights (an unprivileged user, a read-only cgroupfs).
+    pub fn is_permission_denied(&self) -> bool {
+        let io = match self {
+            CgroupError::Read { source, .. }
+            | CgroupError::Write { source, .. }
+            | CgroupError::Create { source, .. }
+            | CgroupError::Remove { source, .. }
+            | CgroupError::Enter { source, .. } => source,
+            _ => return false,
+        };
+        matches!(
+            io.raw_os_error(),
+            Some(libc::EACCES) | Some(libc::EPERM) | Some(libc::EROFS)
+        )
+    }
+}

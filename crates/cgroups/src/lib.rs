@@ -16,6 +16,7 @@ pub mod dbus;
 mod error;
 mod fsutil;
 mod layout;
+pub mod none;
 pub mod resources;
 pub mod stats;
 pub mod systemd;
@@ -206,10 +207,12 @@ pub fn manager(layout: &Layout, config: &CgroupConfig) -> Result<Box<dyn Manager
 }
 
 /// The manager for a container from what a previous command saved: the directories
-/// ([`Manager::paths`]; one unnamed directory is cgroup v2, anything else v1) and the
+/// ([`Manager::paths`]; none is no cgroup, one unnamed directory is cgroup v2, anything
+/// else v1) and the
 /// systemd unit, if systemd owns the cgroup.
 pub fn from_saved(paths: Vec<(String, PathBuf)>, systemd_unit: Option<String>) -> Box<dyn Manager> {
     let fs: Box<dyn Manager> = match paths.as_slice() {
+        [] if systemd_unit.is_none() => Box::new(none::NoCgroup),
         [(name, dir)] if name.is_empty() => Box::new(v2::V2Manager::from_dir(dir.clone())),
         _ => Box::new(v1::V1Manager::from_paths(paths)),
     };

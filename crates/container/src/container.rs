@@ -505,7 +505,7 @@ impl Container {
             }
         }
         let cgroup = self.cgroup();
-        if !self.state.own_pid_ns {
+        if !self.state.own_pid_ns && !cgroup.paths().is_empty() {
             // Without a pid namespace, the init's death does not end the other processes.
             kill_all_and_wait(cgroup.as_ref())?;
         }

@@ -189,7 +189,7 @@ impl Container {
             ));
         }
         let init_pid = self.saved().init_pid;
-        let (join, join_pid) = namespaces_to_join(&self, init_pid)?;
+        let (mut join, join_pid) = namespaces_to_join(&self, init_pid)?;
         let labels = ExecLabels::for_process(process)?;
         // The same filter and attributes as the init's, from the config saved at create.
         let linux = self.saved().config.linux().as_ref();
@@ -202,12 +202,21 @@ impl Container {
 
         let (parent_sock, child_sock) = sync::pair()?;
         let sigmask = o.sigmask.unwrap_or_else(SigSet::empty);
-        let restore = if join_pid {
+        let rootless = !nix::unistd::geteuid().is_root();
+        let restore = if join_pid && rootless && join.contains(CloneFlags::CLONE_NEWUSER) {
+            // The child is then born in the container's user namespace.
+            join.remove(CloneFlags::CLONE_NEWUSER);
+            namespaces::join_user_and_pid_for_children(&init_pidfd)?
+        } else if join_pid {
             namespaces::join_pid_for_children(&init_pidfd)?
         } else {
             namespaces::ParentRestore::default()
         };
-        let forked = restore.after_clone(sys::clone_process(0, "the exec'd process"))?;
+        let forked = restore.after_clone(sys::clone_process(
+            0,
+            sys::Dumpable::Never,
+            "the exec'd process",
+        ))?;
         let pid = match forked {
             Forked::Child => {
                 drop(parent_sock);

@@ -105,6 +105,8 @@ fn setup(a: &mut InitArgs) -> Result<Ready> {
         ));
     };
     a.hook_state.pid = host_pid;
+    // Dumpable until now only if an unprivileged parent had to write our id maps.
+    sys::set_non_dumpable()?;
 
     crate::namespaces::join(a.plan)?;
     let later = a.plan.unshare_in_child();

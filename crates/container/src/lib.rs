@@ -18,6 +18,7 @@ pub mod container;
 mod error;
 pub mod exec;
 pub mod hooks;
+mod idmap;
 mod init;
 mod lsm;
 mod namespaces;

@@ -5,10 +5,10 @@
 use crate::error::{Context, Error, Result};
 use crate::sys::Forked;
 use nix::sched::CloneFlags;
-use oci_spec::runtime::{Linux, LinuxIdMapping, LinuxNamespaceType};
+use oci_spec::runtime::{Linux, LinuxNamespaceType};
 use std::fs::File;
 use std::os::fd::AsFd;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 /// The namespace work of one container, decided before the clone.
 #[derive(Debug, Clone)]
@@ -185,6 +185,18 @@ pub(crate) fn join_pid_for_children(pidfd: &impl AsFd) -> Result<ParentRestore> 
     })
 }
 
+/// The same for an unprivileged caller (rootless) whose container has a user namespace:
+/// only from inside it may we enter the pid namespace it owns, so we join it first, for
+/// good. Neither can be undone without privileges; this process starts no other children,
+/// and its credentials outside the namespace are unchanged.
+pub(crate) fn join_user_and_pid_for_children(pidfd: &impl AsFd) -> Result<ParentRestore> {
+    nix::sched::setns(pidfd, CloneFlags::CLONE_NEWUSER)
+        .ctx(|| "setns to the user namespace of the container's init")?;
+    nix::sched::setns(pidfd, CloneFlags::CLONE_NEWPID)
+        .ctx(|| "setns to the pid namespace of the container's init")?;
+    Ok(ParentRestore::default())
+}
+
 /// Point our children at the pid namespace `target` (a namespace file or a pidfd of `what`);
 /// returns our own, to go back to.
 fn pid_ns_for_children(target: &impl AsFd, what: &str) -> Result<File> {
@@ -303,33 +315,11 @@ pub(crate) fn become_root_in_user_ns() -> Result<()> {
         .ctx(|| "setresuid to root of the user namespace")
 }
 
-/// Parent side: write the uid and gid maps of a new user namespace.
-pub(crate) fn write_id_maps(pid: i32, linux: &Linux) -> Result<()> {
-    let fmt = |maps: &Option<Vec<LinuxIdMapping>>| {
-        maps.iter()
-            .flatten()
-            .map(|m| format!("{} {} {}\n", m.container_id(), m.host_id(), m.size()))
-            .collect::<String>()
-    };
-    write_map(pid, "uid_map", &fmt(linux.uid_mappings()))?;
-    write_map(pid, "gid_map", &fmt(linux.gid_mappings()))
-}
-
-fn write_map(pid: i32, file: &str, content: &str) -> Result<()> {
-    let path = Path::new("/proc").join(pid.to_string()).join(file);
-    std::fs::write(&path, content).ctx(|| {
-        format!(
-            "write {} ({})",
-            path.display(),
-            content.trim().replace('\n', ", ")
-        )
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use oci_spec::runtime::{LinuxBuilder, LinuxNamespaceBuilder};
+    use std::path::Path;
 
     fn ns(t: LinuxNamespaceType, path: Option<&str>) -> oci_spec::runtime::LinuxNamespace {
         let mut b = LinuxNamespaceBuilder::default().typ(t);

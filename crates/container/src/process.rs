@@ -70,11 +70,27 @@ pub fn create(o: &CreateOptions) -> Result<Container> {
     let terminal = process.terminal().unwrap_or(false);
     crate::console::check_flags(terminal, o.detached, o.console_socket.as_deref())?;
     let plan = Plan::new(linux)?;
+    let uid_maps = linux.uid_mappings().as_deref().unwrap_or(&[]);
+    let gid_maps = linux.gid_mappings().as_deref().unwrap_or(&[]);
+    crate::idmap::validate("linux.uidMappings", uid_maps)?;
+    crate::idmap::validate("linux.gidMappings", gid_maps)?;
+    let euid = nix::unistd::geteuid();
+    let rootless = !euid.is_root();
+    if rootless && !plan.new_user && !plan.join_user {
+        return Err(Error::Config(format!(
+            "runr runs as uid {euid}: without privileges a container needs a user namespace \
+             (runr spec --rootless writes such a config)"
+        )));
+    }
+    let id_maps = match plan.new_user {
+        true => Some(crate::idmap::Writer::choose(uid_maps, gid_maps)?),
+        false => None,
+    };
     let labels = ExecLabels::for_process(process)?;
     let attrs = crate::attrs::Attrs::from_config(process, Some(linux))?;
     let seccomp = crate::seccomp::for_config(Some(linux), &o.root)?;
     let layout = Layout::detect()?;
-    let cgroup = cgroups::manager(
+    let planned = cgroups::manager(
         &layout,
         &CgroupConfig {
             path: linux.cgroups_path().clone(),
@@ -83,6 +99,8 @@ pub fn create(o: &CreateOptions) -> Result<Container> {
         },
     )?;
 
+    // Declared before `undo`, which borrows it.
+    let cgroup: Box<dyn Manager>;
     let lock = make_state_dir(&o.root, &dir)?;
     let mut undo = Undo {
         dir: Some(dir.clone()),
@@ -93,9 +111,8 @@ pub fn create(o: &CreateOptions) -> Result<Container> {
         crate::notify::make_dir(&dir)?;
     }
     let resources = resources_with_default_devices(&spec);
-    // Armed first: a create that fails part-way (a limit refused) has made directories.
+    cgroup = create_cgroup(planned, resources.as_ref(), rootless)?;
     undo.cgroup = Some(cgroup.as_ref());
-    cgroup.create(resources.as_ref())?;
 
     let fifo = dir.join(EXEC_FIFO);
     nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o622))
@@ -123,8 +140,15 @@ pub fn create(o: &CreateOptions) -> Result<Container> {
     let sigmask = o.init_sigmask.unwrap_or_else(SigSet::empty);
 
     let restore = namespaces::prepare_parent(&plan)?;
+    let dumpable = match id_maps {
+        Some(crate::idmap::Writer::OwnIds | crate::idmap::Writer::Helpers) => {
+            sys::Dumpable::UntilMapped
+        }
+        _ => sys::Dumpable::Never,
+    };
     let forked = restore.after_clone(sys::clone_process(
         plan.flags_for_clone().bits() as u64,
+        dumpable,
         "the container init",
     ))?;
     let pid = match forked {
@@ -163,8 +187,8 @@ pub fn create(o: &CreateOptions) -> Result<Container> {
 
     // Before the init can do anything, let alone fork: its cgroup, then its id maps.
     cgroup.enter(pid)?;
-    if plan.new_user {
-        namespaces::write_id_maps(pid, linux)?;
+    if let Some(writer) = &id_maps {
+        writer.write(pid, uid_maps, gid_maps)?;
     }
     parent_sock.send(&Message::Proceed { host_pid: pid })?;
     let mut console = None;
@@ -334,6 +358,46 @@ fn describe_early_exit(pid: i32, cgroup: &dyn Manager) -> String {
 
 /// The config's resources, with allow rules for the devices every container gets appended
 /// to a device list that denies (as runc does), so a deny-all list does not take /dev/null.
+/// Make the container's cgroup and write its limits. Unprivileged, with no cgroup delegated
+/// to the user, a container that asks for no limits runs without a cgroup (as with runc);
+/// one that asks for limits cannot be given them and fails.
+fn create_cgroup(
+    cgroup: Box<dyn Manager>,
+    resources: Option<&LinuxResources>,
+    rootless: bool,
+) -> Result<Box<dyn Manager>> {
+    let e = match cgroup.create(resources) {
+        Ok(()) => return Ok(cgroup),
+        Err(e) => e,
+    };
+    // A create that fails part-way (a limit refused) has made directories.
+    let _ = cgroup.destroy();
+    if !rootless || !e.is_permission_denied() {
+        return Err(e.into());
+    }
+    if resources.is_some_and(has_limits) {
+        return Err(Error::Config(format!(
+            "resource limits need a cgroup, and none is delegated to this unprivileged user \
+             ({e}); remove linux.resources or delegate a cgroup"
+        )));
+    }
+    tracing::debug!("no cgroup for this rootless container: {e}");
+    Ok(Box::new(cgroups::none::NoCgroup))
+}
+
+/// Whether `r` asks for any limit (device rules aside: a user namespace cannot create
+/// devices anyway).
+fn has_limits(r: &LinuxResources) -> bool {
+    r.memory().is_some()
+        || r.cpu().is_some()
+        || r.pids().is_some()
+        || r.block_io().is_some()
+        || r.hugepage_limits().as_ref().is_some_and(|v| !v.is_empty())
+        || r.network().is_some()
+        || r.rdma().as_ref().is_some_and(|m| !m.is_empty())
+        || r.unified().as_ref().is_some_and(|m| !m.is_empty())
+}
+
 fn resources_with_default_devices(spec: &Spec) -> Option<LinuxResources> {
     let linux = spec.linux().as_ref()?;
     let mut r = linux.resources().clone()?;

@@ -38,9 +38,19 @@ pub(crate) enum Forked {
 /// nothing there may open its /proc/<pid>/exe (our binary) or ptrace it before it execs the
 /// container's program.
 ///
+/// One exception, `Dumpable::UntilMapped`: an unprivileged parent can write the id maps of
+/// the child's new user namespace (or have newuidmap do it) only while /proc/<child> is
+/// owned by the user, that is while the child is dumpable. The child is then in no
+/// container yet, and turns non-dumpable as soon as its maps are written ([`set_non_dumpable`]).
+///
 /// The caller must be single-threaded: the child is a copy of this thread only.
-pub(crate) fn clone_process(flags: u64, what: &str) -> Result<Forked> {
-    set_non_dumpable()?;
+pub(crate) fn clone_process(flags: u64, dumpable: Dumpable, what: &str) -> Result<Forked> {
+    match dumpable {
+        Dumpable::Never => set_non_dumpable()?,
+        Dumpable::UntilMapped => {
+            nix::sys::prctl::set_dumpable(true).ctx(|| "prctl(PR_SET_DUMPABLE, 1)")?
+        }
+    }
     let mut args = CloneArgs {
         flags,
         exit_signal: libc::SIGCHLD as u64,
@@ -62,6 +72,13 @@ pub(crate) fn clone_process(flags: u64, what: &str) -> Result<Forked> {
         0 => Ok(Forked::Child),
         pid => Ok(Forked::Parent { pid: pid as i32 }),
     }
+}
+
+/// Whether a cloned child starts dumpable (see [`clone_process`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Dumpable {
+    Never,
+    UntilMapped,
 }
 
 /// A pidfd for a process we did not create.
@@ -175,7 +192,7 @@ pub(crate) fn write_file(path: impl AsRef<Path>, data: &str) -> Result<()> {
 
 /// `prctl(PR_SET_DUMPABLE, 0)`: /proc/PID of a non-dumpable process is owned by root and
 /// cannot be ptraced, so nothing in the container can reach the runtime through it.
-fn set_non_dumpable() -> Result<()> {
+pub(crate) fn set_non_dumpable() -> Result<()> {
     nix::sys::prctl::set_dumpable(false).ctx(|| "prctl(PR_SET_DUMPABLE, 0)")
 }
 

@@ -16,9 +16,10 @@ use std::path::PathBuf;
     disable_version_flag = true
 )]
 pub struct Cli {
-    /// Root directory for container state.
-    #[arg(long, global = true, default_value = "/run/runr")]
-    root: PathBuf,
+    /// Root directory for container state [default: /run/runr; unprivileged:
+    /// $XDG_RUNTIME_DIR/runr]
+    #[arg(long, global = true)]
+    root: Option<PathBuf>,
     /// Write logs to this file instead of stderr.
     #[arg(long, global = true)]
     log: Option<PathBuf>,
@@ -61,7 +62,7 @@ fn main() {
         std::process::exit(1);
     }
     let global = Global {
-        root: cli.root,
+        root: cli.root.unwrap_or_else(default_root),
         systemd_cgroup: cli.systemd_cgroup,
     };
     let prefix = command.error_prefix();
@@ -77,6 +78,19 @@ fn main() {
             }
             std::process::exit(error_code);
         }
+    }
+}
+
+/// Where state lives when --root is not given: /run/runr for root; for an unprivileged
+/// user (rootless), the user's runtime directory, as runc does.
+fn default_root() -> PathBuf {
+    let euid = nix::unistd::geteuid();
+    if euid.is_root() {
+        return PathBuf::from("/run/runr");
+    }
+    match std::env::var_os("XDG_RUNTIME_DIR").filter(|d| !d.is_empty()) {
+        Some(dir) => PathBuf::from(dir).join("runr"),
+        None => PathBuf::from(format!("/tmp/runr-{euid}")),
     }
 }
 

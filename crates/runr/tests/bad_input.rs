@@ -294,3 +294,40 @@ fn bad_process_attributes() {
         env.edit(|c| *c = original);
     }
 }
+
+/// Mappings the kernel would refuse with a bare EINVAL are refused first, by name.
+#[test]
+fn overlapping_or_empty_id_mappings() {
+    let env = Env::new("idmaps");
+    env.edit(|c| {
+        c["linux"]["namespaces"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"type": "user"}));
+        c["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+        c["linux"]["uidMappings"] = json!([
+            {"containerID": 0, "hostID": 100000, "size": 65536},
+            {"containerID": 1000, "hostID": 300000, "size": 1}
+        ]);
+    });
+    create_fails(
+        &env,
+        &env.id("a"),
+        "container ids 0-65535 and 1000-1000 overlap",
+    );
+    env.edit(|c| {
+        c["linux"]["uidMappings"] = json!([
+            {"containerID": 0, "hostID": 100000, "size": 10},
+            {"containerID": 10, "hostID": 100005, "size": 10}
+        ])
+    });
+    create_fails(
+        &env,
+        &env.id("b"),
+        "host ids 100000-100009 and 100005-100014 overlap",
+    );
+    env.edit(|c| {
+        c["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 0}])
+    });
+    create_fails(&env, &env.id("c"), "has size 0");
+}

@@ -18,16 +18,18 @@ pub fn run(a: Args) -> anyhow::Result<i32> {
         anyhow::bail!("File {} exists. Remove it first", path.display());
     }
     let mut spec = if a.rootless {
+        // Maps the caller's own ids to root; no network namespace (it would have no
+        // network), /sys bound from the host, no resources (no cgroup to put them in).
         Spec::rootless(
-            nix::unistd::getuid().as_raw(),
-            nix::unistd::getgid().as_raw(),
+            nix::unistd::geteuid().as_raw(),
+            nix::unistd::getegid().as_raw(),
         )
     } else {
         Spec::default()
     };
     spec.set_hostname(Some("runr".into()));
     spec.set_annotations(None);
-    if let Some(linux) = spec.linux_mut() {
+    if let Some(linux) = spec.linux_mut().as_mut().filter(|_| !a.rootless) {
         // Deny every device except those the runtime adds for the container itself.
         let deny_all = LinuxDeviceCgroupBuilder::default()
             .allow(false)
