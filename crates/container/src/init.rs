@@ -35,6 +35,8 @@ pub(crate) struct InitArgs<'a> {
     /// through /proc/self/fd (CVE-2024-21626).
     pub exec_fifo: &'a OwnedFd,
     pub cgroups: &'a [CgroupMount],
+    /// Idmapped mounts, prepared by the parent where it has the privileges.
+    pub idmapped: &'a rootfs::IdmappedMounts,
     pub no_pivot: bool,
     pub no_new_keyring: bool,
     /// What the last steps apply (see [`confine`]).
@@ -135,6 +137,7 @@ fn setup(a: &mut InitArgs) -> Result<Ready> {
         in_user_ns,
         cgroup_ns: a.plan.has_cgroup_ns(),
         cgroups: a.cgroups,
+        idmapped: a.idmapped,
     })?;
     let spec_hooks = a.spec.hooks().as_ref();
     let parent_hooks = spec_hooks

@@ -61,10 +61,10 @@ pub mod features {
                     "knownFlags": ["SECCOMP_FILTER_FLAG_TSYNC", "SECCOMP_FILTER_FLAG_SPEC_ALLOW", "SECCOMP_FILTER_FLAG_LOG", "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV"],
                     "supportedFlags": ["SECCOMP_FILTER_FLAG_TSYNC", "SECCOMP_FILTER_FLAG_SPEC_ALLOW", "SECCOMP_FILTER_FLAG_LOG", "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV"]
                 },
-                "apparmor": { "enabled": false },
-                "selinux": { "enabled": false },
+                "apparmor": { "enabled": true },
+                "selinux": { "enabled": true },
                 "intelRdt": { "enabled": false },
-                "mountExtensions": { "idmap": { "enabled": false } }
+                "mountExtensions": { "idmap": { "enabled": true } }
             },
             "annotations": {
                 "org.opencontainers.runr.version": env!("CARGO_PKG_VERSION")

@@ -89,6 +89,7 @@ pub fn create(o: &CreateOptions) -> Result<Container> {
     let labels = ExecLabels::for_process(process)?;
     let attrs = crate::attrs::Attrs::from_config(process, Some(linux))?;
     let seccomp = crate::seccomp::for_config(Some(linux), &o.root)?;
+    let idmapped = crate::rootfs::IdmappedMounts::for_spec(&spec, &bundle)?;
     let layout = Layout::detect()?;
     let planned = cgroups::manager(
         &layout,
@@ -165,6 +166,7 @@ pub fn create(o: &CreateOptions) -> Result<Container> {
                 sync: &child_sock,
                 exec_fifo: &exec_fifo,
                 cgroups: &cgroup_mounts,
+                idmapped: &idmapped,
                 no_pivot: o.no_pivot,
                 no_new_keyring: o.no_new_keyring,
                 confine: init::Confine {

@@ -5,6 +5,7 @@
 //! their /proc/self/fd path, so a symlink in the image can never send a mount to the host.
 
 mod devices;
+mod idmapped;
 mod options;
 mod resolve;
 
@@ -18,6 +19,7 @@ use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 
 pub(crate) use devices::default_cgroup_rules as default_device_rules;
+pub(crate) use idmapped::Prepared as IdmappedMounts;
 pub(crate) use options::{known_options, propagation_option};
 
 /// A cgroup hierarchy as the container should see it under its cgroup mount.
@@ -43,6 +45,8 @@ pub(crate) struct Setup<'a> {
     pub in_user_ns: bool,
     pub cgroup_ns: bool,
     pub cgroups: &'a [CgroupMount],
+    /// Idmapped mounts the parent prepared.
+    pub idmapped: &'a IdmappedMounts,
 }
 
 /// Look a mounted target up again: a descriptor taken before a mount still names the
@@ -85,8 +89,11 @@ pub(crate) fn prepare(s: &Setup) -> Result<()> {
         || format!("bind mount the rootfs {} onto itself", s.rootfs.display()),
     )?;
     let root = Root::open(s.rootfs)?;
-    for m in s.spec.mounts().iter().flatten() {
-        mount_one(&root, m, s)?;
+    for (i, m) in s.spec.mounts().iter().flatten().enumerate() {
+        match s.idmapped.tree(i) {
+            Some(tree) => mount_idmapped(&root, m, tree, s)?,
+            None => mount_one(&root, m, s)?,
+        }
     }
     if devices::needs_setup(s.spec) {
         devices::create_all(&root, s.spec, s.in_user_ns)?;
@@ -98,12 +105,6 @@ fn mount_one(root: &Root, m: &Mount, s: &Setup) -> Result<()> {
     let opts = MountOptions::parse(m.options().as_deref().unwrap_or(&[]));
     let typ = m.typ().as_deref().unwrap_or("");
     let dest = Path::new("/").join(m.destination());
-    if opts.idmap || m.uid_mappings().is_some() || m.gid_mappings().is_some() {
-        return Err(Error::Config(format!(
-            "mount {}: idmapped mounts are not supported yet",
-            dest.display()
-        )));
-    }
     let target = if typ == "bind" || opts.bind {
         bind_mount(root, m, &dest, &opts, s)?
     } else if typ == "cgroup" || typ == "cgroup2" {
@@ -133,6 +134,36 @@ fn mount_one(root: &Root, m: &Mount, s: &Setup) -> Result<()> {
         let fd = reopen(root, &dest)?;
         set_recursive_attrs(&fd, opts.attr_set, opts.attr_clr)
             .ctx(|| format!("mount_setattr on {} (recursive options)", dest.display()))?;
+    }
+    Ok(())
+}
+
+/// Attach the idmapped copy of a bind mount's source the parent prepared, then apply the
+/// mount's flags as for any bind mount.
+fn mount_idmapped(root: &Root, m: &Mount, tree: &OwnedFd, s: &Setup) -> Result<()> {
+    let opts = MountOptions::parse(m.options().as_deref().unwrap_or(&[]));
+    let dest = Path::new("/").join(m.destination());
+    let source = idmapped::source_path(m, s.bundle)?;
+    let meta = std::fs::metadata(&source).ctx(|| {
+        format!(
+            "bind mount source {} (for {})",
+            source.display(),
+            dest.display()
+        )
+    })?;
+    let kind = if meta.is_dir() { Kind::Dir } else { Kind::File };
+    let target = root.ensure(&dest, kind, false)?;
+    idmapped::attach(tree, &target, &dest)?;
+    let mounted = reopen(root, &dest)?;
+    let extra = options::remount_flags(opts.flags);
+    if !extra.is_empty() {
+        let rec = opts.flags & MsFlags::MS_REC;
+        remount(
+            &fd_path(&mounted),
+            extra | MsFlags::MS_BIND | rec,
+            opts.cleared,
+        )
+        .map_err(|e| add_context(e, || format!("remount {} with {extra:?}", dest.display())))?;
     }
     Ok(())
 }

@@ -32,8 +32,9 @@ pub(crate) struct MountOptions {
     pub bind: bool,
     /// Options the kernel's filesystem gets as data (`mode=755`, `size=65536k`, ...).
     pub data: Vec<String>,
-    /// `idmap` / `ridmap`.
+    /// `idmap` / `ridmap`: an idmapped mount, the mapping applied to submounts too (ridmap).
     pub idmap: bool,
+    pub idmap_recursive: bool,
     /// runc's `tmpcopyup` extension: fill a new tmpfs with what the target held.
     pub tmpcopyup: bool,
 }
@@ -49,6 +50,7 @@ impl Default for MountOptions {
             bind: false,
             data: Vec::new(),
             idmap: false,
+            idmap_recursive: false,
             tmpcopyup: false,
         }
     }
@@ -87,8 +89,11 @@ impl MountOptions {
                     o.bind = true;
                     o.flags |= MsFlags::MS_BIND | MsFlags::MS_REC;
                 }
-                // Recognised so that it can be refused clearly (not yet supported).
-                "idmap" | "ridmap" => o.idmap = true,
+                "idmap" => o.idmap = true,
+                "ridmap" => {
+                    o.idmap = true;
+                    o.idmap_recursive = true;
+                }
                 "tmpcopyup" => o.tmpcopyup = true,
                 _ => o.data.push(opt.clone()),
             }
