@@ -253,8 +253,6 @@ fn start(
     a: &InitArgs,
     ready: Ready,
 ) -> std::result::Result<Infallible, (Option<std::fs::File>, Error)> {
-    // The init may wait here for a long time: hold as little memory as possible.
-    sys::release_clean_pages();
     // Blocks until `start` opens the fifo for reading.
     let fifo = open_exec_fifo(a.exec_fifo).map_err(|e| (None, e))?;
     let mut state = a.hook_state.clone();
@@ -272,12 +270,10 @@ fn start(
 fn open_exec_fifo(opath: &OwnedFd) -> Result<std::fs::File> {
     let path = crate::rootfs::fd_path(opath);
     let what = || format!("open the exec fifo (through {path}; the container needs /proc)");
-    let fd = rustix::fs::open(
-        path.as_str(),
-        rustix::fs::OFlags::WRONLY | rustix::fs::OFlags::CLOEXEC,
-        rustix::fs::Mode::empty(),
-    )
-    .ctx(what)?;
+    let cpath = std::ffi::CString::new(path.as_str()).map_err(|_| Error::Init(what()))?;
+    // The init may wait in this open for a long time: it gives back what memory it can
+    // first, and nothing between that and the open faults much of it back in.
+    let fd = sys::release_memory_then_open(&cpath, rustix::fs::OFlags::WRONLY).ctx(what)?;
     let id = |fd: &OwnedFd| rustix::fs::fstat(fd).map(|st| (st.st_dev, st.st_ino));
     if id(&fd).ctx(what)? != id(opath).ctx(what)? {
         return Err(Error::Init(format!("{}: not the exec fifo", what())));

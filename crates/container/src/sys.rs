@@ -200,12 +200,12 @@ pub(crate) fn set_non_dumpable() -> Result<()> {
 /// runr and its libraries) while the init waits in the created state: they stay in the page
 /// cache and fault back in, unchanged, when the init resumes. RELRO ranges are kept, since
 /// the loader wrote relocations there and the file no longer holds their contents.
-pub(crate) fn release_clean_pages() {
+fn release_clean_pages() {
     // SAFETY: malloc_trim only returns free heap memory to the kernel.
     unsafe { libc::malloc_trim(0) };
     // SAFETY: the callback only reads the program headers it is handed, and the data
-    // pointer is a live Vec we own for the duration of the call.
-    let mut ranges: Vec<(usize, usize)> = Vec::new();
+    // pointer is a live Ranges we own for the duration of the call.
+    let mut ranges = Ranges::default();
     unsafe {
         libc::dl_iterate_phdr(
             Some(collect_readonly),
@@ -213,14 +213,63 @@ pub(crate) fn release_clean_pages() {
         );
     }
     let page = 4096usize;
-    for (start, end) in ranges {
+    for &(start, end) in &ranges.items[..ranges.len] {
         // Only whole pages inside the segment, so no neighbouring data is touched.
         let s = start.div_ceil(page) * page;
         let e = end / page * page;
         if e > s {
             // SAFETY: [s, e) lies inside a read-only PT_LOAD segment outside RELRO: a
             // private file mapping never written to, whose contents the file still holds.
-            unsafe { libc::madvise(s as *mut libc::c_void, e - s, libc::MADV_DONTNEED) };
+            // (rustix makes the system call itself, so libc's code, dropped here too, is
+            // not faulted back in for it.)
+            let _ = unsafe {
+                rustix::mm::madvise(
+                    s as *mut libc::c_void,
+                    e - s,
+                    rustix::mm::Advice::LinuxDontNeed,
+                )
+            };
+        }
+    }
+}
+
+/// Release memory (see `release_clean_pages`), then open `path` with `flags` | O_CLOEXEC:
+/// for an open that blocks (a fifo), so the wait holds as few pages as possible. Only the
+/// open's own code faults back in; errors are formatted by the caller, after the wait.
+pub(crate) fn release_memory_then_open(
+    path: &std::ffi::CStr,
+    flags: rustix::fs::OFlags,
+) -> rustix::io::Result<OwnedFd> {
+    release_clean_pages();
+    rustix::fs::open(
+        path,
+        flags | rustix::fs::OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+    )
+}
+
+/// Read-only ranges to release, on the stack: freeing a heap buffer after the madvise
+/// calls would fault libc's allocator back in.
+struct Ranges {
+    items: [(usize, usize); 64],
+    len: usize,
+}
+
+impl Default for Ranges {
+    fn default() -> Self {
+        Ranges {
+            items: [(0, 0); 64],
+            len: 0,
+        }
+    }
+}
+
+impl Ranges {
+    /// Add a range; beyond capacity the range is simply kept in memory.
+    fn push(&mut self, range: (usize, usize)) {
+        if let Some(slot) = self.items.get_mut(self.len) {
+            *slot = range;
+            self.len += 1;
         }
     }
 }
@@ -232,8 +281,8 @@ unsafe extern "C" fn collect_readonly(
     data: *mut libc::c_void,
 ) -> libc::c_int {
     // SAFETY: the loader passes a valid info whose dlpi_phdr has dlpi_phnum entries, and
-    // `data` is the Vec passed to dl_iterate_phdr above.
-    let (info, ranges) = unsafe { (&*info, &mut *(data as *mut Vec<(usize, usize)>)) };
+    // `data` is the Ranges passed to dl_iterate_phdr above.
+    let (info, ranges) = unsafe { (&*info, &mut *(data as *mut Ranges)) };
     // SAFETY: as above.
     let phdrs = unsafe { std::slice::from_raw_parts(info.dlpi_phdr, info.dlpi_phnum as usize) };
     let base = info.dlpi_addr as usize;
