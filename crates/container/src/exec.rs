@@ -318,7 +318,24 @@ fn same_user_ns(pid: i32) -> Result<bool> {
             .map(|m| (m.dev(), m.ino()))
             .ctx(|| format!("stat {p}"))
     };
-    Ok(ino("/proc/self/ns/user")? == ino(&format!("/proc/{pid}/ns/user"))?)
+    let theirs = format!("/proc/{pid}/ns/user");
+    let init = match std::fs::metadata(&theirs) {
+        Ok(m) => (m.dev(), m.ino()),
+        Err(e)
+            if e.kind() == std::io::ErrorKind::PermissionDenied
+                && !nix::unistd::geteuid().is_root() =>
+        {
+            return Err(e).ctx(|| {
+                format!(
+                    "stat {theirs}: the init of a container not yet started stays closed to \
+                     unprivileged users while runr's own binary is writable by you; start \
+                     the container first, or use a runr binary you cannot write"
+                )
+            });
+        }
+        Err(e) => return Err(e).ctx(|| format!("stat {theirs}")),
+    };
+    Ok(ino("/proc/self/ns/user")? == init)
 }
 
 /// Our child, not yet known to have exec'd: killed and reaped if exec fails part-way.

@@ -39,6 +39,13 @@ pub(crate) struct InitArgs<'a> {
     pub idmapped: &'a rootfs::IdmappedMounts,
     pub no_pivot: bool,
     pub no_new_keyring: bool,
+    /// Become dumpable again, once set up, while waiting for `start`. Only for rootless
+    /// containers whose runr binary the user cannot write: an unprivileged `runr exec` can
+    /// open /proc/<init>/ns/* only if the init is dumpable, and what non-dumpable guards
+    /// against, a container process writing runr's binary through /proc/<init>/exe, cannot
+    /// happen to a file the user (the most any process of the container is on the host)
+    /// cannot write.
+    pub traceable_while_waiting: bool,
     /// What the last steps apply (see [`confine`]).
     pub confine: Confine<'a>,
     /// The signal mask to restore (the parent may block signals to forward them).
@@ -253,6 +260,11 @@ fn start(
     a: &InitArgs,
     ready: Ready,
 ) -> std::result::Result<Infallible, (Option<std::fs::File>, Error)> {
+    if a.traceable_while_waiting {
+        nix::sys::prctl::set_dumpable(true)
+            .ctx(|| "prctl(PR_SET_DUMPABLE, 1)")
+            .map_err(|e| (None, e))?;
+    }
     // Blocks until `start` opens the fifo for reading.
     let fifo = open_exec_fifo(a.exec_fifo).map_err(|e| (None, e))?;
     let mut state = a.hook_state.clone();

@@ -169,6 +169,7 @@ pub fn create(o: &CreateOptions) -> Result<Container> {
                 idmapped: &idmapped,
                 no_pivot: o.no_pivot,
                 no_new_keyring: o.no_new_keyring,
+                traceable_while_waiting: rootless && !sys::own_binary_writable(),
                 confine: init::Confine {
                     attrs: &attrs,
                     labels: &labels,

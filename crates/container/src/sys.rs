@@ -74,6 +74,17 @@ pub(crate) fn clone_process(flags: u64, dumpable: Dumpable, what: &str) -> Resul
     }
 }
 
+/// Whether our own executable (runr's binary) can be opened for writing with our effective
+/// ids. In doubt (an unexpected error), it counts as writable.
+pub(crate) fn own_binary_writable() -> bool {
+    use rustix::fs::{Access, AtFlags, CWD};
+    let access = rustix::fs::accessat(CWD, "/proc/self/exe", Access::WRITE_OK, AtFlags::EACCESS);
+    !matches!(
+        access,
+        Err(rustix::io::Errno::ACCESS | rustix::io::Errno::ROFS)
+    )
+}
+
 /// Whether a cloned child starts dumpable (see [`clone_process`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Dumpable {

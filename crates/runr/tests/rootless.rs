@@ -122,6 +122,9 @@ fn an_unprivileged_user_runs_containers() {
     env.root = xdg(&env).join("runr");
     std::fs::remove_file(env.bundle.join("config.json")).unwrap();
     chown_tree(env.dir.path(), &user);
+    // runr's binary belongs to root, as when installed: the user cannot write it.
+    std::os::unix::fs::chown(&env.binary, Some(0), Some(0)).unwrap();
+    let binary_before = std::fs::read(&env.binary).unwrap();
     std::fs::set_permissions(
         env.dir.path(),
         std::os::unix::fs::PermissionsExt::from_mode(0o755),
@@ -150,6 +153,21 @@ fn an_unprivileged_user_runs_containers() {
     assert_eq!(owner, user.uid);
     let state: Value = serde_json::from_str(&user.runr(&env, &["state", &id]).stdout).unwrap();
     assert_eq!(state["status"], "created");
+    // exec works before start too, as with runc; the init's /proc/1/exe (runr's binary)
+    // is then visible to the container, but not writable.
+    let r = user.runr(
+        &env,
+        &[
+            "exec",
+            &id,
+            "sh",
+            "-c",
+            "echo x >> /proc/1/exe && echo WROTE; true",
+        ],
+    );
+    assert_eq!(r.code, 0, "exec into the created container: {}", r.stderr);
+    assert!(!r.stdout.contains("WROTE"), "{}", r.stdout);
+    assert_eq!(std::fs::read(&env.binary).unwrap(), binary_before);
     assert_eq!(user.runr(&env, &["start", &id]).code, 0);
     let r = user.runr(
         &env,
@@ -252,4 +270,27 @@ fn an_unprivileged_user_runs_containers() {
     assert_ne!(r.code, 0);
     assert!(r.stderr.contains("needs a user namespace"), "{}", r.stderr);
     nothing_left();
+
+    // A runr binary the user can write: the created init stays closed to the container,
+    // and so to an unprivileged exec, until it runs the container's program.
+    std::os::unix::fs::chown(&env.binary, Some(user.uid), Some(user.gid)).unwrap();
+    std::fs::remove_file(env.bundle.join("config.json")).unwrap();
+    assert_eq!(user.runr(&env, &["spec", "--rootless"]).code, 0);
+    env.edit(|c| {
+        c["process"]["terminal"] = json!(false);
+        c["process"]["args"] = json!(["sleep", "1000"]);
+    });
+    let id = env.id("w");
+    assert_eq!(user.runr(&env, &["create", &id]).code, 0);
+    let r = user.runr(&env, &["exec", &id, "true"]);
+    assert_ne!(r.code, 0);
+    assert!(
+        r.stderr.contains("start the container first"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(user.runr(&env, &["start", &id]).code, 0);
+    let r = user.runr(&env, &["exec", &id, "true"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(user.runr(&env, &["delete", "--force", &id]).code, 0);
 }

@@ -78,6 +78,31 @@ fn kill_process_and_log_actions() {
 }
 
 #[test]
+fn trap_trace_and_kill_thread_actions() {
+    let env = Env::new("sctrap");
+    with_seccomp(
+        &env,
+        json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
+            {"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_TRAP"},
+            {"names": ["rmdir"], "action": "SCMP_ACT_TRACE", "errnoRet": 1},
+            {"names": ["symlink", "symlinkat"], "action": "SCMP_ACT_KILL_THREAD"},
+            {"names": ["link", "linkat"], "action": "SCMP_ACT_KILL"},
+        ]}),
+    );
+    // A trapped call raises SIGSYS, which kills a process with no handler (128 + 31); a
+    // traced call with no tracer fails with ENOSYS; killing the only thread ends the process.
+    let out = env.sh(
+        "(mkdir /tmp/t); echo trap=$?; rmdir /tmp 2>&1; (ln -s a /tmp/s); echo thread=$?; \
+         (ln /bin/sh /tmp/h); echo kill=$?",
+    );
+    assert!(out.contains("trap=159"), "{out}");
+    assert!(out.contains("Function not implemented"), "{out}");
+    assert!(out.contains("thread=159"), "{out}");
+    assert!(out.contains("kill=159"), "{out}");
+    // defaultAction ERRNO with defaultErrnoRet: an_engines_default_profile_loads_and_confines.
+}
+
+#[test]
 fn an_exec_d_process_gets_the_containers_filter() {
     let env = Env::new("scexec");
     env.args(&["sleep", "1000"]);
