@@ -1,0 +1,146 @@
+# Shared by the engine tests: a work directory, a logging runr wrapper, scenarios and
+# assertions, private daemons stopped by pid. Sourced by run.sh.
+
+# Everything the suite makes lives under $WORK; removed at the end (after the engines
+# have been stopped and their mounts undone).
+WORK=$(mktemp -d /tmp/runr-engines.XXXXXX)
+IMAGE_TAR=$WORK/busybox.tar
+IMAGE=runr-busybox:latest
+PASSED=0
+FAILED=()
+SKIPPED=()
+DAEMON_PIDS=()
+
+# A runr for one engine: a wrapper that records each call (its arguments) in
+# $WORK/calls/ENGINE.log, then runs the real binary.
+runtime_for() {
+  local engine=$1
+  mkdir -p "$WORK/$engine/bin" "$WORK/calls"
+  cat >"$WORK/$engine/bin/runr" <<WRAP
+#!/bin/sh
+printf '%s\n' "\$*" >>"$WORK/calls/$engine.log"
+exec "$RUNR_BINARY" "\$@"
+WRAP
+  chmod 755 "$WORK/$engine/bin/runr"
+  echo "$WORK/$engine/bin/runr"
+}
+
+# scenario NAME FUNCTION [ARGS...]: run FUNCTION in a subshell with errexit; its output goes
+# to a log (with a trace of each command), the end of which is shown when it fails.
+scenario() {
+  local name=$1
+  shift
+  local log="$WORK/logs/$ENGINE-$name.log"
+  mkdir -p "$WORK/logs"
+  set +e
+  (
+    set -euxo pipefail
+    "$@"
+  ) >"$log" 2>&1
+  local rc=$?
+  set -e
+  if [ $rc -eq 0 ]; then
+    echo "ok    $ENGINE: $name"
+    PASSED=$((PASSED + 1))
+  else
+    echo "FAIL  $ENGINE: $name"
+    tail -n 40 "$log" | sed 's/^/      /'
+    FAILED+=("$ENGINE: $name")
+  fi
+}
+
+skip() {
+  echo "skip  $ENGINE: $1 ($2)"
+  SKIPPED+=("$ENGINE: $1 ($2)")
+}
+
+fail() {
+  echo "assertion failed: $*" >&2
+  exit 1
+}
+
+expect_eq() {
+  [ "$1" = "$2" ] || fail "$3: expected '$2', got '$1'"
+}
+
+expect_contains() {
+  case "$1" in
+    *"$2"*) ;;
+    *) fail "$3: '$2' not in: $1" ;;
+  esac
+}
+
+expect_not_contains() {
+  case "$1" in
+    *"$2"*) fail "$3: '$2' found in: $1" ;;
+    *) ;;
+  esac
+}
+
+# The exit code of a command, without errexit tripping.
+code_of() {
+  set +e
+  "$@" >/dev/null 2>&1
+  local rc=$?
+  set -e
+  echo $rc
+}
+
+# wait_for SECONDS COMMAND...: until COMMAND succeeds.
+wait_for() {
+  local until=$((SECONDS + $1))
+  shift
+  while ! "$@" >/dev/null 2>&1; do
+    [ $SECONDS -lt $until ] || return 1
+    sleep 0.2
+  done
+}
+
+# start_daemon NAME LOGFILE COMMAND...: in the background, remembered by pid.
+start_daemon() {
+  local name=$1 log=$2
+  shift 2
+  "$@" >"$log" 2>&1 &
+  DAEMON_PIDS+=("$!:$name")
+  echo $!
+}
+
+# stop_daemon PID: TERM, then KILL after 20 s; only processes this suite started.
+stop_daemon() {
+  local pid=$1 i
+  kill -TERM "$pid" 2>/dev/null || return 0
+  for i in $(seq 100); do
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.2
+  done
+  kill -KILL "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+}
+
+# The host cgroup v1 directory of a process, for one controller.
+cgroup_dir() {
+  local pid=$1 controller=$2 path
+  path=$(awk -F: -v c="$controller" '{ n = split($2, a, ","); for (i = 1; i <= n; i++) if (a[i] == c) print $3 }' "/proc/$pid/cgroup")
+  echo "/sys/fs/cgroup/$controller$path"
+}
+
+# Undo every mount under $WORK (deepest first), then remove it.
+cleanup_work() {
+  local entry
+  for entry in "${DAEMON_PIDS[@]}"; do
+    stop_daemon "${entry%%:*}"
+  done
+  local m
+  for m in $(findmnt -rn -o TARGET | grep "^$WORK" | sort -r || true); do
+    umount -l "$m" 2>/dev/null || true
+  done
+  rm -rf "$WORK"
+}
+
+# add_key(2) with a null type: the kernel answers EFAULT; every engine's default seccomp
+# profile refuses it first (EPERM or ENOSYS).
+ADD_KEY=248
+
+pty_run() {
+  python3 "$ENGINES_DIR/pty_run.py" "$@"
+}
