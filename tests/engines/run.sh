@@ -33,6 +33,8 @@ RUNR_BINARY=$REPO/target/release/runr
 
 # shellcheck source=lib.sh
 . "$ENGINES_DIR/lib.sh"
+# shellcheck source=scenarios.sh
+. "$ENGINES_DIR/scenarios.sh"
 trap '[ "${KEEP:-0}" = 1 ] && echo "kept $WORK" || cleanup_work' EXIT
 # The image: busybox, and a helper that makes one raw system call (to tell a seccomp
 # filter's answer from the kernel's).

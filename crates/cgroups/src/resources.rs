@@ -2,6 +2,9 @@
 //! has, and knowing what to set back when the kernel refuses part of it. Both work on the
 //! JSON form, so every field of the spec is covered the same way: objects merge key by key,
 //! anything else (numbers, strings, lists) is replaced whole.
+//!
+//! Also [`without_unset_zeros`]: engines written in Go send 0 for the fields they leave
+//! unset, and runc reads them so.
 
 use oci_spec::runtime::LinuxResources;
 use serde_json::{Map, Value};
@@ -16,6 +19,54 @@ pub fn merge(base: &mut LinuxResources, update: &LinuxResources) {
 /// The values `old` had for the fields `update` sets (those `old` never set are left out).
 pub fn previous_values(old: &LinuxResources, update: &LinuxResources) -> LinuxResources {
     from_value(project(&to_value(old), &to_value(update)).unwrap_or(Value::Object(Map::new())))
+}
+
+/// Fields whose 0 (or empty string) means "not set", as runc reads them: docker and
+/// containerd fill in 0 for limits not asked for (a blkio weight of 0, for instance, which
+/// the kernel would refuse). Values that are meaningful at 0 (swappiness, cpu idle and
+/// burst, a device's rate) are kept.
+const UNSET_WHEN_ZERO: &[(&str, &[&str])] = &[
+    (
+        "memory",
+        &["limit", "reservation", "swap", "kernel", "kernelTCP"],
+    ),
+    (
+        "cpu",
+        &[
+            "shares",
+            "quota",
+            "period",
+            "realtimeRuntime",
+            "realtimePeriod",
+            "cpus",
+            "mems",
+        ],
+    ),
+    ("blockIO", &["weight", "leafWeight"]),
+];
+
+/// `r` without the fields set to 0 that mean "not set" (see `UNSET_WHEN_ZERO`); a pids
+/// limit of 0 drops the pids section, and a weight device with neither weight is dropped.
+pub fn without_unset_zeros(r: &LinuxResources) -> LinuxResources {
+    let mut v = to_value(r);
+    let zero = |x: &Value| x.as_i64() == Some(0) || x.as_u64() == Some(0) || x.as_str() == Some("");
+    for (section, fields) in UNSET_WHEN_ZERO {
+        if let Some(Value::Object(o)) = v.get_mut(*section) {
+            o.retain(|k, x| !(fields.contains(&k.as_str()) && zero(x)));
+        }
+    }
+    if let Some(Value::Array(devices)) = v.pointer_mut("/blockIO/weightDevice") {
+        for d in devices.iter_mut() {
+            if let Value::Object(o) = d {
+                o.retain(|k, x| !((k == "weight" || k == "leafWeight") && zero(x)));
+            }
+        }
+        devices.retain(|d| d.get("weight").is_some() || d.get("leafWeight").is_some());
+    }
+    if v.pointer("/pids/limit").is_some_and(zero) {
+        v.as_object_mut().map(|o| o.remove("pids"));
+    }
+    from_value(v)
 }
 
 fn to_value(r: &LinuxResources) -> Value {
@@ -63,6 +114,26 @@ mod tests {
 
     fn res(v: Value) -> LinuxResources {
         serde_json::from_value(v).unwrap()
+    }
+
+    #[test]
+    fn zeros_that_mean_unset_are_dropped() {
+        let r = without_unset_zeros(&res(serde_json::json!({
+            "memory": {"limit": 0, "swappiness": 0, "reservation": 5},
+            "cpu": {"shares": 0, "quota": 0, "cpus": "", "idle": 0},
+            "blockIO": {"weight": 0, "weightDevice": [
+                {"major": 8, "minor": 0, "weight": 0},
+                {"major": 8, "minor": 16, "weight": 0, "leafWeight": 20}]},
+            "pids": {"limit": 0}
+        })));
+        assert_eq!(
+            to_value(&r),
+            serde_json::json!({
+                "memory": {"swappiness": 0, "reservation": 5},
+                "cpu": {"idle": 0},
+                "blockIO": {"weightDevice": [{"major": 8, "minor": 16, "leafWeight": 20}]}
+            })
+        );
     }
 
     #[test]

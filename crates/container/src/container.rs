@@ -243,6 +243,7 @@ impl Container {
         if self.status() == Status::Stopped {
             return Err(Error::Status("container not running".into()));
         }
+        let update = &cgroups::resources::without_unset_zeros(update);
         let mut linux = self.state.config.linux().clone().unwrap_or_default();
         let old = linux.resources().clone().unwrap_or_default();
         let cgroup = self.cgroup();

@@ -403,7 +403,7 @@ fn has_limits(r: &LinuxResources) -> bool {
 
 fn resources_with_default_devices(spec: &Spec) -> Option<LinuxResources> {
     let linux = spec.linux().as_ref()?;
-    let mut r = linux.resources().clone()?;
+    let mut r = cgroups::resources::without_unset_zeros(linux.resources().as_ref()?);
     if let Some(rules) = r.devices().clone().filter(|d| !d.is_empty()) {
         let mut rules = rules;
         let mut allow = |typ: LinuxDeviceType, major: i64, minor: i64| {

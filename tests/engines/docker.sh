@@ -1,0 +1,75 @@
+# docker 20.10 (dockerd with its own containerd and containerd-shim-runc-v2) running
+# containers on runr: `dockerd --add-runtime runr=PATH --default-runtime runr`, with its own
+# data root, exec root and socket, and no bridge (it would change the host's network).
+# Sourced by run.sh; defines docker_suite.
+
+D() {
+  "${E_CMD[@]}" "$@"
+}
+
+docker_setup() {
+  local runtime dir=$WORK/docker
+  runtime=$(runtime_for docker)
+  mkdir -p "$dir"
+  # Debian's client, not a newer one elsewhere on PATH: it must speak this daemon's API.
+  E_CMD=(/usr/bin/docker -H "unix://$dir/docker.sock")
+  DOCKERD_PID=$(start_daemon dockerd "$dir/dockerd.log" /usr/sbin/dockerd \
+    --data-root "$dir/data" --exec-root "$dir/exec" --pidfile "$dir/docker.pid" \
+    -H "unix://$dir/docker.sock" --add-runtime "runr=$runtime" --default-runtime runr \
+    --bridge none --iptables=false --ip6tables=false --ip-masq=false \
+    --cgroup-parent runr-engines-docker --exec-opt native.cgroupdriver=cgroupfs)
+  wait_for 60 D version || { tail -20 "$dir/dockerd.log"; return 1; }
+  D load -i "$IMAGE_TAR" >/dev/null
+}
+
+# docker's built-in default profile answers EPERM.
+E_SECCOMP_ERRNO=1
+
+E_remove() {
+  D rm -f "$1" >/dev/null
+}
+
+docker_teardown() {
+  local ids
+  ids=$(D ps -aq 2>/dev/null || true)
+  [ -z "$ids" ] || D rm -f $ids >/dev/null 2>&1 || true
+  stop_daemon "$DOCKERD_PID"
+}
+
+d_update() {
+  local id pid
+  id=$(D run -d --memory 64m --memory-swap 64m "$IMAGE" sleep 1000)
+  D update --memory 128m --memory-swap 256m --pids-limit 30 --cpus 0.25 "$id" >/dev/null
+  pid=$(D inspect -f '{{.State.Pid}}' "$id")
+  expect_eq "$(cat "$(cgroup_dir "$pid" memory)/memory.limit_in_bytes")" 134217728 "memory limit"
+  expect_eq "$(cat "$(cgroup_dir "$pid" memory)/memory.memsw.limit_in_bytes" 2>/dev/null || echo 268435456)" 268435456 "memory+swap limit"
+  expect_eq "$(cat "$(cgroup_dir "$pid" pids)/pids.max")" 30 "pids limit"
+  expect_eq "$(cat "$(cgroup_dir "$pid" cpu)/cpu.cfs_quota_us")" 25000 "cpu quota"
+  expect_contains "$(cat "$WORK/calls/docker.log")" "update" "runr update was called"
+  E_remove "$id"
+}
+
+docker_suite() {
+  ENGINE=docker
+  if ! docker_setup; then
+    FAILED+=("docker: the daemon did not start")
+    return
+  fi
+  scenario "run --rm, exit code" s_run_rm_exit_code
+  scenario "run -d, exec, stop, rm" s_detached_exec_stop_rm
+  scenario "run -it" s_run_it
+  scenario "exec -it" s_exec_it
+  scenario "pause, unpause" s_pause_unpause
+  scenario "top, stats" s_top_and_stats
+  scenario "--memory, --pids-limit, --cpus" s_limits
+  scenario "update" d_update
+  scenario "--read-only, tmpfs, bind" s_read_only_tmpfs_bind
+  scenario "--user, --cap-add, --cap-drop" s_user_and_caps
+  scenario "default seccomp profile" s_seccomp
+  scenario "--network none, host" s_network
+  scenario "joined namespaces" s_joined_namespaces
+  scenario "restart, logs" s_restart_and_logs
+  scenario "stop: SIGTERM, then SIGKILL" s_stop_signals
+  scenario "create error reaches the user" s_error_reaches_user
+  docker_teardown
+}

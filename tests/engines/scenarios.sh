@@ -1,0 +1,174 @@
+# Scenarios that read the same on podman and docker, whose command lines agree. Each
+# engine file sets E_CMD (the engine's command, as an array) and E_remove (remove a
+# container now) and E_SECCOMP_ERRNO (what its default seccomp profile answers to a
+# syscall it does not list), then calls these through `scenario`.
+
+E() {
+  "${E_CMD[@]}" "$@"
+}
+
+s_run_rm_exit_code() {
+  local rc
+  rc=$(code_of E run --rm "$IMAGE" sh -c 'exit 3')
+  expect_eq "$rc" 3 "exit code of run --rm"
+  expect_contains "$(cat "$WORK/calls/$ENGINE.log")" "create " "runr was called"
+  expect_eq "$(E ps -aq | wc -l)" 0 "containers left after --rm"
+}
+
+s_detached_exec_stop_rm() {
+  local id out
+  id=$(E run -d "$IMAGE" sleep 1000)
+  out=$(E exec "$id" sh -c 'echo from-exec; id -u')
+  expect_eq "$out" "from-exec
+0" "exec output"
+  expect_eq "$(E inspect -f '{{.State.Status}}' "$id")" running "status"
+  # sleep as pid 1 ignores SIGTERM: stop falls back to SIGKILL after the timeout.
+  E stop -t 1 "$id" >/dev/null
+  expect_eq "$(E inspect -f '{{.State.ExitCode}}' "$id")" 137 "exit code after stop"
+  E rm "$id" >/dev/null
+  expect_eq "$(E ps -aq | wc -l)" 0 "containers left"
+}
+
+s_run_it() {
+  local out rc
+  set +e
+  out=$(pty_run 'echo $((6*7)); tty; exit 5\n' "${E_CMD[@]}" run -it --rm "$IMAGE" sh)
+  rc=$?
+  set -e
+  echo "$out"
+  expect_contains "$out" "42" "arithmetic typed into the shell"
+  expect_contains "$out" "/dev/pts/0" "the container's terminal"
+  expect_eq "$rc" 5 "exit code"
+}
+
+s_exec_it() {
+  local id out
+  id=$(E run -d "$IMAGE" sleep 1000)
+  out=$(pty_run 'tty; echo $((7*6)); exit\n' "${E_CMD[@]}" exec -it "$id" sh)
+  echo "$out"
+  expect_contains "$out" "42" "typed into exec -it"
+  expect_contains "$out" "/dev/pts/" "exec's terminal"
+  E_remove "$id"
+}
+
+s_pause_unpause() {
+  local id pid
+  id=$(E run -d "$IMAGE" sh -c 'while :; do date +%s%N > /tmp/tick; sleep 0.05; done')
+  E pause "$id" >/dev/null
+  expect_eq "$(E inspect -f '{{.State.Status}}' "$id")" paused "status when paused"
+  pid=$(E inspect -f '{{.State.Pid}}' "$id")
+  expect_eq "$(cat "$(cgroup_dir "$pid" freezer)/freezer.state")" FROZEN "freezer"
+  E unpause "$id" >/dev/null
+  expect_eq "$(E inspect -f '{{.State.Status}}' "$id")" running "status after unpause"
+  E_remove "$id"
+}
+
+s_top_and_stats() {
+  local id out
+  id=$(E run -d "$IMAGE" sleep 1000)
+  out=$(E top "$id")
+  expect_contains "$out" "sleep 1000" "top"
+  out=$(E stats --no-stream --format '{{.PIDs}} {{.MemUsage}}' "$id")
+  echo "$out"
+  expect_contains "$out" "1 " "stats: pids"
+  E_remove "$id"
+}
+
+s_limits() {
+  local id pid out rc
+  id=$(E run -d --memory 64m --pids-limit 20 --cpus 0.5 "$IMAGE" sleep 1000)
+  pid=$(E inspect -f '{{.State.Pid}}' "$id")
+  expect_eq "$(cat "$(cgroup_dir "$pid" memory)/memory.limit_in_bytes")" 67108864 "memory limit"
+  expect_eq "$(cat "$(cgroup_dir "$pid" pids)/pids.max")" 20 "pids limit"
+  expect_eq "$(cat "$(cgroup_dir "$pid" cpu)/cpu.cfs_quota_us")" 50000 "cpu quota"
+  E_remove "$id"
+  # Trip them: an OOM kill is exit 137, a fork bomb stops at the limit.
+  rc=$(code_of E run --rm --memory 32m --memory-swap 32m "$IMAGE" sh -c 'a=$(head -c 200000000 /dev/zero | tr "\0" x); echo survived')
+  expect_eq "$rc" 137 "exit code of an OOM kill"
+  # The shell gives up at the first fork the limit refuses.
+  out=$(E run --rm --pids-limit 10 "$IMAGE" sh -c 'for i in $(seq 30); do sleep 30 & done' 2>&1 || true)
+  echo "$out"
+  expect_contains "$out" "can't fork" "fork refused at the limit"
+}
+
+s_read_only_tmpfs_bind() {
+  local out
+  out=$(E run --rm --read-only --tmpfs /tmp "$IMAGE" sh -c 'touch /x 2>&1; touch /tmp/ok && echo tmp-writable')
+  expect_contains "$out" "Read-only file system" "--read-only"
+  expect_contains "$out" "tmp-writable" "a tmpfs on /tmp of a read-only root"
+  mkdir -p "$WORK/$ENGINE/host"
+  out=$(E run --rm --tmpfs /scratch:size=1m -v "$WORK/$ENGINE/host:/data" "$IMAGE" \
+    sh -c 'grep " /scratch " /proc/mounts; echo hi > /data/f')
+  expect_contains "$out" "tmpfs /scratch tmpfs" "tmpfs mount"
+  expect_eq "$(cat "$WORK/$ENGINE/host/f")" hi "file written through the bind mount"
+}
+
+s_user_and_caps() {
+  expect_eq "$(E run --rm --user 1000:1000 "$IMAGE" id -u)" 1000 "--user uid"
+  expect_eq "$(E run --rm --user app "$IMAGE" id -un)" app "--user name"
+  local out
+  out=$(E run --rm --cap-drop CHOWN "$IMAGE" sh -c 'chown 1 /tmp 2>&1 || echo refused')
+  expect_contains "$out" "refused" "--cap-drop CHOWN"
+  out=$(E run --rm --cap-add NET_ADMIN "$IMAGE" sh -c 'ip link set lo down && echo net-admin')
+  expect_contains "$out" "net-admin" "--cap-add NET_ADMIN"
+}
+
+s_seccomp() {
+  local out
+  out=$(E run --rm "$IMAGE" sh -c "grep Seccomp: /proc/self/status; syscall $ADD_KEY")
+  expect_contains "$out" "Seccomp:	2" "filter mode"
+  expect_contains "$out" "errno $E_SECCOMP_ERRNO" "add_key refused by the default profile"
+  out=$(E run --rm --security-opt seccomp=unconfined "$IMAGE" syscall $ADD_KEY)
+  expect_contains "$out" "errno 14" "unconfined: the kernel's own answer (EFAULT)"
+}
+
+
+s_network() {
+  local out host
+  out=$(E run --rm --network none "$IMAGE" ls /sys/class/net)
+  expect_eq "$(echo $out)" "lo" "--network none"
+  host=$(readlink /proc/self/ns/net)
+  out=$(E run --rm --network host "$IMAGE" readlink /proc/self/ns/net)
+  expect_eq "$out" "$host" "--network host"
+}
+
+
+s_restart_and_logs() {
+  local id pid1 pid2
+  id=$(E run -d "$IMAGE" sh -c 'echo hello-log; sleep 1000')
+  pid1=$(E inspect -f '{{.State.Pid}}' "$id")
+  E restart -t 0 "$id" >/dev/null
+  pid2=$(E inspect -f '{{.State.Pid}}' "$id")
+  [ "$pid1" != "$pid2" ] || fail "restart kept pid $pid1"
+  expect_eq "$(E inspect -f '{{.State.Status}}' "$id")" running "status after restart"
+  expect_contains "$(E logs "$id")" "hello-log" "logs"
+  E_remove "$id"
+}
+
+s_stop_signals() {
+  local id start
+  id=$(E run -d "$IMAGE" sh -c 'trap "echo got-term; exit 0" TERM; while :; do sleep 0.1; done')
+  start=$SECONDS
+  E stop -t 20 "$id" >/dev/null
+  [ $((SECONDS - start)) -lt 10 ] || fail "stop waited for the timeout despite the TERM handler"
+  expect_eq "$(E inspect -f '{{.State.ExitCode}}' "$id")" 0 "exit code after a handled TERM"
+  expect_contains "$(E logs "$id")" "got-term" "TERM reached the handler"
+  E rm "$id" >/dev/null
+}
+
+s_error_reaches_user() {
+  local out
+  set +e
+  out=$(E run --rm "$IMAGE" /no/such/program 2>&1)
+  set -e
+  echo "$out"
+  expect_contains "$out" "/no/such/program" "runr's error shown by the engine"
+}
+
+s_joined_namespaces() {
+  local a out
+  a=$(E run -d --name joined-a --ipc shareable "$IMAGE" sleep 1000)
+  out=$(E run --rm --pid container:joined-a --network container:joined-a --ipc container:joined-a "$IMAGE" ps)
+  expect_contains "$out" "sleep 1000" "joined pid namespace"
+  E_remove "$a"
+}
