@@ -218,6 +218,35 @@ fn kill_all_signals_every_process_and_leaves_a_paused_container_paused() {
     env.assert_gone(&id);
 }
 
+/// docker and containerd send 0 for the limits they leave unset, in create and update alike.
+#[test]
+fn zeros_from_engines_mean_unset() {
+    let env = Env::new("zeros");
+    env.edit(|c| {
+        c["linux"]["resources"]["memory"] = json!({"limit": 64 << 20, "reservation": 0, "swap": 0});
+        c["linux"]["resources"]["cpu"] =
+            json!({"shares": 0, "quota": 0, "period": 0, "cpus": "", "mems": ""});
+        c["linux"]["resources"]["blockIO"] = json!({"weight": 0, "leafWeight": 0});
+        c["linux"]["resources"]["pids"] = json!({"limit": 0});
+    });
+    let id = sleeping(&env, "c");
+    let mem = cgroup_dir("memory", &id).join("memory.limit_in_bytes");
+    assert_eq!(read(mem.clone()), (64 << 20).to_string());
+    assert_eq!(read(cgroup_dir("pids", &id).join("pids.max")), "max");
+    assert_eq!(read(cgroup_dir("cpu", &id).join("cpu.cfs_quota_us")), "-1");
+    let file = env.dir.path().join("resources.json");
+    std::fs::write(
+        &file,
+        r#"{"memory": {"limit": 0}, "cpu": {"shares": 0}, "blockIO": {"weight": 0}, "pids": {"limit": 25}}"#,
+    )
+    .unwrap();
+    let r = env.runr(&["update", "-r", file.to_str().unwrap(), &id]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(read(mem), (64 << 20).to_string());
+    assert_eq!(read(cgroup_dir("pids", &id).join("pids.max")), "25");
+    assert_eq!(env.runr(&["delete", "-f", &id]).code, 0);
+}
+
 #[test]
 fn update_changes_live_limits_and_refuses_bad_values() {
     let env = Env::new("update");
