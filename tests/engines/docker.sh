@@ -13,11 +13,11 @@ docker_setup() {
   mkdir -p "$dir"
   # Debian's client, not a newer one elsewhere on PATH: it must speak this daemon's API.
   E_CMD=(/usr/bin/docker -H "unix://$dir/docker.sock")
-  DOCKERD_PID=$(start_daemon dockerd "$dir/dockerd.log" /usr/sbin/dockerd \
+  start_daemon DOCKERD_PID "$dir/dockerd.log" /usr/sbin/dockerd \
     --data-root "$dir/data" --exec-root "$dir/exec" --pidfile "$dir/docker.pid" \
     -H "unix://$dir/docker.sock" --add-runtime "runr=$runtime" --default-runtime runr \
     --bridge none --iptables=false --ip6tables=false --ip-masq=false \
-    --cgroup-parent runr-engines-docker --exec-opt native.cgroupdriver=cgroupfs)
+    --cgroup-parent runr-engines-docker --exec-opt native.cgroupdriver=cgroupfs
   wait_for 60 D version || { tail -20 "$dir/dockerd.log"; return 1; }
   D load -i "$IMAGE_TAR" >/dev/null
 }

@@ -5,7 +5,7 @@ The archive is an OCI image layout (oci-layout, index.json, blobs/) that also ca
 Docker's manifest.json, pointing at the same blobs: `podman load`, `docker load` (20.10
 reads only manifest.json) and `ctr image import` all accept it. No registry is needed.
 
-usage: image.py BUSYBOX OUT.tar NAME:TAG [PATH_IN_IMAGE=FILE ...]
+usage: image.py BUSYBOX OUT.tar NAME:TAG [--cmd=JSON] [PATH_IN_IMAGE=FILE ...]
 """
 import hashlib
 import io
@@ -65,7 +65,13 @@ def layer(busybox, extra):
 
 def main():
     busybox, out, ref = sys.argv[1:4]
-    extra = [arg.split("=", 1) for arg in sys.argv[4:]]
+    cmd = ["sh"]
+    extra = []
+    for arg in sys.argv[4:]:
+        if arg.startswith("--cmd="):
+            cmd = json.loads(arg[len("--cmd="):])
+        else:
+            extra.append(arg.split("=", 1))
     name, tag = ref.rsplit(":", 1)
     blobs = {}
 
@@ -79,7 +85,7 @@ def main():
         "architecture": "amd64",
         "os": "linux",
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "config": {"Cmd": ["sh"], "Env": ["PATH=/usr/sbin:/usr/bin:/sbin:/bin"]},
+        "config": {"Cmd": cmd, "Env": ["PATH=/usr/sbin:/usr/bin:/sbin:/bin"]},
         "rootfs": {"type": "layers", "diff_ids": [layer_desc["digest"]]},
         "history": [{"created_by": "tests/engines/image.py"}],
     }

@@ -4,8 +4,14 @@
 # Everything the suite makes lives under $WORK; removed at the end (after the engines
 # have been stopped and their mounts undone).
 WORK=$(mktemp -d /tmp/runr-engines.XXXXXX)
+# Containers in a user namespace (root mapped to an unprivileged host id) reach their
+# rootfs through it.
+chmod 755 "$WORK"
 IMAGE_TAR=$WORK/busybox.tar
 IMAGE=runr-busybox:latest
+# For Kubernetes' pod sandboxes: the same busybox, sleeping.
+PAUSE_IMAGE_TAR=$WORK/pause.tar
+PAUSE_IMAGE=docker.io/library/runr-pause:latest
 PASSED=0
 FAILED=()
 SKIPPED=()
@@ -96,13 +102,14 @@ wait_for() {
   done
 }
 
-# start_daemon NAME LOGFILE COMMAND...: in the background, remembered by pid.
+# start_daemon VAR LOGFILE COMMAND...: in the background; its pid goes in VAR, and in the
+# list of what cleanup_work stops.
 start_daemon() {
-  local name=$1 log=$2
+  local var=$1 log=$2
   shift 2
   "$@" >"$log" 2>&1 &
-  DAEMON_PIDS+=("$!:$name")
-  echo $!
+  DAEMON_PIDS+=("$!")
+  printf -v "$var" %s "$!"
 }
 
 # stop_daemon PID: TERM, then KILL after 20 s; only processes this suite started.
@@ -126,9 +133,9 @@ cgroup_dir() {
 
 # Undo every mount under $WORK (deepest first), then remove it.
 cleanup_work() {
-  local entry
-  for entry in "${DAEMON_PIDS[@]}"; do
-    stop_daemon "${entry%%:*}"
+  local pid
+  for pid in "${DAEMON_PIDS[@]}"; do
+    stop_daemon "$pid"
   done
   local m
   for m in $(findmnt -rn -o TARGET | grep "^$WORK" | sort -r || true); do

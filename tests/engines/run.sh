@@ -40,6 +40,7 @@ trap '[ "${KEEP:-0}" = 1 ] && echo "kept $WORK" || cleanup_work' EXIT
 # filter's answer from the kernel's).
 cc -static -O2 -o "$WORK/syscall" "$REPO/crates/runr/tests/helpers/syscall.c"
 python3 "$ENGINES_DIR/image.py" "$(command -v busybox)" "$IMAGE_TAR" "$IMAGE" "bin/syscall=$WORK/syscall"
+python3 "$ENGINES_DIR/image.py" "$(command -v busybox)" "$PAUSE_IMAGE_TAR" "$PAUSE_IMAGE" '--cmd=["sleep", "2147483647"]'
 
 engines=("$@")
 [ ${#engines[@]} -gt 0 ] || engines=(podman docker containerd cri)
