@@ -20,6 +20,10 @@ state = "$dir/state"
 [plugins."io.containerd.grpc.v1.cri"]
   sandbox_image = "$PAUSE_IMAGE"
   enable_selinux = false
+  # Pod sandboxes ask for oom_score_adj -998; going below our own needs CAP_SYS_RESOURCE,
+  # which some hosts (sandboxes) withhold from root, and runc and crun then fail as runr
+  # does. Ask containerd not to go below its own.
+  restrict_oom_score_adj = $([ "$(cap_sys_resource)" = yes ] && echo false || echo true)
   [plugins."io.containerd.grpc.v1.cri".cni]
     bin_dir = "$dir/cni-bin"
     conf_dir = "$dir/cni-conf"

@@ -148,6 +148,13 @@ cleanup_work() {
 # profile refuses it first (EPERM or ENOSYS).
 ADD_KEY=248
 
+# Whether we hold CAP_SYS_RESOURCE (bit 24 of the effective set).
+cap_sys_resource() {
+  local eff
+  eff=$(awk '/^CapEff:/ { print $2 }' /proc/self/status)
+  if (((0x$eff >> 24) & 1)); then echo yes; else echo no; fi
+}
+
 pty_run() {
   python3 "$ENGINES_DIR/pty_run.py" "$@"
 }

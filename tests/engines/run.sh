@@ -13,7 +13,7 @@ ENGINES_DIR=$(cd "$(dirname "$0")" && pwd)
 REPO=$(cd "$ENGINES_DIR/../.." && pwd)
 
 need=()
-for p in podman conmon containerd docker.io python3 iptables; do
+for p in podman conmon containerd docker.io python3 python3-grpcio python3-protobuf protobuf-compiler; do
   dpkg -s "$p" >/dev/null 2>&1 || need+=("$p")
 done
 if [ ${#need[@]} -gt 0 ]; then
@@ -44,6 +44,9 @@ python3 "$ENGINES_DIR/image.py" "$(command -v busybox)" "$PAUSE_IMAGE_TAR" "$PAU
 
 engines=("$@")
 [ ${#engines[@]} -gt 0 ] || engines=(podman docker containerd cri)
+# The CRI suite runs containerd as the containerd suite does.
+# shellcheck source=containerd.sh
+. "$ENGINES_DIR/containerd.sh"
 for e in "${engines[@]}"; do
   # shellcheck source=/dev/null
   . "$ENGINES_DIR/$e.sh"
