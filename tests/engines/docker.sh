@@ -49,12 +49,19 @@ d_update() {
   E_remove "$id"
 }
 
+d_info() {
+  local commit
+  commit=$("$RUNR_BINARY" --version | awk '/^commit:/ { print $2 }')
+  expect_eq "$(D info --format '{{.DefaultRuntime}} {{.RuncCommit.ID}}')" "runr $commit" "docker info: runr --version read"
+}
+
 docker_suite() {
   ENGINE=docker
   if ! docker_setup; then
     FAILED+=("docker: the daemon did not start")
     return
   fi
+  scenario "info (runr --version)" d_info
   scenario "run --rm, exit code" s_run_rm_exit_code
   scenario "run -d, exec, stop, rm" s_detached_exec_stop_rm
   scenario "run -it" s_run_it

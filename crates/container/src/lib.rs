@@ -36,6 +36,7 @@ mod user;
 pub use container::{Container, Event, Started, Status};
 pub use error::{Error, Result};
 pub use process::{create, CreateOptions};
+pub use seccomp::library_version as libseccomp_version;
 
 /// What this build of runr supports, as the OCI features document describes it.
 pub mod features {

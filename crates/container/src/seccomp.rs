@@ -105,6 +105,14 @@ fn flag_bits(flags: &[LinuxSeccompFilterFlag]) -> u32 {
 /// exact section it was compiled from and the identity of the runr binary that compiled
 /// it; a program is only reused when both match byte for byte, so a hash collision cannot
 /// hand a container someone else's filter.
+/// The version of libseccomp runr was built with (linked statically), as "2.5.4".
+pub fn library_version() -> String {
+    match libseccomp::ScmpVersion::current() {
+        Ok(v) => format!("{}.{}.{}", v.major, v.minor, v.micro),
+        Err(e) => format!("unknown ({e})"),
+    }
+}
+
 pub(crate) fn compile(s: &LinuxSeccomp, cache: Option<&Path>) -> Result<Filter> {
     let (flags, listener) = settings(s)?;
     let program = match cache {

@@ -296,6 +296,10 @@ fn version_and_features() {
     let env = Env::new("ver");
     let v = env.runr(&["--version"]);
     assert!(v.stdout.starts_with("runr version "), "{}", v.stdout);
+    // runc's shape: docker reads the commit line, podman shows it all.
+    for line in ["\ncommit: ", "\nspec: 1.", "\nlibseccomp: 2."] {
+        assert!(v.stdout.contains(line), "{line:?} in {}", v.stdout);
+    }
     let f: serde_json::Value = serde_json::from_str(&env.runr(&["features"]).stdout).unwrap();
     assert_eq!(f["ociVersionMin"], "1.0.0");
     assert!(f["mountOptions"]

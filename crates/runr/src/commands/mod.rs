@@ -92,11 +92,15 @@ pub fn run(g: &Global, cmd: Command) -> anyhow::Result<i32> {
     }
 }
 
+/// `runr --version`, in runc's shape: engines read the first line's version and the
+/// `commit:` line (docker info shows it).
 pub fn version_text() -> String {
     format!(
-        "runr version {}\nspec: {}\n",
+        "runr version {}\ncommit: {}\nspec: {}\nlibseccomp: {}\n",
         env!("CARGO_PKG_VERSION"),
-        container::container::OCI_VERSION
+        env!("RUNR_COMMIT"),
+        container::container::OCI_VERSION,
+        container::libseccomp_version()
     )
 }
 
