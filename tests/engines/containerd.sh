@@ -44,7 +44,7 @@ CONF
 }
 
 C() {
-  ctr -a "$WORK/containerd/containerd.sock" -n runr-test "$@"
+  ctr -a "$WORK/containerd/containerd.sock" -n runr-engines "$@"
 }
 
 # ctr run with runr; the image reference containerd gave our image.
@@ -59,17 +59,23 @@ containerd_setup() {
   C images import "$IMAGE_TAR" >/dev/null
 }
 
-containerd_teardown() {
-  local id
-  for id in $(C task ls -q 2>/dev/null); do
-    C task kill -s KILL "$id" >/dev/null 2>&1 || true
+# containerd_stop SOCKET NAMESPACE: kill and remove what is left in NAMESPACE (so no shim
+# outlives the daemon), then stop the daemon.
+containerd_stop() {
+  local ctr=(ctr -a "$1" -n "$2") id
+  for id in $("${ctr[@]}" task ls -q 2>/dev/null); do
+    "${ctr[@]}" task kill -s KILL "$id" >/dev/null 2>&1 || true
   done
   sleep 0.5
-  for id in $(C c ls -q 2>/dev/null); do
-    C task rm -f "$id" >/dev/null 2>&1 || true
-    C c rm "$id" >/dev/null 2>&1 || true
+  for id in $("${ctr[@]}" c ls -q 2>/dev/null); do
+    "${ctr[@]}" task rm -f "$id" >/dev/null 2>&1 || true
+    "${ctr[@]}" c rm "$id" >/dev/null 2>&1 || true
   done
   stop_daemon "$CONTAINERD_PID"
+}
+
+containerd_teardown() {
+  containerd_stop "$WORK/containerd/containerd.sock" runr-engines
 }
 
 task_status() {
@@ -79,7 +85,7 @@ task_status() {
 # Kill (KILL) and remove a detached container.
 c_remove() {
   C task kill -s KILL "$1" >/dev/null 2>&1 || true
-  wait_for 10 sh -c "[ \"\$(ctr -a $WORK/containerd/containerd.sock -n runr-test task ls | awk '\$1 == \"$1\" { print \$3 }')\" = STOPPED ]" || true
+  wait_for 10 sh -c "[ \"\$(ctr -a $WORK/containerd/containerd.sock -n runr-engines task ls | awk '\$1 == \"$1\" { print \$3 }')\" = STOPPED ]" || true
   C task rm -f "$1" >/dev/null
   C c rm "$1" >/dev/null
 }
@@ -102,7 +108,7 @@ c_detached_exec_kill_rm() {
 c_run_t() {
   local out rc
   set +e
-  out=$(pty_run 'echo $((6*7)); tty; exit 5\n' ctr -a "$WORK/containerd/containerd.sock" -n runr-test \
+  out=$(pty_run 'echo $((6*7)); tty; exit 5\n' ctr -a "$WORK/containerd/containerd.sock" -n runr-engines \
     run -t --rm --runc-binary "$CONTAINERD_RUNTIME" "$CTR_IMAGE" c-t sh)
   rc=$?
   set -e
@@ -115,7 +121,7 @@ c_run_t() {
 c_exec_t() {
   local out
   CR -d "$CTR_IMAGE" c-x sleep 1000 >/dev/null
-  out=$(pty_run 'tty; echo $((7*6)); exit\n' ctr -a "$WORK/containerd/containerd.sock" -n runr-test \
+  out=$(pty_run 'tty; echo $((7*6)); exit\n' ctr -a "$WORK/containerd/containerd.sock" -n runr-engines \
     task exec -t --exec-id e2 c-x sh)
   echo "$out"
   expect_contains "$out" "42" "typed into exec -t"
@@ -204,7 +210,7 @@ c_stop_signals() {
   local pid rc
   CR --rm "$CTR_IMAGE" c-t1 sh -c 'trap "echo got-term; exit 0" TERM; while :; do sleep 0.1; done' >"$WORK/containerd/t1.out" 2>&1 &
   pid=$!
-  wait_for 10 sh -c "[ \"\$(ctr -a $WORK/containerd/containerd.sock -n runr-test task ls | awk '\$1 == \"c-t1\" { print \$3 }')\" = RUNNING ]"
+  wait_for 10 sh -c "[ \"\$(ctr -a $WORK/containerd/containerd.sock -n runr-engines task ls | awk '\$1 == \"c-t1\" { print \$3 }')\" = RUNNING ]"
   C task kill c-t1
   set +e
   wait $pid
@@ -214,7 +220,7 @@ c_stop_signals() {
   expect_contains "$(cat "$WORK/containerd/t1.out")" "got-term" "TERM reached the handler"
   CR --rm "$CTR_IMAGE" c-t2 sleep 1000 >/dev/null 2>&1 &
   pid=$!
-  wait_for 10 sh -c "[ \"\$(ctr -a $WORK/containerd/containerd.sock -n runr-test task ls | awk '\$1 == \"c-t2\" { print \$3 }')\" = RUNNING ]"
+  wait_for 10 sh -c "[ \"\$(ctr -a $WORK/containerd/containerd.sock -n runr-engines task ls | awk '\$1 == \"c-t2\" { print \$3 }')\" = RUNNING ]"
   C task kill -s KILL c-t2
   set +e
   wait $pid

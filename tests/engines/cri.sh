@@ -19,11 +19,7 @@ cri_client() {
 }
 
 cri_teardown() {
-  local id
-  for id in $(ctr -a "$WORK/cri/containerd.sock" -n k8s.io task ls -q 2>/dev/null); do
-    ctr -a "$WORK/cri/containerd.sock" -n k8s.io task kill -s KILL "$id" >/dev/null 2>&1 || true
-  done
-  stop_daemon "$CONTAINERD_PID"
+  containerd_stop "$WORK/cri/containerd.sock" k8s.io
 }
 
 cri_suite() {

@@ -49,6 +49,36 @@ d_update() {
   E_remove "$id"
 }
 
+# dockerd --userns-remap: a second daemon whose containers run in a user namespace, root
+# mapped to the subordinate ids of a user this scenario creates (and deletes).
+d_userns_remap() {
+  local dir=$WORK/docker-remap range out
+  # Globals: the EXIT trap runs after this function's locals are gone.
+  REMAP_USER=runr-remap-$$
+  REMAP_PID=""
+  useradd --no-create-home --shell /usr/sbin/nologin "$REMAP_USER"
+  trap 'stop_daemon "$REMAP_PID"; userdel "$REMAP_USER" 2>/dev/null || true' EXIT
+  local user=$REMAP_USER
+  range=$(awk -F: -v u="$user" '$1 == u { print $2 }' /etc/subuid)
+  if [ -z "$range" ] || [ -z "$(awk -F: -v u="$user" '$1 == u { print $2 }' /etc/subgid)" ]; then
+    range=3100000
+    usermod --add-subuids "$range-$((range + 65535))" --add-subgids "$range-$((range + 65535))" "$user"
+  fi
+  mkdir -p "$dir"
+  start_daemon REMAP_PID "$dir/dockerd.log" /usr/sbin/dockerd \
+    --data-root "$dir/data" --exec-root "$dir/exec" --pidfile "$dir/docker.pid" \
+    -H "unix://$dir/docker.sock" --add-runtime "runr=$WORK/docker/bin/runr" --default-runtime runr \
+    --bridge none --iptables=false --ip6tables=false --ip-masq=false \
+    --cgroup-parent runr-engines-docker --exec-opt native.cgroupdriver=cgroupfs --userns-remap "$user"
+  wait_for 60 /usr/bin/docker -H "unix://$dir/docker.sock" version || { tail -20 "$dir/dockerd.log"; return 1; }
+  /usr/bin/docker -H "unix://$dir/docker.sock" load -i "$IMAGE_TAR" >/dev/null
+  out=$(/usr/bin/docker -H "unix://$dir/docker.sock" run --rm "$IMAGE" \
+    sh -c 'cat /proc/self/uid_map; touch /tmp/f && chown 1000 /tmp/f && stat -c %u /tmp/f')
+  expect_eq "$(echo $out)" "0 $range 65536 1000" "uid map, and chown inside"
+  out=$(/usr/bin/docker -H "unix://$dir/docker.sock" run --rm --userns host "$IMAGE" cat /proc/self/uid_map)
+  expect_eq "$(echo $out)" "0 0 4294967295" "--userns host"
+}
+
 d_info() {
   local commit
   commit=$("$RUNR_BINARY" --version | awk '/^commit:/ { print $2 }')
@@ -73,6 +103,7 @@ docker_suite() {
   scenario "--read-only, tmpfs, bind" s_read_only_tmpfs_bind
   scenario "--user, --cap-add, --cap-drop" s_user_and_caps
   scenario "default seccomp profile" s_seccomp
+  scenario "--userns-remap" d_userns_remap
   scenario "--network none, host" s_network
   scenario "joined namespaces" s_joined_namespaces
   scenario "restart, logs" s_restart_and_logs

@@ -115,6 +115,8 @@ start_daemon() {
 # stop_daemon PID: TERM, then KILL after 20 s; only processes this suite started.
 stop_daemon() {
   local pid=$1 i
+  # Never 0 or 1 (a process group, init): only a real pid of ours.
+  [[ $pid =~ ^[0-9]+$ ]] && [ "$pid" -gt 1 ] || return 0
   kill -TERM "$pid" 2>/dev/null || return 0
   for i in $(seq 100); do
     kill -0 "$pid" 2>/dev/null || break
@@ -131,7 +133,26 @@ cgroup_dir() {
   echo "/sys/fs/cgroup/$controller$path"
 }
 
-# Undo every mount under $WORK (deepest first), then remove it.
+# The parent cgroups the engines make for their containers (podman's cgroupfs default,
+# CRI's, ctr's namespace, docker's --cgroup-parent): those not there before the suite are
+# removed at the end, once empty (rmdir never removes a cgroup in use).
+ENGINE_CGROUPS=(libpod_parent k8s.io runr-engines runr-engines-docker)
+PREEXISTING_CGROUPS=()
+for name in "${ENGINE_CGROUPS[@]}"; do
+  [ ! -d "/sys/fs/cgroup/memory/$name" ] || PREEXISTING_CGROUPS+=("$name")
+done
+
+remove_engine_cgroups() {
+  local name dir
+  for name in "${ENGINE_CGROUPS[@]}"; do
+    case " ${PREEXISTING_CGROUPS[*]} " in *" $name "*) continue ;; esac
+    for dir in /sys/fs/cgroup/*/"$name" /sys/fs/cgroup/unified/"$name"; do
+      [ -d "$dir" ] && find "$dir" -depth -type d -exec rmdir {} \; 2>/dev/null || true
+    done
+  done
+}
+
+# Undo every mount under $WORK (deepest first), remove it and the engines' cgroups.
 cleanup_work() {
   local pid
   for pid in "${DAEMON_PIDS[@]}"; do
@@ -142,6 +163,7 @@ cleanup_work() {
     umount -l "$m" 2>/dev/null || true
   done
   rm -rf "$WORK"
+  remove_engine_cgroups
 }
 
 # add_key(2) with a null type: the kernel answers EFAULT; every engine's default seccomp

@@ -53,11 +53,18 @@ impl Attrs {
         })
     }
 
-    /// Make the calls, in the process they are for.
-    pub(crate) fn apply(&self) -> Result<()> {
+    /// What the container process inherits: set in the parent just before the clone. The
+    /// process itself could not write it once in a new user namespace: being non-dumpable,
+    /// its /proc files belong to a root that namespace does not map.
+    pub(crate) fn apply_inherited(&self) -> Result<()> {
         if let Some(adj) = self.oom_score_adj {
             crate::sys::write_file("/proc/self/oom_score_adj", &adj.to_string())?;
         }
+        Ok(())
+    }
+
+    /// Make the other calls, in the process they are for.
+    pub(crate) fn apply(&self) -> Result<()> {
         if let Some(p) = self.personality {
             // SAFETY: personality only changes how the kernel treats this process.
             if unsafe { libc::personality(p) } < 0 {

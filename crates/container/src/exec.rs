@@ -202,6 +202,7 @@ impl Container {
 
         let (parent_sock, child_sock) = sync::pair()?;
         let sigmask = o.sigmask.unwrap_or_else(SigSet::empty);
+        attrs.apply_inherited()?;
         let rootless = !nix::unistd::geteuid().is_root();
         let restore = if join_pid && rootless && join.contains(CloneFlags::CLONE_NEWUSER) {
             // The child is then born in the container's user namespace.

@@ -140,6 +140,7 @@ pub fn create(o: &CreateOptions) -> Result<Container> {
     };
     let sigmask = o.init_sigmask.unwrap_or_else(SigSet::empty);
 
+    attrs.apply_inherited()?;
     let restore = namespaces::prepare_parent(&plan)?;
     let dumpable = match id_maps {
         Some(crate::idmap::Writer::OwnIds | crate::idmap::Writer::Helpers) => {

@@ -94,6 +94,38 @@ fn user_namespace_maps_ids() {
     assert_eq!(lines[3], "devnull-ok");
 }
 
+/// oomScoreAdj reaches the init and exec'd processes of a container in a user namespace
+/// (docker --userns-remap passes it), though neither may write its own /proc files there.
+#[test]
+fn oom_score_in_a_user_namespace() {
+    let env = Env::new("usernsoom");
+    env.args(&["sleep", "1000"]);
+    env.edit(|c| {
+        c["linux"]["namespaces"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"type": "user"}));
+        c["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+        c["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+        c["process"]["oomScoreAdj"] = 0.into();
+    });
+    chown_tree(&env.rootfs, 100000);
+    let id = env.id("c");
+    let r = env.runr(&["run", "-d", "--bundle", env.bundle.to_str().unwrap(), &id]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let pid = env.state(&id)["pid"].as_i64().unwrap();
+    let adj = std::fs::read_to_string(format!("/proc/{pid}/oom_score_adj")).unwrap();
+    assert_eq!(adj.trim(), "0");
+    let process = env.dir.path().join("process.json");
+    let mut p = env.config()["process"].clone();
+    p["args"] = json!(["cat", "/proc/self/oom_score_adj"]);
+    p["oomScoreAdj"] = 321.into();
+    std::fs::write(&process, p.to_string()).unwrap();
+    let r = env.runr(&["exec", "--process", process.to_str().unwrap(), &id]);
+    assert_eq!((r.code, r.stdout.trim()), (0, "321"), "{}", r.stderr);
+    assert_eq!(env.runr(&["delete", "-f", &id]).code, 0);
+}
+
 /// Idmapped bind mounts: a host directory owned by uid 1234 (and a file owned by root) seen
 /// through the container's own mapping, through a mapping of the mount's own, and not
 /// mapped at all; what the container writes lands with the on-disk owner the map gives.
