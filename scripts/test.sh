@@ -7,3 +7,5 @@ bash scripts/deps.sh
 cargo test --workspace --locked
 # The created init's memory target (under 1 MiB, one thread) holds for the optimised build.
 cargo test --release --locked -p runr --test lifecycle created_init_is_one_small_thread
+# Unmodified podman, docker, containerd and Kubernetes' CRI running containers on runr.
+bash tests/engines/run.sh

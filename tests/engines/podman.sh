@@ -21,8 +21,11 @@ podman_setup() {
   nofile=$(ulimit -Hn)
   nproc=$(ulimit -Hu)
   [ "$nproc" != unlimited ] && [ "$nproc" -lt 32768 ] || nproc=32768
+  # No network by default: podman's bridge would add a bridge and firewall rules to the
+  # host. Host networking and joined namespaces are tested explicitly.
   cat >"$CONTAINERS_CONF" <<CONF
 [containers]
+netns = "none"
 default_ulimits = ["nofile=$nofile:$nofile", "nproc=$nproc:$nproc"]
 [engine]
 runtime_supports_json = ["runr"]
