@@ -143,6 +143,12 @@ s_restart_and_logs() {
   expect_eq "$(E inspect -f '{{.State.Status}}' "$id")" running "status after restart"
   expect_contains "$(E logs "$id")" "hello-log" "logs"
   E_remove "$id"
+  # A restart policy: the engine creates the same container again on runr after each exit.
+  id=$(E run -d --restart on-failure:2 "$IMAGE" sh -c 'echo run; exit 1')
+  wait_for 30 sh -c "[ \"\$(${E_CMD[*]} inspect -f '{{.RestartCount}} {{.State.Status}}' $id)\" = '2 exited' ]" ||
+    fail "restarts: $(E inspect -f '{{.RestartCount}} {{.State.Status}}' "$id")"
+  expect_eq "$(E logs "$id" | grep -c run)" 3 "three runs logged"
+  E_remove "$id"
 }
 
 s_stop_signals() {

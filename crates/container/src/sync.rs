@@ -82,6 +82,8 @@ impl SyncSocket {
                 MsgFlags::MSG_CMSG_CLOEXEC,
             ) {
                 Err(nix::errno::Errno::EINTR) => continue,
+                // The other end died with our last message unread: gone, as at end-of-file.
+                Err(nix::errno::Errno::ECONNRESET) => return Ok(None),
                 r => {
                     let msg = r.ctx(|| "receive on the init sync channel")?;
                     let mut fd = None;
