@@ -167,6 +167,13 @@ c_read_only_mounts() {
   expect_eq "$(cat "$WORK/containerd/host/f")" hi "file written through the bind mount"
 }
 
+c_no_pivot() {
+  local out
+  out=$(CR --rm --no-pivot "$CTR_IMAGE" c-np sh -c 'ls / | wc -l; cat /proc/self/mountinfo | wc -l')
+  echo "$out"
+  expect_contains "$(cat "$WORK/calls/containerd.log")" "--no-pivot" "the shim passed --no-pivot"
+}
+
 c_caps() {
   local out
   out=$(CR --rm --cap-drop CAP_CHOWN "$CTR_IMAGE" c-c1 sh -c 'chown 1 /tmp 2>&1 || echo refused')
@@ -252,6 +259,7 @@ containerd_suite() {
   scenario "pause, resume, ps, metrics" c_pause_resume_ps_metrics
   scenario "--memory-limit, --cpus" c_limits
   scenario "--read-only, tmpfs, bind" c_read_only_mounts
+  scenario "--no-pivot" c_no_pivot
   scenario "--cap-add, --cap-drop" c_caps
   scenario "--seccomp" c_seccomp
   scenario "--uidmap (user namespace)" c_userns

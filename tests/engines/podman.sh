@@ -8,7 +8,7 @@ P() {
 podman_setup() {
   local runtime
   runtime=$(runtime_for podman)
-  mkdir -p "$WORK/podman/root" "$WORK/podman/run" "$WORK/podman/tmp"
+  mkdir -p "$WORK/podman/root" "$WORK/podman/run" "$WORK/podman/tmp" "$WORK/podman/networks"
   E_CMD=(podman --root "$WORK/podman/root" --runroot "$WORK/podman/run" --tmpdir "$WORK/podman/tmp"
     --runtime "$runtime" --cgroup-manager cgroupfs --events-backend file)
   # runr writes runc's json error lines, so podman may ask for them (--log-format=json).
@@ -22,13 +22,16 @@ podman_setup() {
   nproc=$(ulimit -Hu)
   [ "$nproc" != unlimited ] && [ "$nproc" -lt 32768 ] || nproc=32768
   # No network by default: podman's bridge would add a bridge and firewall rules to the
-  # host. Host networking and joined namespaces are tested explicitly.
+  # host, and its network configuration (and lock) stays in the work directory. Host
+  # networking and joined namespaces are tested explicitly.
   cat >"$CONTAINERS_CONF" <<CONF
 [containers]
 netns = "none"
 default_ulimits = ["nofile=$nofile:$nofile", "nproc=$nproc:$nproc"]
 [engine]
 runtime_supports_json = ["runr"]
+[network]
+network_config_dir = "$WORK/podman/networks"
 CONF
   P load -i "$IMAGE_TAR" >/dev/null
 }
