@@ -22,6 +22,8 @@ docker_setup() {
   D load -i "$IMAGE_TAR" >/dev/null
 }
 
+E_RUN_ULIMITS=()
+
 # docker's built-in default profile answers EPERM.
 E_SECCOMP_ERRNO=1
 
@@ -101,6 +103,9 @@ docker_suite() {
   scenario "--memory, --pids-limit, --cpus" s_limits
   scenario "update" d_update
   scenario "--read-only, tmpfs, bind" s_read_only_tmpfs_bind
+  scenario "run options (hostname, env, ulimit, sysctl, device, …), exec -u -w -e, kill -s" s_run_options
+  scenario "--privileged" s_privileged
+  scenario "--init" s_init
   scenario "--user, --cap-add, --cap-drop" s_user_and_caps
   scenario "default seccomp profile" s_seccomp
   scenario "--userns-remap" d_userns_remap

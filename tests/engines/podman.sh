@@ -21,6 +21,8 @@ podman_setup() {
   nofile=$(ulimit -Hn)
   nproc=$(ulimit -Hu)
   [ "$nproc" != unlimited ] && [ "$nproc" -lt 32768 ] || nproc=32768
+  # A --ulimit given on the command line replaces all these defaults.
+  E_RUN_ULIMITS=(--ulimit "nproc=$nproc:$nproc")
   # No network by default: podman's bridge would add a bridge and firewall rules to the
   # host, and its network configuration (and lock) stays in the work directory. Host
   # networking and joined namespaces are tested explicitly.
@@ -81,6 +83,9 @@ podman_suite() {
   scenario "top, stats" s_top_and_stats
   scenario "--memory, --pids-limit, --cpus" s_limits
   scenario "--read-only, tmpfs, bind" s_read_only_tmpfs_bind
+  scenario "run options (hostname, env, ulimit, sysctl, device, …), exec -u -w -e, kill -s" s_run_options
+  scenario "--privileged" s_privileged
+  scenario "--init" s_init
   scenario "--user, --cap-add, --cap-drop" s_user_and_caps
   scenario "default seccomp profile" s_seccomp
   scenario "--uidmap (user namespace)" p_userns

@@ -1,7 +1,8 @@
 # Scenarios that read the same on podman and docker, whose command lines agree. Each
 # engine file sets E_CMD (the engine's command, as an array) and E_remove (remove a
 # container now) and E_SECCOMP_ERRNO (what its default seccomp profile answers to a
-# syscall it does not list), then calls these through `scenario`.
+# syscall it does not list), optionally E_RUN_ULIMITS (--ulimit options that must come
+# with any other), then calls these through `scenario`.
 
 E() {
   "${E_CMD[@]}" "$@"
@@ -178,3 +179,58 @@ s_joined_namespaces() {
   expect_contains "$out" "sleep 1000" "joined pid namespace"
   E_remove "$a"
 }
+
+# The run options of everyday workloads, each checked from inside.
+s_run_options() {
+  local out pid id
+  out=$(E run --rm --hostname box1 -e FOO=bar -w /tmp --entrypoint sh --group-add 1234 \
+    --ulimit nofile=1024:2048 ${E_RUN_ULIMITS[@]+"${E_RUN_ULIMITS[@]}"} --oom-score-adj 500 --cpuset-cpus 0 --shm-size 8m \
+    --security-opt no-new-privileges --sysctl net.ipv4.ip_forward=1 \
+    --device /dev/zero:/dev/myzero "$IMAGE" -c 'hostname; echo $FOO; pwd; id -G; ulimit -n; ulimit -Hn
+      cat /proc/self/oom_score_adj; grep NoNewPrivs /proc/self/status; grep Cpus_allowed_list /proc/self/status
+      cat /proc/sys/net/ipv4/ip_forward; head -c 3 /dev/myzero | wc -c; df -k /dev/shm | tail -1')
+  echo "$out"
+  local want
+  for want in box1 bar /tmp "0 1234" 1024 2048 500 "NoNewPrivs:	1" "Cpus_allowed_list:	0"; do
+    expect_contains "$out" "$want" "run options"
+  done
+  expect_eq "$(echo "$out" | sed -n 10p)" 1 "sysctl"
+  expect_eq "$(echo "$out" | sed -n 11p)" 3 "device"
+  expect_contains "$(echo "$out" | sed -n 12p)" " 8192 " "shm size"
+  # exec with its own user, directory and environment.
+  id=$(E run -d "$IMAGE" sleep 1000)
+  out=$(E exec -u 1000:1000 -w /tmp -e BAZ=qux "$id" sh -c 'id -u; pwd; echo $BAZ')
+  expect_eq "$out" "1000
+/tmp
+qux" "exec -u -w -e"
+  # A signal of the user's choosing reaches the init.
+  E_remove "$id"
+  id=$(E run -d "$IMAGE" sh -c 'trap "echo got-usr1" USR1; while :; do sleep 0.1; done')
+  sleep 0.5
+  E kill -s USR1 "$id" >/dev/null
+  wait_for 10 sh -c "${E_CMD[*]} logs $id | grep -q got-usr1" || fail "USR1 not delivered: $(E logs "$id")"
+  E_remove "$id"
+}
+
+s_privileged() {
+  local out
+  out=$(E run --rm --privileged "$IMAGE" sh -c 'grep Seccomp: /proc/self/status; ls /dev | wc -l
+    eff=0x$(awk "/^CapEff/ { print \$2 }" /proc/self/status)
+    [ $(((eff >> 21) & (eff >> 12) & 1)) = 1 ] && echo sys-admin-and-net-admin
+    mount -o remount,rw /sys 2>&1 && echo sys-rw; mount -t tmpfs none /tmp && echo mount-ok')
+  echo "$out"
+  expect_contains "$out" "Seccomp:	0" "no seccomp filter"
+  expect_contains "$out" "sys-admin-and-net-admin" "capabilities"
+  expect_contains "$out" "sys-rw" "/sys writable"
+  expect_contains "$out" "mount-ok" "mount"
+  [ "$(echo "$out" | sed -n 2p)" -gt 20 ] || fail "the host's devices: $(echo "$out" | sed -n 2p)"
+}
+
+s_init() {
+  local out
+  out=$(E run --rm --init "$IMAGE" sh -c 'cat /proc/1/cmdline | tr "\0" " "; echo; echo $$')
+  echo "$out"
+  expect_contains "$(echo "$out" | head -1 | cut -d" " -f1)" "init" "pid 1 is the engine's init"
+  [ "$(echo "$out" | tail -1)" != 1 ] || fail "the shell is pid 1"
+}
+
