@@ -14,6 +14,7 @@ s_run_rm_exit_code() {
   expect_eq "$rc" 3 "exit code of run --rm"
   expect_contains "$(cat "$WORK/calls/$ENGINE.log")" "create " "runr was called"
   expect_eq "$(E ps -aq | wc -l)" 0 "containers left after --rm"
+  expect_eq "$(echo piped | E run -i --rm "$IMAGE" cat)" piped "stdin passed through"
 }
 
 s_detached_exec_stop_rm() {
@@ -61,7 +62,11 @@ s_pause_unpause() {
   expect_eq "$(cat "$(cgroup_dir "$pid" freezer)/freezer.state")" FROZEN "freezer"
   E unpause "$id" >/dev/null
   expect_eq "$(E inspect -f '{{.State.Status}}' "$id")" running "status after unpause"
+  expect_eq "$(echo typed | E exec -i "$id" cat)" typed "exec -i"
+  # A paused container removed by force: its processes die, nothing is left.
+  E pause "$id" >/dev/null
   E_remove "$id"
+  ! kill -0 "$pid" 2>/dev/null || fail "pid $pid outlived its removed, paused container"
 }
 
 s_top_and_stats() {
