@@ -142,6 +142,10 @@ for name in "${ENGINE_CGROUPS[@]}"; do
   [ ! -d "/sys/fs/cgroup/memory/$name" ] || PREEXISTING_CGROUPS+=("$name")
 done
 
+# podman passes no --root: runr keeps state (and its seccomp cache) in its default root.
+RUNR_DEFAULT_ROOT=/run/runr
+[ -e "$RUNR_DEFAULT_ROOT" ] && RUNR_ROOT_EXISTED=1 || RUNR_ROOT_EXISTED=0
+
 remove_engine_cgroups() {
   local name dir
   for name in "${ENGINE_CGROUPS[@]}"; do
@@ -164,6 +168,10 @@ cleanup_work() {
   done
   rm -rf "$WORK"
   remove_engine_cgroups
+  if [ $RUNR_ROOT_EXISTED = 0 ]; then
+    rm -rf "$RUNR_DEFAULT_ROOT/~seccomp"
+    rmdir "$RUNR_DEFAULT_ROOT" 2>/dev/null || true
+  fi
 }
 
 # add_key(2) with a null type: the kernel answers EFAULT; every engine's default seccomp
