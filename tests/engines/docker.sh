@@ -94,25 +94,8 @@ docker_suite() {
     return
   fi
   scenario "info (runr --version)" d_info
-  scenario "run --rm, exit code" s_run_rm_exit_code
-  scenario "run -d, exec, stop, rm" s_detached_exec_stop_rm
-  scenario "run -it" s_run_it
-  scenario "exec -it" s_exec_it
-  scenario "pause, unpause" s_pause_unpause
-  scenario "top, stats" s_top_and_stats
-  scenario "--memory, --pids-limit, --cpus" s_limits
+  shared_scenarios
   scenario "update" d_update
-  scenario "--read-only, tmpfs, bind" s_read_only_tmpfs_bind
-  scenario "run options (hostname, env, ulimit, sysctl, device, …), exec -u -w -e, kill -s" s_run_options
-  scenario "--privileged" s_privileged
-  scenario "--init" s_init
-  scenario "--user, --cap-add, --cap-drop" s_user_and_caps
-  scenario "default seccomp profile" s_seccomp
   scenario "--userns-remap" d_userns_remap
-  scenario "--network none, host" s_network
-  scenario "joined namespaces" s_joined_namespaces
-  scenario "restart, logs" s_restart_and_logs
-  scenario "stop: SIGTERM, then SIGKILL" s_stop_signals
-  scenario "create error reaches the user" s_error_reaches_user
   docker_teardown
 }

@@ -72,16 +72,21 @@ fn joining_another_containers_namespaces_by_path() {
     assert_eq!(env.runr(&["delete", "-f", &a]).code, 0);
 }
 
+/// A new user namespace mapping container ids 0-65535 to host ids 100000-165535.
+fn in_user_namespace(c: &mut serde_json::Value) {
+    c["linux"]["namespaces"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"type": "user"}));
+    c["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+    c["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+}
+
 #[test]
 fn user_namespace_maps_ids() {
     let env = Env::new("userns");
     env.edit(|c| {
-        c["linux"]["namespaces"]
-            .as_array_mut()
-            .unwrap()
-            .push(json!({"type": "user"}));
-        c["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
-        c["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+        in_user_namespace(c);
         c["root"]["readonly"] = false.into();
     });
     // The rootfs must be owned by the mapped root to be usable as "root" inside.
@@ -101,12 +106,7 @@ fn oom_score_in_a_user_namespace() {
     let env = Env::new("usernsoom");
     env.args(&["sleep", "1000"]);
     env.edit(|c| {
-        c["linux"]["namespaces"]
-            .as_array_mut()
-            .unwrap()
-            .push(json!({"type": "user"}));
-        c["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
-        c["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+        in_user_namespace(c);
         c["process"]["oomScoreAdj"] = 0.into();
     });
     chown_tree(&env.rootfs, 100000);
@@ -138,12 +138,7 @@ fn idmapped_bind_mounts() {
     std::os::unix::fs::chown(vol.join("f"), Some(1234), Some(1234)).unwrap();
     std::fs::write(vol.join("r"), "x").unwrap();
     env.edit(|c| {
-        c["linux"]["namespaces"]
-            .as_array_mut()
-            .unwrap()
-            .push(json!({"type": "user"}));
-        c["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
-        c["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+        in_user_namespace(c);
         let mounts = c["mounts"].as_array_mut().unwrap();
         let source = vol.to_str().unwrap();
         mounts.push(
