@@ -58,7 +58,12 @@ impl Attrs {
     /// its /proc files belong to a root that namespace does not map.
     pub(crate) fn apply_inherited(&self) -> Result<()> {
         if let Some(adj) = self.oom_score_adj {
-            crate::sys::write_file("/proc/self/oom_score_adj", &adj.to_string())?;
+            std::fs::write("/proc/self/oom_score_adj", adj.to_string()).ctx(|| {
+                format!(
+                    "process.oomScoreAdj {adj}: write /proc/self/oom_score_adj (going below \
+                     the current value needs CAP_SYS_RESOURCE)"
+                )
+            })?;
         }
         Ok(())
     }
