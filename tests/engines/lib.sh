@@ -188,3 +188,19 @@ cap_sys_resource() {
 pty_run() {
   python3 "$ENGINES_DIR/pty_run.py" "$@"
 }
+
+# expect_shell_on_pty TTY EXIT COMMAND...: COMMAND starts a shell on a new pty; typed
+# arithmetic comes back, `tty` names TTY (a prefix), and the shell's `exit 5` is COMMAND's
+# exit code, unless EXIT is "any".
+expect_shell_on_pty() {
+  local tty=$1 want_rc=$2 out rc
+  shift 2
+  set +e
+  out=$(pty_run 'echo $((6*7)); tty; exit 5\n' "$@")
+  rc=$?
+  set -e
+  echo "$out"
+  expect_contains "$out" "42" "arithmetic typed into the shell"
+  expect_contains "$out" "$tty" "the terminal"
+  [ "$want_rc" = any ] || expect_eq "$rc" "$want_rc" "exit code"
+}

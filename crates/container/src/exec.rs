@@ -314,29 +314,28 @@ fn namespaces_to_join(c: &Container, init_pid: i32) -> Result<(CloneFlags, bool)
 }
 
 fn same_user_ns(pid: i32) -> Result<bool> {
-    let ino = |p: &str| {
-        std::fs::metadata(p)
-            .map(|m| (m.dev(), m.ino()))
-            .ctx(|| format!("stat {p}"))
-    };
-    let theirs = format!("/proc/{pid}/ns/user");
-    let init = match std::fs::metadata(&theirs) {
-        Ok(m) => (m.dev(), m.ino()),
+    Ok(ns_id("/proc/self/ns/user")? == ns_id(&format!("/proc/{pid}/ns/user"))?)
+}
+
+/// The identity of a namespace file. Denied to an unprivileged user, it says why (see
+/// `init::InitArgs::traceable_while_waiting`).
+fn ns_id(path: &str) -> Result<(u64, u64)> {
+    match std::fs::metadata(path) {
+        Ok(m) => Ok((m.dev(), m.ino())),
         Err(e)
             if e.kind() == std::io::ErrorKind::PermissionDenied
                 && !nix::unistd::geteuid().is_root() =>
         {
-            return Err(e).ctx(|| {
+            Err(e).ctx(|| {
                 format!(
-                    "stat {theirs}: the init of a container not yet started stays closed to \
+                    "stat {path}: the init of a container not yet started stays closed to \
                      unprivileged users while runr's own binary is writable by you; start \
                      the container first, or use a runr binary you cannot write"
                 )
-            });
+            })
         }
-        Err(e) => return Err(e).ctx(|| format!("stat {theirs}")),
-    };
-    Ok(ino("/proc/self/ns/user")? == init)
+        Err(e) => Err(e).ctx(|| format!("stat {path}")),
+    }
 }
 
 /// Our child, not yet known to have exec'd: killed and reaped if exec fails part-way.

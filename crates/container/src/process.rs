@@ -141,6 +141,8 @@ pub fn create(o: &CreateOptions) -> Result<Container> {
     let sigmask = o.init_sigmask.unwrap_or_else(SigSet::empty);
 
     attrs.apply_inherited()?;
+    // Asked here, not in the child: it already is in the new user namespace.
+    let traceable_while_waiting = rootless && !sys::own_binary_writable();
     let restore = namespaces::prepare_parent(&plan)?;
     let dumpable = match id_maps {
         Some(crate::idmap::Writer::OwnIds | crate::idmap::Writer::Helpers) => {
@@ -170,7 +172,7 @@ pub fn create(o: &CreateOptions) -> Result<Container> {
                 idmapped: &idmapped,
                 no_pivot: o.no_pivot,
                 no_new_keyring: o.no_new_keyring,
-                traceable_while_waiting: rootless && !sys::own_binary_writable(),
+                traceable_while_waiting,
                 confine: init::Confine {
                     attrs: &attrs,
                     labels: &labels,
@@ -360,8 +362,6 @@ fn describe_early_exit(pid: i32, cgroup: &dyn Manager) -> String {
     }
 }
 
-/// The config's resources, with allow rules for the devices every container gets appended
-/// to a device list that denies (as runc does), so a deny-all list does not take /dev/null.
 /// Make the container's cgroup and write its limits. Unprivileged, with no cgroup delegated
 /// to the user, a container that asks for no limits runs without a cgroup (as with runc);
 /// one that asks for limits cannot be given them and fails.
@@ -402,6 +402,9 @@ fn has_limits(r: &LinuxResources) -> bool {
         || r.unified().as_ref().is_some_and(|m| !m.is_empty())
 }
 
+/// The config's resources (without the zeros engines send for unset fields), with allow
+/// rules for the devices every container gets appended to a device list that denies (as
+/// runc does), so a deny-all list does not take /dev/null.
 fn resources_with_default_devices(spec: &Spec) -> Option<LinuxResources> {
     let linux = spec.linux().as_ref()?;
     let mut r = cgroups::resources::without_unset_zeros(linux.resources().as_ref()?);

@@ -18,7 +18,7 @@ use crate::sys::{self, Forked};
 use oci_spec::runtime::{LinuxIdMapping, Mount, Spec};
 use rustix::mount::{MoveMountFlags, OpenTreeFlags};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// Prepared mounts, by index in the config's `mounts`.
 #[derive(Default)]
@@ -96,7 +96,7 @@ fn idmapped_tree(
     bundle: &Path,
     userns: &OwnedFd,
 ) -> Result<OwnedFd> {
-    let source = source_path(m, bundle)?;
+    let source = super::bind_source(m, bundle)?;
     let mut flags = OpenTreeFlags::OPEN_TREE_CLONE | OpenTreeFlags::OPEN_TREE_CLOEXEC;
     if opts.flags.contains(nix::mount::MsFlags::MS_REC) {
         flags |= OpenTreeFlags::AT_RECURSIVE;
@@ -135,20 +135,6 @@ fn idmapped_tree(
         });
     }
     Ok(tree)
-}
-
-pub(crate) fn source_path(m: &Mount, bundle: &Path) -> Result<PathBuf> {
-    let source = m.source().as_ref().ok_or_else(|| {
-        Error::Config(format!(
-            "bind mount on {} has no source",
-            m.destination().display()
-        ))
-    })?;
-    Ok(if source.is_absolute() {
-        source.clone()
-    } else {
-        bundle.join(source)
-    })
 }
 
 /// Child side: attach a prepared tree on `target` (an O_PATH descriptor of the destination).

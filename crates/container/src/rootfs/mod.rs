@@ -143,28 +143,10 @@ fn mount_one(root: &Root, m: &Mount, s: &Setup) -> Result<()> {
 fn mount_idmapped(root: &Root, m: &Mount, tree: &OwnedFd, s: &Setup) -> Result<()> {
     let opts = MountOptions::parse(m.options().as_deref().unwrap_or(&[]));
     let dest = Path::new("/").join(m.destination());
-    let source = idmapped::source_path(m, s.bundle)?;
-    let meta = std::fs::metadata(&source).ctx(|| {
-        format!(
-            "bind mount source {} (for {})",
-            source.display(),
-            dest.display()
-        )
-    })?;
-    let kind = if meta.is_dir() { Kind::Dir } else { Kind::File };
-    let target = root.ensure(&dest, kind, false)?;
+    let source = bind_source(m, s.bundle)?;
+    let target = bind_target(root, &source, &dest)?;
     idmapped::attach(tree, &target, &dest)?;
-    let mounted = reopen(root, &dest)?;
-    let extra = options::remount_flags(opts.flags);
-    if !extra.is_empty() {
-        let rec = opts.flags & MsFlags::MS_REC;
-        remount(
-            &fd_path(&mounted),
-            extra | MsFlags::MS_BIND | rec,
-            opts.cleared,
-        )
-        .map_err(|e| add_context(e, || format!("remount {} with {extra:?}", dest.display())))?;
-    }
+    remount_bind(root, &dest, opts.flags, opts.cleared)?;
     Ok(())
 }
 
@@ -176,16 +158,30 @@ fn bind_mount(
     opts: &MountOptions,
     s: &Setup,
 ) -> Result<OwnedFd> {
-    let source = m
-        .source()
-        .as_ref()
-        .ok_or_else(|| Error::Config(format!("bind mount on {} has no source", dest.display())))?;
-    let source = if source.is_absolute() {
+    let source = bind_source(m, s.bundle)?;
+    let target = bind_target(root, &source, dest)?;
+    bind_then_remount(root, &source, &target, dest, opts.flags, opts.cleared)
+}
+
+/// Where a bind mount's source is: relative paths are relative to the bundle.
+pub(crate) fn bind_source(m: &Mount, bundle: &Path) -> Result<PathBuf> {
+    let source = m.source().as_ref().ok_or_else(|| {
+        Error::Config(format!(
+            "bind mount on {} has no source",
+            m.destination().display()
+        ))
+    })?;
+    Ok(if source.is_absolute() {
         source.clone()
     } else {
-        s.bundle.join(source)
-    };
-    let meta = std::fs::metadata(&source).ctx(|| {
+        bundle.join(source)
+    })
+}
+
+/// The destination of a bind mount of `source`, made in the rootfs if missing: a
+/// directory or a file, as the source is.
+fn bind_target(root: &Root, source: &Path, dest: &Path) -> Result<OwnedFd> {
+    let meta = std::fs::metadata(source).ctx(|| {
         format!(
             "bind mount source {} (for {})",
             source.display(),
@@ -193,8 +189,7 @@ fn bind_mount(
         )
     })?;
     let kind = if meta.is_dir() { Kind::Dir } else { Kind::File };
-    let target = root.ensure(dest, kind, false)?;
-    bind_then_remount(root, &source, &target, dest, opts.flags, opts.cleared)
+    root.ensure(dest, kind, false)
 }
 
 /// Bind `source` onto `target` (the open destination `dest`), then give the new mount
@@ -219,10 +214,17 @@ fn bind_then_remount(
         ),
         || format!("bind mount {} on {}", source.display(), dest.display()),
     )?;
-    // The descriptor still names the directory under the new mount: look the target up again.
+    remount_bind(root, dest, flags, cleared)
+}
+
+/// Give the bind mount just made on `dest` the `flags` a bind mount cannot take when it is
+/// made (read-only, nosuid, ...). Returns the mounted target, looked up again: a descriptor
+/// opened before still names the directory under the new mount.
+fn remount_bind(root: &Root, dest: &Path, flags: MsFlags, cleared: MsFlags) -> Result<OwnedFd> {
     let mounted = reopen(root, dest)?;
     let extra = options::remount_flags(flags);
     if !extra.is_empty() {
+        let rec = flags & MsFlags::MS_REC;
         remount(&fd_path(&mounted), extra | MsFlags::MS_BIND | rec, cleared)
             .map_err(|e| add_context(e, || format!("remount {} with {extra:?}", dest.display())))?;
     }
