@@ -200,6 +200,7 @@ impl Container {
         // frozen (--ignore-paused) must not keep other commands waiting on the lock.
         self.unlock();
 
+        guard_binary(&self, process, init_pid)?;
         let (parent_sock, child_sock) = sync::pair()?;
         let sigmask = o.sigmask.unwrap_or_else(SigSet::empty);
         attrs.apply_inherited()?;
@@ -311,6 +312,38 @@ fn namespaces_to_join(c: &Container, init_pid: i32) -> Result<(CloneFlags, bool)
         }
     }
     Ok((flags, pid))
+}
+
+/// Left in the state directory once a process with CAP_SYS_PTRACE that the container's own
+/// config does not grant was exec'd into it: it may still be there, able to trace.
+const TRACER_MARK: &str = "tracer";
+
+/// CVE-2019-5736: before cloning into a container whose processes may ptrace ours, move
+/// onto a read-only view of runr's binary (see `exe_guard`).
+fn guard_binary(c: &Container, process: &Process, init_pid: i32) -> Result<()> {
+    use crate::exe_guard::{can_trace_us, protect_own_binary};
+    if !nix::unistd::geteuid().is_root() {
+        // Unprivileged: the container has a user namespace of its own.
+        return Ok(());
+    }
+    let config_can = c
+        .saved()
+        .config
+        .process()
+        .as_ref()
+        .is_some_and(|p| can_trace_us(p, true));
+    let this_can = can_trace_us(process, true);
+    let mark = c.dir().join(TRACER_MARK);
+    if !config_can && !this_can && !mark.exists() {
+        return Ok(());
+    }
+    if !same_user_ns(init_pid)? {
+        return Ok(());
+    }
+    if this_can && !config_can {
+        std::fs::write(&mark, b"").ctx(|| format!("write {}", mark.display()))?;
+    }
+    protect_own_binary()
 }
 
 fn same_user_ns(pid: i32) -> Result<bool> {

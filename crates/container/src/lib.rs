@@ -16,6 +16,7 @@ pub mod config;
 mod console;
 pub mod container;
 mod error;
+mod exe_guard;
 pub mod exec;
 pub mod hooks;
 mod idmap;

@@ -8,7 +8,8 @@ use nix::sched::CloneFlags;
 use oci_spec::runtime::{Linux, LinuxNamespaceType};
 use std::fs::File;
 use std::os::fd::AsFd;
-use std::path::PathBuf;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
 
 /// The namespace work of one container, decided before the clone.
 #[derive(Debug, Clone)]
@@ -122,6 +123,27 @@ impl Plan {
         } else {
             CloneFlags::empty()
         }
+    }
+
+    /// The container's processes will be in our own user namespace: none is made, and a
+    /// joined one is ours.
+    pub(crate) fn shares_our_user_ns(&self) -> Result<bool> {
+        if self.new_user {
+            return Ok(false);
+        }
+        let Some((_, path)) = self
+            .join
+            .iter()
+            .find(|(f, _)| *f == CloneFlags::CLONE_NEWUSER)
+        else {
+            return Ok(true);
+        };
+        let id = |p: &Path| {
+            std::fs::metadata(p)
+                .map(|m| (m.dev(), m.ino()))
+                .ctx(|| format!("stat {}", p.display()))
+        };
+        Ok(id(path)? == id(Path::new("/proc/self/ns/user"))?)
     }
 
     /// The container has a cgroup namespace of its own (new or joined).

@@ -141,6 +141,9 @@ pub fn create(o: &CreateOptions) -> Result<Container> {
     let sigmask = o.init_sigmask.unwrap_or_else(SigSet::empty);
 
     attrs.apply_inherited()?;
+    if crate::exe_guard::can_trace_us(process, plan.shares_our_user_ns()?) {
+        crate::exe_guard::protect_own_binary()?;
+    }
     // Asked here, not in the child: it already is in the new user namespace.
     let traceable_while_waiting = rootless && !sys::own_binary_writable();
     let restore = namespaces::prepare_parent(&plan)?;

@@ -106,6 +106,114 @@ fn the_runr_binary_is_out_of_the_containers_reach() {
     );
 }
 
+/// CVE-2019-5736 where non-dumpable is no defence: a container with CAP_SYS_PTRACE in our
+/// user namespace (every --privileged one) may open /proc/PID/exe and map_files of runr's
+/// processes in it, and reopen them for writing once no runr runs. A watcher in the
+/// container (tests/helpers/exewatch.c) does exactly that while runr creates, execs and
+/// runs; it first proves it catches a plainly exposed binary.
+#[test]
+fn a_container_that_can_ptrace_cannot_reopen_the_runr_binary() {
+    let mut env = Env::new("cve5736p");
+    let copy = env.dir.path().join("runr");
+    std::fs::copy(RUNR, &copy).unwrap();
+    env.binary = copy.clone();
+    let original = std::fs::read(&copy).unwrap();
+    install_helper("exewatch", &env.rootfs);
+    env.edit(|c| {
+        c["root"]["readonly"] = json!(false);
+        for set in ["bounding", "effective", "permitted"] {
+            let caps = c["process"]["capabilities"][set].as_array_mut().unwrap();
+            caps.extend(
+                [
+                    "CAP_SYS_PTRACE",
+                    "CAP_SYS_ADMIN",
+                    "CAP_DAC_OVERRIDE",
+                    "CAP_DAC_READ_SEARCH",
+                ]
+                .map(|c| json!(c)),
+            );
+        }
+    });
+    env.args(&["sleep", "1000"]);
+    let id = env.id("c");
+    assert_eq!(env.create(&id).code, 0);
+    let tmp = env.rootfs.join("tmp");
+    let read = |f: &str| std::fs::read_to_string(tmp.join(f)).unwrap_or_default();
+    let wait_for = |what: &str, f: &dyn Fn() -> bool| {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !f() {
+            assert!(Instant::now() < deadline, "timed out waiting for {what}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+
+    // The container's pid 1 is runr's init, waiting for start: the watcher takes it.
+    let r = env.runr(&["exec", "-d", &id, "/exewatch"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    wait_for("the watcher to take the init", &|| {
+        read("grabbed").lines().any(|l| l.starts_with("1 "))
+    });
+
+    // Self-test: a binary of the container's own, executed and then left alone, is caught.
+    std::fs::copy(env.rootfs.join("bin/busybox"), tmp.join("sleep")).unwrap();
+    let r = env.runr(&["exec", &id, "/tmp/sleep", "0.3"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    wait_for("the watcher to catch its own victim", &|| {
+        read("found").contains("/tmp/sleep")
+    });
+
+    for _ in 0..20 {
+        let r = env.runr(&["exec", &id, "true"]);
+        assert_eq!(r.code, 0, "{}", r.stderr);
+    }
+    // The init of another container in the same pid namespace, created and then run.
+    let init = env.state(&id)["pid"].as_i64().unwrap();
+    env.edit(|c| {
+        let ns = c["linux"]["namespaces"].as_array_mut().unwrap();
+        for n in ns.iter_mut() {
+            if n["type"] == "pid" {
+                n["path"] = json!(format!("/proc/{init}/ns/pid"));
+            }
+        }
+    });
+    env.args(&["true"]);
+    let other = env.id("o");
+    assert_eq!(env.create(&other).code, 0);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(env.runr(&["start", &other]).code, 0);
+    let third = env.id("r");
+    let r = env.runr(&["run", "--bundle", env.bundle.to_str().unwrap(), &third]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(env.runr(&["start", &id]).code, 0);
+    // No runr runs now: a handle on its binary would open for writing.
+    std::thread::sleep(Duration::from_millis(500));
+
+    std::fs::write(tmp.join("stop"), "").unwrap();
+    wait_for("the watcher to stop", &|| tmp.join("done").exists());
+    let grabbed = read("grabbed");
+    let of_runr = grabbed
+        .lines()
+        .filter(|l| !l.contains("/tmp/sleep"))
+        .count();
+    assert!(
+        of_runr >= 10,
+        "the watcher took too few handles of runr's processes to prove anything:\n{grabbed}"
+    );
+    let found = read("found");
+    let escaped: Vec<&str> = found
+        .lines()
+        .filter(|l| !l.contains("/tmp/sleep"))
+        .collect();
+    assert!(
+        escaped.is_empty(),
+        "the container reopened runr's binary for writing: {escaped:?}\n(all handles taken:\n{grabbed})"
+    );
+    assert!(
+        std::fs::read(&copy).unwrap() == original,
+        "the runr binary changed"
+    );
+}
+
 fn write_script(env: &Env, path: &str, text: &str) {
     let p = env.rootfs.join(path);
     std::fs::write(&p, text).unwrap();

@@ -293,4 +293,38 @@ fn an_unprivileged_user_runs_containers() {
     let r = user.runr(&env, &["exec", &id, "true"]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert_eq!(user.runr(&env, &["delete", "--force", &id]).code, 0);
+
+    // CVE-2019-5736 by the watcher of escapes.rs, from a container whose root holds
+    // CAP_SYS_PTRACE (in its own user namespace), against that writable binary: runr's
+    // processes in the container stay non-dumpable, owned by a namespace above it.
+    install_helper("exewatch", &env.rootfs);
+    let binary_before = std::fs::read(&env.binary).unwrap();
+    env.edit(|c| {
+        c["root"]["readonly"] = json!(false);
+        for set in ["bounding", "effective", "permitted"] {
+            let caps = c["process"]["capabilities"][set].as_array_mut().unwrap();
+            caps.push(json!("CAP_SYS_PTRACE"));
+        }
+    });
+    let id = env.id("p");
+    assert_eq!(user.runr(&env, &["create", &id]).code, 0);
+    assert_eq!(user.runr(&env, &["start", &id]).code, 0);
+    let r = user.runr(&env, &["exec", "-d", &id, "/exewatch"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    for _ in 0..20 {
+        let r = user.runr(&env, &["exec", &id, "true"]);
+        assert_eq!(r.code, 0, "{}", r.stderr);
+    }
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let tmp = env.rootfs.join("tmp");
+    std::fs::write(tmp.join("stop"), "").unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !tmp.join("done").exists() {
+        assert!(std::time::Instant::now() < deadline, "the watcher did not stop");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let found = std::fs::read_to_string(tmp.join("found")).unwrap_or_default();
+    assert_eq!(found, "", "the container reopened runr's binary for writing");
+    assert_eq!(std::fs::read(&env.binary).unwrap(), binary_before);
+    assert_eq!(user.runr(&env, &["delete", "--force", &id]).code, 0);
 }
