@@ -47,6 +47,7 @@ pub(crate) fn protect_own_binary() -> Result<()> {
     if PROTECTED.load(Ordering::Relaxed) || runs_from_read_only_mount() {
         return Ok(());
     }
+    let began = std::time::Instant::now();
     let view = read_only_view()?;
     let layout = Layout::read()?;
     for m in &layout.mappings {
@@ -54,7 +55,10 @@ pub(crate) fn protect_own_binary() -> Result<()> {
     }
     point_exe_at(&view, &layout)?;
     PROTECTED.store(true, Ordering::Relaxed);
-    tracing::debug!("running from a read-only view of runr's binary");
+    tracing::debug!(
+        "running from a read-only view of runr's binary (moved in {:?})",
+        began.elapsed()
+    );
     Ok(())
 }
 

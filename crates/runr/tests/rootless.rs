@@ -320,11 +320,17 @@ fn an_unprivileged_user_runs_containers() {
     std::fs::write(tmp.join("stop"), "").unwrap();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     while !tmp.join("done").exists() {
-        assert!(std::time::Instant::now() < deadline, "the watcher did not stop");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the watcher did not stop"
+        );
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
     let found = std::fs::read_to_string(tmp.join("found")).unwrap_or_default();
-    assert_eq!(found, "", "the container reopened runr's binary for writing");
+    assert_eq!(
+        found, "",
+        "the container reopened runr's binary for writing"
+    );
     assert_eq!(std::fs::read(&env.binary).unwrap(), binary_before);
     assert_eq!(user.runr(&env, &["delete", "--force", &id]).code, 0);
 }
