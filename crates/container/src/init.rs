@@ -108,6 +108,8 @@ pub(crate) fn expect(sync: &SyncSocket, want: &str) -> Result<Message> {
 
 fn setup(a: &mut InitArgs) -> Result<Ready> {
     reset_signals(a.sigmask)?;
+    // A runtime killed during create takes the half-made init with it (see `start`).
+    set_parent_death_signal(libc::SIGKILL)?;
     let Message::Proceed { host_pid } = expect(a.sync, "the go-ahead")? else {
         return Err(Error::Init(
             "unexpected message instead of the go-ahead".into(),
@@ -125,6 +127,8 @@ fn setup(a: &mut InitArgs) -> Result<Ready> {
     let in_user_ns = a.plan.new_user || a.plan.join_user;
     if in_user_ns {
         crate::namespaces::become_root_in_user_ns()?;
+        // A change of ids clears the parent-death signal.
+        set_parent_death_signal(libc::SIGKILL)?;
     }
     if a.plan.new_cgroup {
         // After the parent put us in our cgroup, so that it becomes the namespace's root.
@@ -176,8 +180,20 @@ fn setup(a: &mut InitArgs) -> Result<Ready> {
     }
     rootfs::finish(a.spec)?;
     let ready = confine(process, &a.confine, a.sync)?;
+    // From here the sync channel tells of the runtime's death; the created init must
+    // survive the runtime's normal exit.
+    set_parent_death_signal(0)?;
     a.sync.send(&Message::Ready)?;
     Ok(ready)
+}
+
+/// PR_SET_PDEATHSIG: `sig` (0 for none) when the thread that cloned us dies.
+fn set_parent_death_signal(sig: libc::c_int) -> Result<()> {
+    // SAFETY: prctl with integer arguments only.
+    if unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, sig as libc::c_ulong, 0, 0, 0) } != 0 {
+        return Err(std::io::Error::last_os_error()).ctx(|| "prctl(PR_SET_PDEATHSIG)");
+    }
+    Ok(())
 }
 
 /// The last steps of every container process, the init's and each exec'd one's alike:
@@ -264,6 +280,15 @@ fn start(
         nix::sys::prctl::set_dumpable(true)
             .ctx(|| "prctl(PR_SET_DUMPABLE, 1)")
             .map_err(|e| (None, e))?;
+    }
+    // Until the runtime has recorded us we are half-made: if it dies first, so do we.
+    match expect(a.sync, "the runtime to record the container") {
+        Ok(Message::Committed) => {}
+        Ok(_) => {
+            let e = Error::Init("unexpected message instead of Committed".into());
+            return Err((None, e));
+        }
+        Err(e) => return Err((None, e)),
     }
     // Blocks until `start` opens the fifo for reading.
     let fifo = open_exec_fifo(a.exec_fifo).map_err(|e| (None, e))?;
