@@ -427,6 +427,12 @@ impl Container {
         let _ = std::fs::remove_file(&fifo_path);
         match report {
             FifoReport::Execed => {}
+            // As with runc: the error is logged, the container has stopped, and the
+            // lifecycle goes on (poststart now, poststop at delete).
+            FifoReport::Failed(msg) if msg.starts_with(hooks::START_HOOK_FAILED) => {
+                tracing::error!("{}", &msg[hooks::START_HOOK_FAILED.len()..]);
+                return Ok(self.after_start(notify));
+            }
             FifoReport::Failed(msg) => return Err(Error::Init(msg)),
             FifoReport::InitDied => {
                 return Err(Error::Init(
@@ -442,12 +448,17 @@ impl Container {
         {
             return Err(Error::Init(oom_message("while starting")));
         }
+        Ok(self.after_start(notify))
+    }
+
+    /// The poststart hooks; their failures are warnings.
+    fn after_start(&self, notify: Option<NotifyRelay>) -> Started {
         let warnings = hooks::run_all_warn(
             Kind::Poststart,
             self.state.config.hooks().as_ref(),
             &self.hook_state(Status::Running),
         );
-        Ok(Started { warnings, notify })
+        Started { warnings, notify }
     }
 
     /// Relay the program's notifications until it says READY=1 (or its init exits). The

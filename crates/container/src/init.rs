@@ -61,8 +61,13 @@ pub(crate) fn run(mut args: InitArgs) -> ! {
             Ok(never) => match never {},
             Err((fifo, e)) => {
                 // After `Ready` the parent may be gone: `start` reads this from the fifo.
+                // A startContainer hook's failure is tagged: `start` carries on after it.
+                let text = match &e {
+                    Error::Hook(msg) => format!("{}{msg}", hooks::START_HOOK_FAILED),
+                    e => e.to_string(),
+                };
                 if let Some(mut f) = fifo {
-                    let _ = f.write_all(e.to_string().as_bytes());
+                    let _ = f.write_all(text.as_bytes());
                 }
                 // SAFETY: _exit skips the parent's atexit handlers and buffers, which this
                 // copy of the process must not run.
@@ -294,7 +299,10 @@ fn start(
     let fifo = open_exec_fifo(a.exec_fifo).map_err(|e| (None, e))?;
     let mut state = a.hook_state.clone();
     state.status = "created".into();
-    if let Err(e) = hooks::run(Kind::StartContainer, a.spec.hooks().as_ref(), &state) {
+    // A hook without env gets the program's environment (runc's do), not the runtime's.
+    let env = a.spec.process().as_ref().and_then(|p| p.env().as_deref());
+    let hooks = a.spec.hooks().as_ref();
+    if let Err(e) = hooks::run_with_env(Kind::StartContainer, hooks, &state, env.or(Some(&[]))) {
         return Err((Some(fifo), e));
     }
     // On success the fifo closes with the exec (O_CLOEXEC) and `start` reads end-of-file.
