@@ -52,7 +52,7 @@ impl InitRecord {
 /// A container as `delete` finds it.
 pub enum Loaded {
     /// A complete state.json.
-    Container(Container),
+    Container(Box<Container>),
     /// A directory without a usable state.json.
     Remnant(Remnant),
 }
@@ -84,7 +84,7 @@ pub fn load_for_delete(root: &Path, id: &str) -> Result<Loaded> {
         container::flock(&lock, &dir, libc::LOCK_EX)?;
     }
     match Container::read(&dir) {
-        Ok(c) => Ok(Loaded::Container(c.with_lock(lock))),
+        Ok(c) => Ok(Loaded::Container(Box::new(c.with_lock(lock)))),
         // Deleted by whoever held the lock before us.
         Err(Error::NotExist) if !dir.exists() => Err(Error::NotExist),
         Err(Error::NotExist) => Ok(Loaded::Remnant(Remnant::open(
