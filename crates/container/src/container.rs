@@ -22,6 +22,9 @@ use std::time::Duration;
 
 pub(crate) const STATE_FILE: &str = "state.json";
 pub(crate) const EXEC_FIFO: &str = "exec.fifo";
+/// What `create` records before it makes anything: see [`InitRecord`].
+pub(crate) use crate::remnant::InitRecord;
+pub(crate) const INIT_RECORD: &str = "init.json";
 /// The OCI runtime spec version runr reports.
 pub const OCI_VERSION: &str = "1.2.0";
 
@@ -111,18 +114,32 @@ pub struct Container {
 
 /// Take an exclusive flock on an open state directory.
 pub(crate) fn lock_dir(dir: &Path) -> Result<File> {
-    let f = File::open(dir).map_err(|e| match e.kind() {
+    let f = open_dir(dir)?;
+    flock(&f, dir, libc::LOCK_EX)?;
+    Ok(f)
+}
+
+pub(crate) fn open_dir(dir: &Path) -> Result<File> {
+    File::open(dir).map_err(|e| match e.kind() {
         std::io::ErrorKind::NotFound => Error::NotExist,
         _ => Error::Os {
             what: format!("open state directory {}", dir.display()),
             source: e,
         },
-    })?;
-    // SAFETY: flock on a descriptor we own; it blocks until the lock is ours.
-    if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } != 0 {
-        return Err(std::io::Error::last_os_error()).ctx(|| format!("lock {}", dir.display()));
+    })
+}
+
+/// flock(2) `op` on `f`; `Ok(false)` if LOCK_NB was given and someone else holds it.
+pub(crate) fn flock(f: &File, dir: &Path, op: libc::c_int) -> Result<bool> {
+    // SAFETY: flock on a descriptor we own; without LOCK_NB it blocks until the lock is ours.
+    if unsafe { libc::flock(f.as_raw_fd(), op) } == 0 {
+        return Ok(true);
     }
-    Ok(f)
+    let e = std::io::Error::last_os_error();
+    if e.raw_os_error() == Some(libc::EWOULDBLOCK) {
+        return Ok(false);
+    }
+    Err(e).ctx(|| format!("lock {}", dir.display()))
 }
 
 impl Container {
@@ -143,7 +160,7 @@ impl Container {
         Self::read(&root.join(id))
     }
 
-    fn read(dir: &Path) -> Result<Container> {
+    pub(crate) fn read(dir: &Path) -> Result<Container> {
         let path = dir.join(STATE_FILE);
         let text = std::fs::read(&path).map_err(|e| match e.kind() {
             std::io::ErrorKind::NotFound => Error::NotExist,
@@ -160,6 +177,11 @@ impl Container {
             _lock: None,
             console: None,
         })
+    }
+
+    pub(crate) fn with_lock(mut self, lock: File) -> Container {
+        self._lock = Some(lock);
+        self
     }
 
     pub(crate) fn new_created(
@@ -405,6 +427,12 @@ impl Container {
         let _ = std::fs::remove_file(&fifo_path);
         match report {
             FifoReport::Execed => {}
+            // As with runc: the error is logged, the container has stopped, and the
+            // lifecycle goes on (poststart now, poststop at delete).
+            FifoReport::Failed(msg) if msg.starts_with(hooks::START_HOOK_FAILED) => {
+                tracing::error!("{}", &msg[hooks::START_HOOK_FAILED.len()..]);
+                return Ok(self.after_start(notify));
+            }
             FifoReport::Failed(msg) => return Err(Error::Init(msg)),
             FifoReport::InitDied => {
                 return Err(Error::Init(
@@ -420,12 +448,17 @@ impl Container {
         {
             return Err(Error::Init(oom_message("while starting")));
         }
+        Ok(self.after_start(notify))
+    }
+
+    /// The poststart hooks; their failures are warnings.
+    fn after_start(&self, notify: Option<NotifyRelay>) -> Started {
         let warnings = hooks::run_all_warn(
             Kind::Poststart,
             self.state.config.hooks().as_ref(),
             &self.hook_state(Status::Running),
         );
-        Ok(Started { warnings, notify })
+        Started { warnings, notify }
     }
 
     /// Relay the program's notifications until it says READY=1 (or its init exits). The
@@ -646,7 +679,8 @@ fn read_fifo(fifo: &std::os::fd::OwnedFd, pidfd: &std::os::fd::OwnedFd) -> Resul
     }
 }
 
-/// Ids of every container under `root`.
+/// Ids of every container under `root`: each directory named like an id, complete or not
+/// (a half-made one is shown as `creating`, see [`crate::remnant`]).
 pub fn list_ids(root: &Path) -> Result<Vec<String>> {
     let entries = match std::fs::read_dir(root) {
         Ok(e) => e,
@@ -655,8 +689,9 @@ pub fn list_ids(root: &Path) -> Result<Vec<String>> {
     };
     let mut ids: Vec<String> = entries
         .filter_map(|e| e.ok())
-        .filter(|e| e.path().join(STATE_FILE).exists())
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
         .filter_map(|e| e.file_name().into_string().ok())
+        .filter(|name| crate::config::validate_id(name).is_ok())
         .collect();
     ids.sort();
     Ok(ids)

@@ -97,8 +97,24 @@ pub fn validate(hooks: Option<&Hooks>) -> Result<()> {
     Ok(())
 }
 
-/// Run the hooks of `kind` in order; the first failure stops the rest and is returned.
+/// What the init writes to the exec fifo before the error of a failed startContainer hook,
+/// so that `start` tells it from a failed exec (see [`crate::Container::start`]).
+pub(crate) const START_HOOK_FAILED: &str = "startContainer hook failed: ";
+
+/// Run the hooks of `kind` in order; the first failure stops the rest and is returned. A
+/// hook without `env` inherits the environment of the process that runs it, as with runc.
 pub fn run(kind: Kind, hooks: Option<&Hooks>, state: &HookState) -> Result<()> {
+    run_with_env(kind, hooks, state, None)
+}
+
+/// Like [`run`], but a hook without `env` gets `default_env` (the startContainer hooks, which
+/// the init runs, get the environment of the container's process, not the runtime's).
+pub(crate) fn run_with_env(
+    kind: Kind,
+    hooks: Option<&Hooks>,
+    state: &HookState,
+    default_env: Option<&[String]>,
+) -> Result<()> {
     let Some(hooks) = hooks else { return Ok(()) };
     let list = kind.of(hooks);
     if list.is_empty() {
@@ -106,7 +122,7 @@ pub fn run(kind: Kind, hooks: Option<&Hooks>, state: &HookState) -> Result<()> {
     }
     let json = serde_json::to_vec(state).expect("hook state always serializes");
     for (i, hook) in list.iter().enumerate() {
-        run_one(hook, &json).map_err(|e| {
+        run_one(hook, &json, default_env).map_err(|e| {
             Error::Hook(format!(
                 "{} hook #{i} ({}): {e}",
                 kind.name(),
@@ -117,8 +133,8 @@ pub fn run(kind: Kind, hooks: Option<&Hooks>, state: &HookState) -> Result<()> {
     Ok(())
 }
 
-/// Run every hook of `kind`; a failure is a warning and the rest still run (poststart,
-/// poststop). Returns the warnings.
+/// Run every hook of `kind` in order; a failure is a warning and the rest still run
+/// (poststart, poststop). Returns the warnings, for the caller to show.
 pub fn run_all_warn(kind: Kind, hooks: Option<&Hooks>, state: &HookState) -> Vec<String> {
     let Some(hooks) = hooks else {
         return Vec::new();
@@ -126,20 +142,18 @@ pub fn run_all_warn(kind: Kind, hooks: Option<&Hooks>, state: &HookState) -> Vec
     let json = serde_json::to_vec(state).expect("hook state always serializes");
     let mut warnings = Vec::new();
     for (i, hook) in kind.of(hooks).iter().enumerate() {
-        if let Err(e) = run_one(hook, &json) {
-            let msg = format!(
+        if let Err(e) = run_one(hook, &json, None) {
+            warnings.push(format!(
                 "{} hook #{i} ({}) failed: {e}",
                 kind.name(),
                 hook.path().display()
-            );
-            tracing::warn!("{msg}");
-            warnings.push(msg);
+            ));
         }
     }
     warnings
 }
 
-fn run_one(hook: &Hook, state: &[u8]) -> Result<(), String> {
+fn run_one(hook: &Hook, state: &[u8], default_env: Option<&[String]>) -> Result<(), String> {
     let output = memfd().map_err(|e| format!("memfd for hook output: {e}"))?;
     let mut cmd = Command::new(hook.path());
     if let Some(args) = hook.args() {
@@ -147,10 +161,12 @@ fn run_one(hook: &Hook, state: &[u8]) -> Result<(), String> {
             cmd.arg0(argv0).args(rest);
         }
     }
-    cmd.env_clear();
-    for kv in hook.env().iter().flatten() {
-        if let Some((k, v)) = kv.split_once('=') {
-            cmd.env(k, v);
+    if let Some(env) = hook.env().as_deref().or(default_env) {
+        cmd.env_clear();
+        for kv in env {
+            if let Some((k, v)) = kv.split_once('=') {
+                cmd.env(k, v);
+            }
         }
     }
     let clone = || {

@@ -61,8 +61,13 @@ pub(crate) fn run(mut args: InitArgs) -> ! {
             Ok(never) => match never {},
             Err((fifo, e)) => {
                 // After `Ready` the parent may be gone: `start` reads this from the fifo.
+                // A startContainer hook's failure is tagged: `start` carries on after it.
+                let text = match &e {
+                    Error::Hook(msg) => format!("{}{msg}", hooks::START_HOOK_FAILED),
+                    e => e.to_string(),
+                };
                 if let Some(mut f) = fifo {
-                    let _ = f.write_all(e.to_string().as_bytes());
+                    let _ = f.write_all(text.as_bytes());
                 }
                 // SAFETY: _exit skips the parent's atexit handlers and buffers, which this
                 // copy of the process must not run.
@@ -108,6 +113,8 @@ pub(crate) fn expect(sync: &SyncSocket, want: &str) -> Result<Message> {
 
 fn setup(a: &mut InitArgs) -> Result<Ready> {
     reset_signals(a.sigmask)?;
+    // A runtime killed during create takes the half-made init with it (see `start`).
+    set_parent_death_signal(libc::SIGKILL)?;
     let Message::Proceed { host_pid } = expect(a.sync, "the go-ahead")? else {
         return Err(Error::Init(
             "unexpected message instead of the go-ahead".into(),
@@ -125,6 +132,8 @@ fn setup(a: &mut InitArgs) -> Result<Ready> {
     let in_user_ns = a.plan.new_user || a.plan.join_user;
     if in_user_ns {
         crate::namespaces::become_root_in_user_ns()?;
+        // A change of ids clears the parent-death signal.
+        set_parent_death_signal(libc::SIGKILL)?;
     }
     if a.plan.new_cgroup {
         // After the parent put us in our cgroup, so that it becomes the namespace's root.
@@ -176,8 +185,20 @@ fn setup(a: &mut InitArgs) -> Result<Ready> {
     }
     rootfs::finish(a.spec)?;
     let ready = confine(process, &a.confine, a.sync)?;
+    // From here the sync channel tells of the runtime's death; the created init must
+    // survive the runtime's normal exit.
+    set_parent_death_signal(0)?;
     a.sync.send(&Message::Ready)?;
     Ok(ready)
+}
+
+/// PR_SET_PDEATHSIG: `sig` (0 for none) when the thread that cloned us dies.
+fn set_parent_death_signal(sig: libc::c_int) -> Result<()> {
+    // SAFETY: prctl with integer arguments only.
+    if unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, sig as libc::c_ulong, 0, 0, 0) } != 0 {
+        return Err(std::io::Error::last_os_error()).ctx(|| "prctl(PR_SET_PDEATHSIG)");
+    }
+    Ok(())
 }
 
 /// The last steps of every container process, the init's and each exec'd one's alike:
@@ -265,11 +286,23 @@ fn start(
             .ctx(|| "prctl(PR_SET_DUMPABLE, 1)")
             .map_err(|e| (None, e))?;
     }
+    // Until the runtime has recorded us we are half-made: if it dies first, so do we.
+    match expect(a.sync, "the runtime to record the container") {
+        Ok(Message::Committed) => {}
+        Ok(_) => {
+            let e = Error::Init("unexpected message instead of Committed".into());
+            return Err((None, e));
+        }
+        Err(e) => return Err((None, e)),
+    }
     // Blocks until `start` opens the fifo for reading.
     let fifo = open_exec_fifo(a.exec_fifo).map_err(|e| (None, e))?;
     let mut state = a.hook_state.clone();
     state.status = "created".into();
-    if let Err(e) = hooks::run(Kind::StartContainer, a.spec.hooks().as_ref(), &state) {
+    // A hook without env gets the program's environment (runc's do), not the runtime's.
+    let env = a.spec.process().as_ref().and_then(|p| p.env().as_deref());
+    let hooks = a.spec.hooks().as_ref();
+    if let Err(e) = hooks::run_with_env(Kind::StartContainer, hooks, &state, env.or(Some(&[]))) {
         return Err((Some(fifo), e));
     }
     // On success the fifo closes with the exec (O_CLOEXEC) and `start` reads end-of-file.

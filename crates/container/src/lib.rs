@@ -4,6 +4,7 @@
 //! Where things are:
 //! - [`config`]: loading and validating `config.json`, container ids.
 //! - [`container`]: the [`Container`], its status, and the state store under `--root`.
+//! - [`remnant`]: what a killed create or an unreadable state.json leaves, and its removal.
 //! - [`process`]: the parent side of creating a container (clone, sync, cgroups, state).
 //! - `init`: the child side, from clone to exec.
 //! - [`exec`]: another process in an existing container, both sides.
@@ -26,6 +27,7 @@ mod namespaces;
 pub mod notify;
 pub mod process;
 mod program;
+pub mod remnant;
 mod rootfs;
 mod seccomp;
 mod security;

@@ -6,7 +6,9 @@
 //! Also here: waiting for a foreground container while forwarding signals to it.
 
 use crate::config;
-use crate::container::{self, Container, SavedState, EXEC_FIFO, OCI_VERSION, STATE_FILE};
+use crate::container::{
+    self, Container, InitRecord, SavedState, EXEC_FIFO, INIT_RECORD, OCI_VERSION, STATE_FILE,
+};
 use crate::error::{Context, Error, Result};
 use crate::hooks::{self, HookState, Kind};
 use crate::init::{self, InitArgs};
@@ -108,6 +110,17 @@ pub fn create(o: &CreateOptions) -> Result<Container> {
         cgroup: None,
         init: None,
     };
+    // Recorded before anything outside the directory exists, so that whatever a create
+    // killed at any moment leaves, `delete` finds (see `container::Remnant`).
+    let record_path = dir.join(INIT_RECORD);
+    let mut record = InitRecord {
+        cgroup_paths: planned.paths(),
+        systemd_unit: planned.systemd_unit(),
+        own_pid_ns: plan.own_pid,
+        init_pid: 0,
+        init_start_time: 0,
+    };
+    record.write(&record_path)?;
     if o.notify_socket.is_some() {
         crate::notify::make_dir(&dir)?;
     }
@@ -193,6 +206,12 @@ pub fn create(o: &CreateOptions) -> Result<Container> {
     undo.init = Some(pid);
     drop(child_sock);
     hook_state.pid = pid;
+    // The start time tells the init from a later process with a recycled pid.
+    let (start, _) = sys::process_start(pid)
+        .ok_or_else(|| Error::Init("the container init died right after its clone".into()))?;
+    record.init_pid = pid;
+    record.init_start_time = start;
+    record.write(&record_path)?;
 
     // Before the init can do anything, let alone fork: its cgroup, then its id maps.
     cgroup.enter(pid)?;
@@ -242,8 +261,6 @@ pub fn create(o: &CreateOptions) -> Result<Container> {
         }
     }
 
-    let (start, _) = sys::process_start(pid)
-        .ok_or_else(|| Error::Init("the container init died right after its setup".into()))?;
     let state = SavedState {
         id: o.id.clone(),
         init_pid: pid,
@@ -267,6 +284,10 @@ pub fn create(o: &CreateOptions) -> Result<Container> {
         write_atomic(pid_file, pid.to_string().as_bytes())?;
     }
     undo.commit();
+    // The init waits for this before it waits for `start`; dead, it is merely stopped.
+    if let Err(e) = parent_sock.send(&Message::Committed) {
+        tracing::debug!("the init did not wait for the go-ahead to wait for start: {e}");
+    }
     Ok(Container::new_created(dir, state, lock, console))
 }
 

@@ -19,8 +19,11 @@ pub(crate) enum Message {
     SeccompFd,
     /// Parent → init: the agent has the descriptor.
     SeccompDone,
-    /// Init → parent: everything is set up; the init now waits on the exec fifo.
+    /// Init → parent: everything is set up; next it waits for `Committed`.
     Ready,
+    /// Parent → init: the container is recorded (state.json written); wait on the exec fifo.
+    /// An init whose runtime dies before this sees end-of-file instead, and exits.
+    Committed,
     /// Either way: this step failed; the text says which and why.
     Error(String),
 }

@@ -137,3 +137,143 @@ fn failing_poststart_and_poststop_hooks_are_warnings() {
     );
     assert!(r.stderr.contains("poststop hook"), "{}", r.stderr);
 }
+
+/// A hook that appends `name` to `dir/order` and keeps the state it read as `dir/name.json`.
+fn numbered(dir: &std::path::Path, name: &str) -> Value {
+    json!({
+        "path": "/bin/sh",
+        "args": ["sh", "-c", format!("cat > {0}/{1}.json; echo {1} >> {0}/order", dir.display(), name)],
+    })
+}
+
+#[test]
+fn hooks_of_one_stage_run_in_the_listed_order_each_with_the_state() {
+    let env = Env::new("hookorder");
+    let out = env.dir.path().join("hookout");
+    std::fs::create_dir(&out).unwrap();
+    env.edit(|c| {
+        c["hooks"] = json!({
+            "prestart": [numbered(&out, "pre3"), numbered(&out, "pre1"), numbered(&out, "pre2")],
+            "poststart": [numbered(&out, "post2"), numbered(&out, "post1")],
+            "poststop": [numbered(&out, "stop1"), numbered(&out, "stop3"), numbered(&out, "stop2")],
+        });
+    });
+    env.args(&["sleep", "1000"]);
+    let id = env.id("c");
+    assert_eq!(env.create(&id).code, 0);
+    assert_eq!(env.runr(&["start", &id]).code, 0);
+    assert_eq!(env.runr(&["delete", "--force", &id]).code, 0);
+    assert_eq!(
+        std::fs::read_to_string(out.join("order")).unwrap(),
+        "pre3\npre1\npre2\npost2\npost1\nstop1\nstop3\nstop2\n"
+    );
+    for (name, status) in [
+        ("pre3", "creating"),
+        ("pre2", "creating"),
+        ("post2", "running"),
+        ("post1", "running"),
+        ("stop1", "stopped"),
+        ("stop2", "stopped"),
+    ] {
+        let s = read_state(&out, name);
+        assert_eq!(s["status"], status, "{name}");
+        assert_eq!(s["id"], id.as_str(), "{name}");
+    }
+}
+
+#[test]
+fn start_container_hook_without_env_gets_the_process_environment() {
+    let env = Env::new("hookenv");
+    env.edit(|c| {
+        c["root"]["readonly"] = false.into();
+        c["process"]["env"] = json!(["PATH=/bin", "FOO=from-process"]);
+        c["hooks"] = json!({"startContainer": [
+            {"path": "/bin/sh", "args": ["sh", "-c", "env > /no-env.txt"]},
+            {"path": "/bin/sh", "args": ["sh", "-c", "env > /with-env.txt"], "env": ["BAR=given"]},
+        ]});
+    });
+    let r = env.run(&["true"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let inherited = std::fs::read_to_string(env.rootfs.join("no-env.txt")).unwrap();
+    assert!(inherited.contains("FOO=from-process"), "{inherited}");
+    let given = std::fs::read_to_string(env.rootfs.join("with-env.txt")).unwrap();
+    assert!(
+        given.contains("BAR=given") && !given.contains("FOO"),
+        "{given}"
+    );
+}
+
+#[test]
+fn failing_poststart_hook_is_a_warning_and_the_rest_run() {
+    let env = Env::new("poststartfail");
+    let out = env.dir.path().join("hookout");
+    std::fs::create_dir(&out).unwrap();
+    env.edit(|c| {
+        c["hooks"] = json!({
+            "poststart": [{"path": "/bin/false"}, numbered(&out, "post")],
+            "poststop": [{"path": "/bin/false"}, numbered(&out, "stop")],
+        })
+    });
+    env.args(&["sleep", "1000"]);
+    let id = env.id("c");
+    assert_eq!(env.create(&id).code, 0);
+    let r = env.runr(&["start", &id]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("level=warning") && r.stderr.contains("poststart hook #0"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(
+        r.stderr.matches("poststart hook #0").count(),
+        1,
+        "{}",
+        r.stderr
+    );
+    assert_eq!(env.state(&id)["status"], "running");
+    let r = env.runr(&["delete", "--force", &id]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stderr.contains("poststop hook #0"), "{}", r.stderr);
+    assert_eq!(
+        std::fs::read_to_string(out.join("order")).unwrap(),
+        "post\nstop\n"
+    );
+    env.assert_gone(&id);
+}
+
+#[test]
+fn failing_start_container_hook_stops_the_container_but_start_goes_on() {
+    let env = Env::new("starthookfail");
+    let out = env.dir.path().join("hookout");
+    std::fs::create_dir(&out).unwrap();
+    env.edit(|c| {
+        c["hooks"] = json!({
+            // Runs inside the container: the host path it writes to is not there.
+            "startContainer": [{"path": "/bin/sh", "args": ["sh", "-c", format!("echo x > {}/start", out.display())]}],
+            "poststart": [numbered(&out, "post")],
+            "poststop": [numbered(&out, "stop")],
+        })
+    });
+    env.args(&["sleep", "1000"]);
+    let id = env.id("c");
+    assert_eq!(env.create(&id).code, 0);
+    let r = env.runr(&["start", &id]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("level=error") && r.stderr.contains("startContainer hook"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(read_state(&out, "post")["status"], "running");
+    for _ in 0..200 {
+        if env.state(&id)["status"] == "stopped" {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(25));
+    }
+    assert_eq!(env.state(&id)["status"], "stopped");
+    let r = env.runr(&["delete", &id]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(read_state(&out, "stop")["status"], "stopped");
+    env.assert_gone(&id);
+}

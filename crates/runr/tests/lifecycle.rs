@@ -395,3 +395,145 @@ fn kill_all_delivers_real_time_signals() {
     );
     assert_eq!(env.runr(&["delete", &id]).code, 0);
 }
+
+/// Whether `pid` is a live process (not a zombie) with start time `start`.
+fn alive_with_start(pid: i64, start: u64) -> bool {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return false;
+    };
+    let rest = &stat[stat.rfind(')').unwrap() + 2..];
+    let fields: Vec<&str> = rest.split(' ').collect();
+    fields[0] != "Z" && fields[19].parse::<u64>().ok() == Some(start)
+}
+
+/// The init create recorded for `id` (pid, start time), if it got that far.
+fn recorded_init(env: &Env, id: &str) -> Option<(i64, u64)> {
+    let text = std::fs::read(env.root.join(id).join("init.json")).ok()?;
+    let v: serde_json::Value = serde_json::from_slice(&text).ok()?;
+    let pid = v["init_pid"].as_i64().filter(|p| *p > 0)?;
+    Some((pid, v["init_start_time"].as_u64()?))
+}
+
+/// A bundle with a cgroup limit and a prestart hook that sleeps, so that a create takes a
+/// while with its cgroup made and its init cloned.
+fn slow_create_env(name: &str, hook_sleep: &str) -> Env {
+    let env = Env::new(name);
+    env.args(&["sleep", "1000"]);
+    env.edit(|c| {
+        c["linux"]["resources"]["pids"] = serde_json::json!({"limit": 20});
+        c["hooks"] = serde_json::json!({"prestart": [
+            {"path": "/bin/sh", "args": ["sh", "-c", format!("sleep {hook_sleep}")]}
+        ]});
+    });
+    env
+}
+
+#[test]
+fn delete_force_cleans_up_after_runr_is_killed_during_create() {
+    let env = slow_create_env("killcreate", "0.2");
+    let id = env.id("c");
+    // How long a whole create takes here.
+    let t = std::time::Instant::now();
+    let r = env.create(&id);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let full = t.elapsed();
+    assert_eq!(env.runr(&["delete", "--force", &id]).code, 0);
+    for i in 0..10u32 {
+        let delay = full * i / 9;
+        let mut c = env.cmd();
+        c.args(["create", "--bundle"])
+            .arg(&env.bundle)
+            .arg(&id)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        let mut child = c.spawn().unwrap();
+        std::thread::sleep(delay);
+        // SAFETY: SIGKILL of the runr process this test spawned.
+        unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
+        let _ = child.wait();
+        let dir = env.root.join(&id);
+        if !dir.exists() {
+            // Killed before it made anything (or it failed and cleaned up after itself).
+            env.assert_gone(&id);
+            continue;
+        }
+        let complete = std::fs::read(dir.join("state.json")).is_ok();
+        eprintln!(
+            "delay {delay:?}: complete {complete} init {:?}",
+            recorded_init(&env, &id)
+        );
+        let init = recorded_init(&env, &id);
+        if let (false, Some((pid, start))) = (complete, init) {
+            // A half-made init does not outlive the runtime that was making it.
+            wait_for(|| !alive_with_start(pid, start));
+        }
+        let list = env.runr(&["list"]);
+        assert!(
+            list.stdout.contains(&id),
+            "delay {delay:?}: list does not show {id}:\n{}",
+            list.stdout
+        );
+        if !complete {
+            assert!(list.stdout.contains("creating"), "{}", list.stdout);
+        }
+        let r = env.runr(&["delete", "--force", &id]);
+        assert_eq!(r.code, 0, "delay {delay:?}: delete -f: {}", r.stderr);
+        env.assert_gone(&id);
+        if let Some((pid, start)) = init {
+            assert!(
+                !alive_with_start(pid, start),
+                "delay {delay:?}: init {pid} left"
+            );
+        }
+        let r = env.create(&id);
+        assert_eq!(r.code, 0, "delay {delay:?}: create again: {}", r.stderr);
+        assert_eq!(env.runr(&["delete", "--force", &id]).code, 0);
+    }
+}
+
+#[test]
+fn delete_leaves_a_create_that_is_still_at_work_alone() {
+    let env = slow_create_env("busycreate", "1.5");
+    let id = env.id("c");
+    let mut c = env.cmd();
+    c.args(["create", "--bundle"])
+        .arg(&env.bundle)
+        .arg(&id)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let mut child = c.spawn().unwrap();
+    wait_for(|| recorded_init(&env, &id).is_some());
+    let r = env.runr(&["delete", "--force", &id]);
+    assert_eq!(r.code, 1);
+    assert!(r.stderr.contains("still being created"), "{}", r.stderr);
+    assert!(env.runr(&["list"]).stdout.contains("creating"));
+    assert_eq!(wait_exit(&mut child), 0, "the create was disturbed");
+    assert_eq!(env.state(&id)["status"], "created");
+    assert_eq!(env.runr(&["delete", "--force", &id]).code, 0);
+    env.assert_gone(&id);
+}
+
+#[test]
+fn delete_force_removes_a_container_whose_state_file_is_corrupt() {
+    let env = slow_create_env("corrupt", "0");
+    for (name, content, start) in [
+        ("empty", &b""[..], false),
+        ("garbage", &b"{\"id\": 3, garbage"[..], true),
+    ] {
+        let id = env.id(name);
+        assert_eq!(env.create(&id).code, 0);
+        if start {
+            assert_eq!(env.runr(&["start", &id]).code, 0);
+        }
+        let pid = env.state(&id)["pid"].as_i64().unwrap();
+        let (_, start_time) = recorded_init(&env, &id).unwrap();
+        assert!(alive_with_start(pid, start_time));
+        std::fs::write(env.root.join(&id).join("state.json"), content).unwrap();
+        assert!(env.runr(&["list"]).stdout.contains(&id));
+        let r = env.runr(&["delete", "--force", &id]);
+        assert_eq!(r.code, 0, "{name}: {}", r.stderr);
+        assert!(r.stderr.contains("state"), "{name}: says why: {}", r.stderr);
+        assert!(!alive_with_start(pid, start_time), "{name}: init left");
+        env.assert_gone(&id);
+    }
+}

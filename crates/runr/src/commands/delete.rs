@@ -9,7 +9,12 @@ pub struct Args {
 }
 
 pub fn run(g: &Global, a: Args) -> anyhow::Result<i32> {
-    let c = container::Container::load(&g.root, &a.id)?;
-    super::warn_all(&c.delete(a.force)?);
+    use container::remnant::{load_for_delete, Loaded};
+    let warnings = match load_for_delete(&g.root, &a.id)? {
+        Loaded::Container(c) => c.delete(a.force)?,
+        // Nothing of it ever ran the user's program: removed with or without --force.
+        Loaded::Remnant(r) => r.delete()?,
+    };
+    super::warn_all(&warnings);
     Ok(0)
 }

@@ -15,12 +15,16 @@ pub struct Args {
 pub fn run(g: &Global, a: Args) -> anyhow::Result<i32> {
     let mut states = Vec::new();
     for id in container::container::list_ids(&g.root)? {
-        // A container being deleted right now is simply not listed.
-        let Ok(c) = Container::load_unlocked(&g.root, &id) else {
-            continue;
+        let mut s = match Container::load_unlocked(&g.root, &id) {
+            Ok(c) => c.oci_state(),
+            // Half-made (or its state.json unreadable): shown so that it can be deleted. One
+            // being deleted right now is gone, and simply not listed.
+            Err(_) => match container::remnant::load_remnant_unlocked(&g.root, &id) {
+                Ok(r) => r.oci_state(),
+                Err(_) => continue,
+            },
         };
-        let mut s = c.oci_state();
-        s.owner = owner_of(c.dir());
+        s.owner = owner_of(&g.root.join(&id));
         states.push(s);
     }
     if a.quiet {
