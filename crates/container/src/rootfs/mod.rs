@@ -66,11 +66,13 @@ pub(crate) fn prepare(s: &Setup) -> Result<()> {
     let wanted = linux
         .and_then(|l| l.rootfs_propagation().as_deref())
         .and_then(propagation_option);
-    // Nothing we mount may propagate back to the host: start from slave (or the asked-for
-    // private/slave/unbindable). A shared root is applied only after pivot_root, which
-    // refuses shared mounts.
+    // Nothing we mount may propagate back to the host: start from slave (or private, when
+    // asked for). The asked-for propagation itself is applied to the root only after
+    // pivot_root (finish), as the spec orders it: pivot_root refuses a shared root, and an
+    // unbindable one here would make the bind of the rootfs onto itself fail (EINVAL: an
+    // unbindable mount cannot be bound).
     let initial = match wanted {
-        Some(p) if !p.contains(MsFlags::MS_SHARED) => p | MsFlags::MS_REC,
+        Some(p) if p.contains(MsFlags::MS_PRIVATE) => MsFlags::MS_PRIVATE | MsFlags::MS_REC,
         _ => MsFlags::MS_SLAVE | MsFlags::MS_REC,
     };
     mount_err(
@@ -105,7 +107,8 @@ fn mount_one(root: &Root, m: &Mount, s: &Setup) -> Result<()> {
     let opts = MountOptions::parse(m.options().as_deref().unwrap_or(&[]));
     let typ = m.typ().as_deref().unwrap_or("");
     let dest = Path::new("/").join(m.destination());
-    let target = if typ == "bind" || opts.bind {
+    let is_bind = typ == "bind" || opts.bind;
+    let target = if is_bind {
         bind_mount(root, m, &dest, &opts, s)?
     } else if typ == "cgroup" || typ == "cgroup2" {
         mount_cgroup(root, &dest, &opts, s)?
@@ -117,25 +120,52 @@ fn mount_one(root: &Root, m: &Mount, s: &Setup) -> Result<()> {
             .and_then(|l| l.mount_label().as_deref());
         mount_fs(root, m, typ, &dest, &opts, label)?
     };
-    let target = fd_path(&target);
-    for p in &opts.propagation {
+    set_propagation_and_attrs(&target, &dest, &opts, is_bind)
+}
+
+/// The mount's propagation options, then its recursive attributes, on the mount just made
+/// on `dest` (`target`, opened after the mount).
+fn set_propagation_and_attrs(
+    target: &OwnedFd,
+    dest: &Path,
+    opts: &MountOptions,
+    is_bind: bool,
+) -> Result<()> {
+    let recursive_attrs = opts.attr_set != 0 || opts.attr_clr != 0;
+    let target_path = fd_path(target);
+    for p in propagation_of(opts, is_bind && recursive_attrs) {
         mount_err(
             mount(
                 None::<&str>,
-                target.as_str(),
+                target_path.as_str(),
                 None::<&str>,
-                *p,
+                p,
                 None::<&str>,
             ),
             || format!("set propagation {p:?} on {}", dest.display()),
         )?;
     }
-    if opts.attr_set != 0 || opts.attr_clr != 0 {
-        let fd = reopen(root, &dest)?;
-        set_recursive_attrs(&fd, opts.attr_set, opts.attr_clr)
+    if recursive_attrs {
+        // Last, once the bind has copied every submount of its source and no later host
+        // mount can arrive by propagation (see propagation_of): mount_setattr changes only
+        // the mounts that exist when it is called.
+        set_recursive_attrs(target, opts.attr_set, opts.attr_clr)
             .ctx(|| format!("mount_setattr on {} (recursive options)", dest.display()))?;
     }
     Ok(())
+}
+
+/// The propagation changes to make on a new mount, in order. A bind copies its source's
+/// propagation: under our rslave root it is a slave of the host's mount, so a mount the
+/// host makes under the source later would arrive in the container without the recursive
+/// attributes (`rro`, `rnosymfollow`, ...) that mount_setattr gave the mounts present when
+/// it ran. Unless the options ask for a propagation, such a bind is made rprivate first.
+fn propagation_of(opts: &MountOptions, bind_with_recursive_attrs: bool) -> Vec<MsFlags> {
+    if bind_with_recursive_attrs && opts.propagation.is_empty() {
+        vec![MsFlags::MS_PRIVATE | MsFlags::MS_REC]
+    } else {
+        opts.propagation.clone()
+    }
 }
 
 /// Attach the idmapped copy of a bind mount's source the parent prepared, then apply the
@@ -146,8 +176,8 @@ fn mount_idmapped(root: &Root, m: &Mount, tree: &OwnedFd, s: &Setup) -> Result<(
     let source = bind_source(m, s.bundle)?;
     let target = bind_target(root, &source, &dest)?;
     idmapped::attach(tree, &target, &dest)?;
-    remount_bind(root, &dest, opts.flags, opts.cleared)?;
-    Ok(())
+    let mounted = remount_bind(root, &dest, opts.flags, opts.cleared)?;
+    set_propagation_and_attrs(&mounted, &dest, &opts, true)
 }
 
 /// Returns the /proc path of the (re-resolved) mounted target.
