@@ -265,6 +265,7 @@ impl Container {
                     state.pid = pid;
                     crate::seccomp::relay(seccomp.as_ref(), fd, pid, &state, &parent_sock)?;
                 }
+                Some((Message::Warning(w), _)) => tracing::warn!("{w}"),
                 Some((Message::Error(msg), _)) => return Err(Error::Init(msg)),
                 Some((other, _)) => {
                     return Err(Error::Init(format!(

@@ -200,7 +200,9 @@ pub(crate) fn confine(process: &Process, c: &Confine, sync: &SyncSocket) -> Resu
         // Without no_new_privs the kernel wants CAP_SYS_ADMIN, which is about to go.
         load_seccomp(seccomp.take(), sync)?;
     }
-    security::switch_user_and_caps(process)?;
+    for warning in security::switch_user_and_caps(process)? {
+        sync.send(&Message::Warning(warning))?;
+    }
     if nnp {
         security::set_no_new_privs()?;
         // The agent must have the notify descriptor before the process runs, and the

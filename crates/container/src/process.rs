@@ -225,6 +225,7 @@ pub fn create(o: &CreateOptions) -> Result<Container> {
                 crate::seccomp::relay(seccomp.as_ref(), fd, pid, &hook_state, &parent_sock)?;
             }
             Some(Message::Ready) => break,
+            Some(Message::Warning(w)) => tracing::warn!("{w}"),
             Some(Message::Error(msg)) => return Err(Error::Init(msg)),
             Some(other) => {
                 return Err(Error::Init(format!(

@@ -21,6 +21,8 @@ pub(crate) enum Message {
     SeccompDone,
     /// Init → parent: everything is set up; the init now waits on the exec fifo.
     Ready,
+    /// Init → parent: something the runtime should log (never the container's stderr).
+    Warning(String),
     /// Either way: this step failed; the text says which and why.
     Error(String),
 }

@@ -390,3 +390,49 @@ fn invalid_net_devices() {
         "linux.netDevices needs a network namespace",
     );
 }
+
+/// A capability the kernel knows but runr's bounding set lacks (this host withholds
+/// CAP_SYS_RESOURCE from root) is dropped with a warning that says so, logged by runr, not
+/// written by the init on the container's stderr.
+#[test]
+fn capability_missing_from_the_bounding_set() {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let bnd = status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapBnd:"))
+        .map(|h| u64::from_str_radix(h.trim(), 16).unwrap())
+        .unwrap();
+    if bnd & (1 << 24) != 0 {
+        return; // CAP_SYS_RESOURCE is there: nothing to warn about.
+    }
+    let env = Env::new("capbnd");
+    env.edit(|c| {
+        for set in ["bounding", "effective", "permitted"] {
+            c["process"]["capabilities"][set]
+                .as_array_mut()
+                .unwrap()
+                .push(json!("CAP_SYS_RESOURCE"));
+        }
+    });
+    env.args(&["sh", "-c", "echo err >&2"]);
+    let log = env.dir.path().join("log");
+    let id = env.id("c");
+    let r = env.runr(&[
+        "--log",
+        log.to_str().unwrap(),
+        "run",
+        "--bundle",
+        env.bundle.to_str().unwrap(),
+        &id,
+    ]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.stderr, "err\n");
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        text.contains(
+            "capability CAP_SYS_RESOURCE is not in runr's bounding set, so it cannot be granted"
+        ),
+        "{text}"
+    );
+    assert!(!text.contains("not known to this kernel"), "{text}");
+}

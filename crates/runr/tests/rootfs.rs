@@ -157,6 +157,12 @@ fn proc_or_sys_over_a_symlink_is_refused() {
         assert_eq!(r.code, 1, "{dir}");
         assert!(r.stderr.contains("symlink"), "{dir}: {}", r.stderr);
         assert!(
+            r.stderr
+                .contains(&format!("/{dir} must be mounted on ordinary directory")),
+            "{dir}: {}",
+            r.stderr
+        );
+        assert!(
             std::fs::read_dir(env.rootfs.join("elsewhere"))
                 .unwrap()
                 .next()

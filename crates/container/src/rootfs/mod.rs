@@ -274,7 +274,9 @@ fn mount_fs(
     let target = root.ensure(dest, Kind::Dir, strict).map_err(|e| {
         if strict && e.errno() == Some(libc::ELOOP) {
             Error::Config(format!(
-                "mount {typ} on {}: the destination is a symlink; refused",
+                "mount {typ} on {}: {} must be mounted on ordinary directory \
+                 (the destination is a symlink; refused)",
+                dest.display(),
                 dest.display()
             ))
         } else {
