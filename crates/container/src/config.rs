@@ -112,11 +112,6 @@ pub fn validate(spec: &Spec) -> Result<()> {
             .flatten()
             .any(|n| n.typ() == t && n.path().is_none())
     };
-    if !has(LinuxNamespaceType::Mount) {
-        return bad(
-            "a mount namespace is required (add {\"type\": \"mount\"} to linux.namespaces)".into(),
-        );
-    }
     if (spec.hostname().as_deref().is_some_and(|h| !h.is_empty())
         || spec.domainname().as_deref().is_some_and(|h| !h.is_empty()))
         && !has(LinuxNamespaceType::Uts)

@@ -145,6 +145,7 @@ fn setup(a: &mut InitArgs) -> Result<Ready> {
         cgroup_ns: a.plan.has_cgroup_ns(),
         cgroups: a.cgroups,
         idmapped: a.idmapped,
+        own_mount_ns: a.plan.own_mount,
     })?;
     let spec_hooks = a.spec.hooks().as_ref();
     let parent_hooks = spec_hooks
@@ -159,7 +160,7 @@ fn setup(a: &mut InitArgs) -> Result<Ready> {
     }
     hooks::run(Kind::CreateContainer, spec_hooks, &a.hook_state)?;
 
-    rootfs::enter(a.rootfs, a.no_pivot)?;
+    rootfs::enter(a.rootfs, a.no_pivot, a.plan.own_mount)?;
     let process = a
         .spec
         .process()
@@ -174,7 +175,7 @@ fn setup(a: &mut InitArgs) -> Result<Ready> {
         let master = crate::console::setup_in_container(process, true)?;
         a.sync.send_fd(&Message::Console, &master)?;
     }
-    rootfs::finish(a.spec)?;
+    rootfs::finish(a.spec, a.plan.own_mount)?;
     let ready = confine(process, &a.confine, a.sync)?;
     a.sync.send(&Message::Ready)?;
     Ok(ready)

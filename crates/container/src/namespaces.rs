@@ -27,6 +27,9 @@ pub(crate) struct Plan {
     pub join_user: bool,
     /// The container has a pid namespace of its own (new or joined).
     pub own_pid: bool,
+    /// The container has a mount namespace (new or joined). Without one it shares the
+    /// runtime's, and its mounts are made there, under its rootfs.
+    pub own_mount: bool,
 }
 
 impl Default for Plan {
@@ -40,6 +43,7 @@ impl Default for Plan {
             new_user: false,
             join_user: false,
             own_pid: false,
+            own_mount: false,
         }
     }
 }
@@ -84,6 +88,7 @@ impl Plan {
                     plan.join_user = ns.path().is_some();
                 }
                 LinuxNamespaceType::Pid => plan.own_pid = true,
+                LinuxNamespaceType::Mount => plan.own_mount = true,
                 _ => {}
             }
         }

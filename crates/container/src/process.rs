@@ -107,6 +107,7 @@ pub fn create(o: &CreateOptions) -> Result<Container> {
         dir: Some(dir.clone()),
         cgroup: None,
         init: None,
+        rootfs_bind: None,
     };
     if o.notify_socket.is_some() {
         crate::notify::make_dir(&dir)?;
@@ -139,6 +140,11 @@ pub fn create(o: &CreateOptions) -> Result<Container> {
         annotations: annotations.clone(),
     };
     let sigmask = o.init_sigmask.unwrap_or_else(SigSet::empty);
+    let rootfs_bind_mount_id = match plan.own_mount {
+        true => None,
+        false => Some(crate::rootfs::bind_in_inherited_ns(&rootfs)?),
+    };
+    undo.rootfs_bind = rootfs_bind_mount_id.map(|id| (rootfs.clone(), id));
 
     attrs.apply_inherited()?;
     // Asked here, not in the child: it already is in the new user namespace.
@@ -256,6 +262,7 @@ pub fn create(o: &CreateOptions) -> Result<Container> {
         cgroup_paths: cgroup.paths(),
         systemd_unit: cgroup.systemd_unit(),
         own_pid_ns: plan.own_pid,
+        rootfs_bind_mount_id,
     };
     write_atomic(
         &dir.join(STATE_FILE),
@@ -319,6 +326,8 @@ struct Undo<'a> {
     dir: Option<PathBuf>,
     cgroup: Option<&'a dyn Manager>,
     init: Option<i32>,
+    /// The rootfs bind made in runr's own mount namespace, and its mount id.
+    rootfs_bind: Option<(PathBuf, u64)>,
 }
 
 impl Undo<'_> {
@@ -326,6 +335,7 @@ impl Undo<'_> {
         self.dir = None;
         self.cgroup = None;
         self.init = None;
+        self.rootfs_bind = None;
     }
 }
 
@@ -335,6 +345,11 @@ impl Drop for Undo<'_> {
             // Our own child and not yet reaped, so the pid cannot have been recycled.
             let _ = nix::sys::signal::kill(Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
             let _ = waitpid(Pid::from_raw(pid), None);
+        }
+        if let Some((rootfs, id)) = &self.rootfs_bind {
+            if let Err(e) = crate::rootfs::detach_inherited_ns_bind(rootfs, *id) {
+                tracing::warn!("cleanup after a failed create: {e}");
+            }
         }
         if let Some(cg) = self.cgroup {
             if let Err(e) = cg.destroy() {

@@ -47,6 +47,9 @@ pub(crate) struct Setup<'a> {
     pub cgroups: &'a [CgroupMount],
     /// Idmapped mounts the parent prepared.
     pub idmapped: &'a IdmappedMounts,
+    /// The container has a mount namespace. Without one the parent has bound the rootfs
+    /// onto itself ([`bind_in_inherited_ns`]) and the host's propagation is not ours to change.
+    pub own_mount_ns: bool,
 }
 
 /// Look a mounted target up again: a descriptor taken before a mount still names the
@@ -75,21 +78,23 @@ pub(crate) fn prepare(s: &Setup) -> Result<()> {
         Some(p) if p.contains(MsFlags::MS_PRIVATE) => MsFlags::MS_PRIVATE | MsFlags::MS_REC,
         _ => MsFlags::MS_SLAVE | MsFlags::MS_REC,
     };
-    mount_err(
-        mount(None::<&str>, "/", None::<&str>, initial, None::<&str>),
-        || format!("make / {initial:?} before setting up the rootfs"),
-    )?;
-    // pivot_root needs the new root to be a mount point of its own.
-    mount_err(
-        mount(
-            Some(s.rootfs),
-            s.rootfs,
-            None::<&str>,
-            MsFlags::MS_BIND | MsFlags::MS_REC,
-            None::<&str>,
-        ),
-        || format!("bind mount the rootfs {} onto itself", s.rootfs.display()),
-    )?;
+    if s.own_mount_ns {
+        mount_err(
+            mount(None::<&str>, "/", None::<&str>, initial, None::<&str>),
+            || format!("make / {initial:?} before setting up the rootfs"),
+        )?;
+        // pivot_root needs the new root to be a mount point of its own.
+        mount_err(
+            mount(
+                Some(s.rootfs),
+                s.rootfs,
+                None::<&str>,
+                MsFlags::MS_BIND | MsFlags::MS_REC,
+                None::<&str>,
+            ),
+            || format!("bind mount the rootfs {} onto itself", s.rootfs.display()),
+        )?;
+    }
     let root = Root::open(s.rootfs)?;
     for (i, m) in s.spec.mounts().iter().flatten().enumerate() {
         match s.idmapped.tree(i) {
@@ -502,11 +507,77 @@ fn set_recursive_attrs(fd: &impl std::os::fd::AsRawFd, set: u64, clr: u64) -> st
     Ok(())
 }
 
+/// Without a mount namespace of its own, the container's mounts are made in the runtime's:
+/// the parent binds the rootfs onto itself first and makes that mount private, so that every
+/// mount the init makes is beneath it, reaches no other namespace, and goes with it when
+/// [`detach_inherited_ns_bind`] detaches it. Returns the new mount's id.
+pub(crate) fn bind_in_inherited_ns(rootfs: &Path) -> Result<u64> {
+    mount_err(
+        mount(
+            Some(rootfs),
+            rootfs,
+            None::<&str>,
+            MsFlags::MS_BIND,
+            None::<&str>,
+        ),
+        || format!("bind mount the rootfs {} onto itself", rootfs.display()),
+    )?;
+    let id = top_mount_id(rootfs);
+    let private = mount_err(
+        mount(
+            None::<&str>,
+            rootfs,
+            None::<&str>,
+            MsFlags::MS_PRIVATE,
+            None::<&str>,
+        ),
+        || format!("make the rootfs bind {} private", rootfs.display()),
+    );
+    let made = private.and(id);
+    if made.is_err() {
+        // Ours and only just made: the mount on top at `rootfs`.
+        let _ = umount2(rootfs, MntFlags::MNT_DETACH);
+    }
+    made
+}
+
+/// The id of the mount on top at `path` (statx STATX_MNT_ID).
+fn top_mount_id(path: &Path) -> Result<u64> {
+    use rustix::fs::{AtFlags, StatxFlags, CWD};
+    let st = rustix::fs::statx(CWD, path, AtFlags::empty(), StatxFlags::MNT_ID)
+        .ctx(|| format!("statx (mount id) of {}", path.display()))?;
+    Ok(st.stx_mnt_id)
+}
+
+/// Detach the rootfs bind [`bind_in_inherited_ns`] made, with every mount beneath it, if it
+/// is still the mount on top at `rootfs` (so nothing else, such as an engine's overlay under
+/// it, is ever unmounted).
+pub(crate) fn detach_inherited_ns_bind(rootfs: &Path, mount_id: u64) -> Result<()> {
+    match top_mount_id(rootfs) {
+        Ok(id) if id == mount_id => {}
+        // Already gone (a second delete, a reboot): nothing of ours is there.
+        _ => return Ok(()),
+    }
+    umount2(rootfs, MntFlags::MNT_DETACH)
+        .ctx(|| format!("detach the container's mounts under {}", rootfs.display()))
+}
+
+/// Take the root directory of process `pid` as ours (chroot to /proc/PID/root), for a
+/// process exec'd into a container without a mount namespace of its own.
+pub(crate) fn chroot_like(pid: i32) -> Result<()> {
+    let root = format!("/proc/{pid}/root");
+    nix::unistd::chroot(root.as_str()).ctx(|| format!("chroot to the container's root {root}"))?;
+    nix::unistd::chdir("/").ctx(|| "chdir to / in the container")
+}
+
 /// Make the rootfs our root: pivot_root, or with `no_pivot` MS_MOVE + chroot (for ramfs
-/// roots, where pivot_root is impossible).
-pub(crate) fn enter(rootfs: &Path, no_pivot: bool) -> Result<()> {
+/// roots, where pivot_root is impossible); without a mount namespace of our own, chroot only
+/// (pivot_root or a move would change the runtime's own root).
+pub(crate) fn enter(rootfs: &Path, no_pivot: bool, own_mount_ns: bool) -> Result<()> {
     nix::unistd::chdir(rootfs).ctx(|| format!("chdir to the rootfs {}", rootfs.display()))?;
-    if no_pivot {
+    if !own_mount_ns {
+        nix::unistd::chroot(".").ctx(|| format!("chroot to {}", rootfs.display()))?;
+    } else if no_pivot {
         mount_err(
             mount(
                 Some(rootfs),
@@ -538,9 +609,10 @@ pub(crate) fn enter(rootfs: &Path, no_pivot: bool) -> Result<()> {
     nix::unistd::chdir("/").ctx(|| "chdir to / in the container")
 }
 
-/// After pivot_root: read-only and masked paths, the asked-for root propagation, and a
-/// read-only root.
-pub(crate) fn finish(spec: &Spec) -> Result<()> {
+/// After pivot_root: read-only and masked paths, the asked-for root propagation (only in a
+/// mount namespace of the container's: in the runtime's, the root bind stays private), and
+/// a read-only root.
+pub(crate) fn finish(spec: &Spec, own_mount_ns: bool) -> Result<()> {
     let linux = spec.linux().as_ref();
     for p in linux
         .and_then(|l| l.readonly_paths().as_ref())
@@ -559,6 +631,7 @@ pub(crate) fn finish(spec: &Spec) -> Result<()> {
     if let Some(p) = linux
         .and_then(|l| l.rootfs_propagation().as_deref())
         .and_then(propagation_option)
+        .filter(|_| own_mount_ns)
     {
         mount_err(
             mount(None::<&str>, "/", None::<&str>, p, None::<&str>),
