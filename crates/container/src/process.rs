@@ -60,6 +60,9 @@ pub fn create(o: &CreateOptions) -> Result<Container> {
         .map_err(|e| Error::Config(format!("bundle {}: {e}", o.bundle.display())))?;
     let mut spec = config::load(&bundle)?;
     config::validate(&spec)?;
+    for w in crate::rootfs::warnings(&spec) {
+        tracing::warn!("{w}");
+    }
     let dir = o.root.join(&o.id);
     if o.notify_socket.is_some() {
         crate::notify::add_to_spec(&dir, &mut spec)?;

@@ -52,6 +52,21 @@ pub(crate) struct Setup<'a> {
     pub own_mount_ns: bool,
 }
 
+/// What the runtime should warn about in the config's mounts, said by the parent before the
+/// clone: the init's own stderr is the container's.
+pub(crate) fn warnings(spec: &Spec) -> Vec<String> {
+    let mut out = Vec::new();
+    for m in spec.mounts().iter().flatten() {
+        if MountOptions::parse(m.options().as_deref().unwrap_or(&[])).tmpcopyup {
+            out.push(format!(
+                "mount option tmpcopyup on {} is not supported; the tmpfs starts empty",
+                m.destination().display()
+            ));
+        }
+    }
+    out
+}
+
 /// Look a mounted target up again: a descriptor taken before a mount still names the
 /// directory underneath it.
 fn reopen(root: &Root, dest: &Path) -> Result<OwnedFd> {
@@ -339,12 +354,6 @@ fn mount_fs(
                     dest.display()
                 )
             })?;
-            if opts.tmpcopyup {
-                tracing::warn!(
-                    "mount option tmpcopyup on {} is not supported; the tmpfs starts empty",
-                    dest.display()
-                );
-            }
             reopen(root, dest)
         }
     }
