@@ -205,6 +205,7 @@ pub fn create(o: &CreateOptions) -> Result<Container> {
     if let Some(writer) = &id_maps {
         writer.write(pid, uid_maps, gid_maps)?;
     }
+    namespaces::move_net_devices(&plan, linux, pid)?;
     parent_sock.send(&Message::Proceed { host_pid: pid })?;
     let mut console = None;
     loop {

@@ -278,3 +278,28 @@ fn no_mount_namespace_leaves_no_mount_behind() {
     assert_eq!(r.code, 1);
     assert_eq!(mounts_under(&env.rootfs), Vec::<String>::new());
 }
+
+/// linux.netDevices: a host interface moves into the container's network namespace under
+/// its new name, and is no longer the host's.
+#[test]
+fn net_devices_move_into_the_container() {
+    let a = format!("rnr{}a", std::process::id() % 100_000);
+    let b = format!("rnr{}b", std::process::id() % 100_000);
+    let ip = |args: &[&str]| {
+        std::process::Command::new("ip")
+            .args(args)
+            .status()
+            .unwrap()
+    };
+    assert!(ip(&["link", "add", &a, "type", "veth", "peer", "name", &b]).success());
+    let env = Env::new("netdevs");
+    env.edit(|c| c["linux"]["netDevices"] = json!({ a.clone(): {"name": "eth5"} }));
+    let r = env.run(&["sh", "-c", "ls /sys/class/net | sort | tr '\\n' ' '"]);
+    let host_has_a = std::path::Path::new("/sys/class/net").join(&a).exists();
+    // The veth ended with the container's namespace (its peer with it); if not, remove it.
+    let _ = ip(&["link", "del", &b]);
+    let _ = ip(&["link", "del", &a]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.stdout, "eth5 lo ");
+    assert!(!host_has_a);
+}
