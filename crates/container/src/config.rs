@@ -112,11 +112,6 @@ pub fn validate(spec: &Spec) -> Result<()> {
             .flatten()
             .any(|n| n.typ() == t && n.path().is_none())
     };
-    if !has(LinuxNamespaceType::Mount) {
-        return bad(
-            "a mount namespace is required (add {\"type\": \"mount\"} to linux.namespaces)".into(),
-        );
-    }
     if (spec.hostname().as_deref().is_some_and(|h| !h.is_empty())
         || spec.domainname().as_deref().is_some_and(|h| !h.is_empty()))
         && !has(LinuxNamespaceType::Uts)
@@ -171,6 +166,19 @@ pub fn validate(spec: &Spec) -> Result<()> {
             return bad("a mount has an empty destination".into());
         }
     }
+    for (field, paths) in [
+        ("linux.maskedPaths", linux.masked_paths()),
+        ("linux.readonlyPaths", linux.readonly_paths()),
+    ] {
+        for p in paths.iter().flatten() {
+            if !p.starts_with('/') {
+                return bad(format!(
+                    "{field}: {p:?} is not an absolute path (paths in the container start with /)"
+                ));
+            }
+        }
+    }
+    check_net_devices(linux, has(LinuxNamespaceType::Network))?;
     for d in linux.devices().iter().flatten() {
         if !d.path().starts_with("/dev/") {
             return bad(format!(
@@ -180,6 +188,65 @@ pub fn validate(spec: &Spec) -> Result<()> {
         }
     }
     crate::hooks::validate(spec.hooks().as_ref())?;
+    Ok(())
+}
+
+/// The longest interface name the kernel takes (IFNAMSIZ less the NUL).
+const IFNAME_MAX: usize = 15;
+
+/// Why `name` cannot name a network interface, if it cannot.
+fn bad_ifname(name: &str) -> Option<&'static str> {
+    if name.is_empty() {
+        Some("is empty")
+    } else if name.len() > IFNAME_MAX {
+        Some("is longer than 15 bytes")
+    } else if name == "." || name == ".." {
+        Some("is not a name")
+    } else if name.contains(['/', ':']) || name.chars().any(|c| c.is_whitespace()) {
+        Some("contains '/', ':' or white space")
+    } else {
+        None
+    }
+}
+
+/// `linux.netDevices`: host interface name → the name in the container. Each host name must
+/// be a valid interface name that exists in runr's own network namespace now (it is looked
+/// up in /sys/class/net, which shows the namespace of whoever mounted it: ours on a host),
+/// each new name valid and unique, and the container must have a network namespace of its
+/// own for them to move into.
+fn check_net_devices(linux: &oci_spec::runtime::Linux, has_net: bool) -> Result<()> {
+    let Some(devices) = linux.net_devices() else {
+        return Ok(());
+    };
+    if !devices.is_empty() && !has_net {
+        return Err(Error::Config(
+            "linux.netDevices needs a network namespace of the container's own".into(),
+        ));
+    }
+    let mut names = HashSet::new();
+    for (host, dev) in devices {
+        if let Some(why) = bad_ifname(host) {
+            return Err(Error::Config(format!(
+                "linux.netDevices: host interface name {host:?} {why}"
+            )));
+        }
+        if !Path::new("/sys/class/net").join(host).exists() {
+            return Err(Error::Config(format!(
+                "linux.netDevices: host interface {host:?} does not exist"
+            )));
+        }
+        let name = dev.name().as_deref().unwrap_or(host);
+        if let Some(why) = bad_ifname(name) {
+            return Err(Error::Config(format!(
+                "linux.netDevices[{host:?}].name {name:?} {why}"
+            )));
+        }
+        if !names.insert(name) {
+            return Err(Error::Config(format!(
+                "linux.netDevices: two devices would be named {name:?} in the container"
+            )));
+        }
+    }
     Ok(())
 }
 
@@ -283,5 +350,59 @@ mod tests {
         let sysctl = [("net.ipv4.ip_forward".to_string(), "1".to_string())].into();
         spec.linux_mut().as_mut().unwrap().set_sysctl(Some(sysctl));
         validate(&spec).unwrap();
+    }
+
+    #[test]
+    fn masked_and_readonly_paths_must_be_absolute() {
+        let mut spec = Spec::default();
+        let linux = spec.linux_mut().as_mut().unwrap();
+        linux.set_masked_paths(Some(vec!["/proc/kcore".into(), "../x".into()]));
+        let err = validate(&spec).unwrap_err().to_string();
+        assert!(
+            err.contains("linux.maskedPaths") && err.contains("\"../x\""),
+            "{err}"
+        );
+
+        let mut spec = Spec::default();
+        let linux = spec.linux_mut().as_mut().unwrap();
+        linux.set_readonly_paths(Some(vec!["proc/sys".into()]));
+        let err = validate(&spec).unwrap_err().to_string();
+        assert!(err.contains("linux.readonlyPaths"), "{err}");
+    }
+
+    #[test]
+    fn interface_names() {
+        assert_eq!(bad_ifname("eth0"), None);
+        assert_eq!(bad_ifname("a23456789012345"), None);
+        for bad in ["", "a234567890123456", "a/b", ".", "..", "a b", "a:1"] {
+            assert!(bad_ifname(bad).is_some(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn net_devices() {
+        use oci_spec::runtime::LinuxNetDevice;
+        let with = |host: &str, name: Option<&str>| {
+            let mut spec = Spec::default();
+            let mut dev = LinuxNetDevice::default();
+            dev.set_name(name.map(String::from));
+            let linux = spec.linux_mut().as_mut().unwrap();
+            linux.set_net_devices(Some([(host.to_string(), dev)].into()));
+            validate(&spec).map_err(|e| e.to_string())
+        };
+        // The default spec has a new network namespace; "lo" exists in every one.
+        with("lo", Some("lo1")).unwrap();
+        with("lo", None).unwrap();
+        let err = with("", None).unwrap_err();
+        assert!(
+            err.contains("linux.netDevices") && err.contains("is empty"),
+            "{err}"
+        );
+        let err = with("lo", Some("")).unwrap_err();
+        assert!(err.contains("linux.netDevices[\"lo\"].name"), "{err}");
+        let err = with("lo", Some("a/b")).unwrap_err();
+        assert!(err.contains("'/'"), "{err}");
+        let err = with("runr-no-such0", None).unwrap_err();
+        assert!(err.contains("does not exist"), "{err}");
     }
 }

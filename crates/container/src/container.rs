@@ -84,6 +84,10 @@ pub struct SavedState {
     pub systemd_unit: Option<String>,
     /// The container has a pid namespace of its own: killing its init ends every process.
     pub own_pid_ns: bool,
+    /// Without a mount namespace of its own: the id of the rootfs bind under which its
+    /// mounts were made in runr's namespace, detached (with them) on delete.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rootfs_bind_mount_id: Option<u64>,
 }
 
 /// The state document `runr state` prints, field for field as runc prints it.
@@ -544,6 +548,9 @@ impl Container {
             kill_all_and_wait(cgroup.as_ref())?;
         }
         cgroup.destroy()?;
+        if let Some(id) = self.state.rootfs_bind_mount_id {
+            crate::rootfs::detach_inherited_ns_bind(&self.state.rootfs, id)?;
+        }
         std::fs::remove_dir_all(&self.dir)
             .ctx(|| format!("remove state directory {}", self.dir.display()))?;
         Ok(hooks::run_all_warn(

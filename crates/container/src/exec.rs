@@ -266,6 +266,7 @@ impl Container {
                     state.pid = pid;
                     crate::seccomp::relay(seccomp.as_ref(), fd, pid, &state, &parent_sock)?;
                 }
+                Some((Message::Warning(w), _)) => tracing::warn!("{w}"),
                 Some((Message::Error(msg), _)) => return Err(Error::Init(msg)),
                 Some((other, _)) => {
                     return Err(Error::Init(format!(
@@ -410,6 +411,11 @@ fn setup(a: &ChildArgs) -> Result<init::Ready> {
         ));
     };
     namespaces::join_process(a.init_pidfd, a.init_pid, a.join)?;
+    if !a.join.contains(CloneFlags::CLONE_NEWNS) {
+        // The container shares runr's mount namespace and its init is chrooted into the
+        // rootfs: so is every process exec'd into it.
+        crate::rootfs::chroot_like(a.init_pid)?;
+    }
     if a.join.contains(CloneFlags::CLONE_NEWUSER) {
         namespaces::become_root_in_user_ns()?;
     }

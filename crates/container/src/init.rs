@@ -154,6 +154,7 @@ fn setup(a: &mut InitArgs) -> Result<Ready> {
         cgroup_ns: a.plan.has_cgroup_ns(),
         cgroups: a.cgroups,
         idmapped: a.idmapped,
+        own_mount_ns: a.plan.own_mount,
     })?;
     let spec_hooks = a.spec.hooks().as_ref();
     let parent_hooks = spec_hooks
@@ -168,7 +169,7 @@ fn setup(a: &mut InitArgs) -> Result<Ready> {
     }
     hooks::run(Kind::CreateContainer, spec_hooks, &a.hook_state)?;
 
-    rootfs::enter(a.rootfs, a.no_pivot)?;
+    rootfs::enter(a.rootfs, a.no_pivot, a.plan.own_mount)?;
     let process = a
         .spec
         .process()
@@ -183,7 +184,7 @@ fn setup(a: &mut InitArgs) -> Result<Ready> {
         let master = crate::console::setup_in_container(process, true)?;
         a.sync.send_fd(&Message::Console, &master)?;
     }
-    rootfs::finish(a.spec)?;
+    rootfs::finish(a.spec, a.plan.own_mount)?;
     let ready = confine(process, &a.confine, a.sync)?;
     // From here the sync channel tells of the runtime's death; the created init must
     // survive the runtime's normal exit.
@@ -221,7 +222,9 @@ pub(crate) fn confine(process: &Process, c: &Confine, sync: &SyncSocket) -> Resu
         // Without no_new_privs the kernel wants CAP_SYS_ADMIN, which is about to go.
         load_seccomp(seccomp.take(), sync)?;
     }
-    security::switch_user_and_caps(process)?;
+    for warning in security::switch_user_and_caps(process)? {
+        sync.send(&Message::Warning(warning))?;
+    }
     if nnp {
         security::set_no_new_privs()?;
         // The agent must have the notify descriptor before the process runs, and the

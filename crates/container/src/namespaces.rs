@@ -28,6 +28,9 @@ pub(crate) struct Plan {
     pub join_user: bool,
     /// The container has a pid namespace of its own (new or joined).
     pub own_pid: bool,
+    /// The container has a mount namespace (new or joined). Without one it shares the
+    /// runtime's, and its mounts are made there, under its rootfs.
+    pub own_mount: bool,
 }
 
 impl Default for Plan {
@@ -41,6 +44,7 @@ impl Default for Plan {
             new_user: false,
             join_user: false,
             own_pid: false,
+            own_mount: false,
         }
     }
 }
@@ -85,6 +89,7 @@ impl Plan {
                     plan.join_user = ns.path().is_some();
                 }
                 LinuxNamespaceType::Pid => plan.own_pid = true,
+                LinuxNamespaceType::Mount => plan.own_mount = true,
                 _ => {}
             }
         }
@@ -395,5 +400,129 @@ mod tests {
             .build()
             .unwrap();
         assert!(Plan::new(&linux).is_err());
+    }
+}
+
+/// Parent side, before the init goes on: move each of `linux.netDevices` (host name → new
+/// name) into the container's network namespace, renamed on the way, by one netlink
+/// RTM_NEWLINK each with IFLA_NET_NS_FD (and IFLA_IFNAME). A physical device goes back to
+/// the host when the namespace ends; a virtual one ends with it.
+pub(crate) fn move_net_devices(plan: &Plan, linux: &Linux, init_pid: i32) -> Result<()> {
+    let Some(devices) = linux.net_devices().as_ref().filter(|d| !d.is_empty()) else {
+        return Ok(());
+    };
+    let ns_path =
+        match plan
+            .join
+            .iter()
+            .find(|(f, _)| *f == CloneFlags::CLONE_NEWNET)
+        {
+            Some((_, path)) => path.clone(),
+            None if plan.flags_for_clone().contains(CloneFlags::CLONE_NEWNET) => {
+                PathBuf::from(format!("/proc/{init_pid}/ns/net"))
+            }
+            None => return Err(Error::Config(
+                "linux.netDevices: the container's network namespace is made after the runtime \
+                 could move devices into it (a user namespace joined by path)"
+                    .into(),
+            )),
+        };
+    let ns = File::open(&ns_path).ctx(|| {
+        format!(
+            "open the container's network namespace {}",
+            ns_path.display()
+        )
+    })?;
+    let sock = netlink::Socket::open()?;
+    for (host, dev) in devices {
+        let name = dev.name().as_deref().unwrap_or(host);
+        sock.move_link(host, &ns, name).ctx(|| {
+            format!("linux.netDevices: move {host:?} into the container's network namespace as {name:?}")
+        })?;
+    }
+    Ok(())
+}
+
+/// Just enough rtnetlink to move a link to another network namespace.
+mod netlink {
+    use crate::error::{Context, Result};
+    use std::fs::File;
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+
+    const RTM_NEWLINK: u16 = 16;
+    const NLMSG_ERROR: u16 = 2;
+    const IFLA_IFNAME: u16 = 3;
+    const IFLA_NET_NS_FD: u16 = 28;
+
+    pub(super) struct Socket(OwnedFd);
+
+    fn push_attr(buf: &mut Vec<u8>, typ: u16, data: &[u8]) {
+        let len = 4 + data.len();
+        buf.extend_from_slice(&(len as u16).to_ne_bytes());
+        buf.extend_from_slice(&typ.to_ne_bytes());
+        buf.extend_from_slice(data);
+        buf.resize(buf.len().next_multiple_of(4), 0);
+    }
+
+    impl Socket {
+        pub(super) fn open() -> Result<Socket> {
+            // SAFETY: plain socket(2); the descriptor is owned below.
+            let fd = unsafe {
+                libc::socket(
+                    libc::AF_NETLINK,
+                    libc::SOCK_RAW | libc::SOCK_CLOEXEC,
+                    libc::NETLINK_ROUTE,
+                )
+            };
+            if fd < 0 {
+                return Err(std::io::Error::last_os_error()).ctx(|| "open a NETLINK_ROUTE socket");
+            }
+            // SAFETY: a new descriptor that nothing else owns.
+            Ok(Socket(unsafe { OwnedFd::from_raw_fd(fd) }))
+        }
+
+        /// RTM_NEWLINK on the link `host`: into the namespace `ns`, named `name` there.
+        pub(super) fn move_link(&self, host: &str, ns: &File, name: &str) -> std::io::Result<()> {
+            let cname = std::ffi::CString::new(host)
+                .map_err(|_| std::io::Error::from_raw_os_error(libc::EINVAL))?;
+            // SAFETY: a NUL-terminated name.
+            let index = unsafe { libc::if_nametoindex(cname.as_ptr()) };
+            if index == 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            let mut msg = vec![0u8; 16]; // nlmsghdr, filled in last
+                                         // ifinfomsg: family, pad, type, index, flags, change.
+            msg.extend_from_slice(&[libc::AF_UNSPEC as u8, 0, 0, 0]);
+            msg.extend_from_slice(&(index as i32).to_ne_bytes());
+            msg.extend_from_slice(&0u32.to_ne_bytes());
+            msg.extend_from_slice(&0u32.to_ne_bytes());
+            push_attr(
+                &mut msg,
+                IFLA_NET_NS_FD,
+                &(ns.as_raw_fd() as u32).to_ne_bytes(),
+            );
+            let mut ifname = name.as_bytes().to_vec();
+            ifname.push(0);
+            push_attr(&mut msg, IFLA_IFNAME, &ifname);
+            let len = msg.len() as u32;
+            let flags = (libc::NLM_F_REQUEST | libc::NLM_F_ACK) as u16;
+            msg[0..4].copy_from_slice(&len.to_ne_bytes());
+            msg[4..6].copy_from_slice(&RTM_NEWLINK.to_ne_bytes());
+            msg[6..8].copy_from_slice(&flags.to_ne_bytes());
+            msg[8..12].copy_from_slice(&1u32.to_ne_bytes());
+            nix::unistd::write(&self.0, &msg)?;
+            let mut reply = [0u8; 4096];
+            let n = nix::unistd::read(&self.0, &mut reply)?;
+            // The ack: an nlmsghdr of type NLMSG_ERROR, then the (negated) errno, 0 on success.
+            let typ = (n >= 20).then(|| u16::from_ne_bytes([reply[4], reply[5]]));
+            if typ != Some(NLMSG_ERROR) {
+                return Err(std::io::Error::other("unexpected netlink reply"));
+            }
+            let err = i32::from_ne_bytes([reply[16], reply[17], reply[18], reply[19]]);
+            if err != 0 {
+                return Err(std::io::Error::from_raw_os_error(-err));
+            }
+            Ok(())
+        }
     }
 }

@@ -62,6 +62,9 @@ pub fn create(o: &CreateOptions) -> Result<Container> {
         .map_err(|e| Error::Config(format!("bundle {}: {e}", o.bundle.display())))?;
     let mut spec = config::load(&bundle)?;
     config::validate(&spec)?;
+    for w in crate::rootfs::warnings(&spec) {
+        tracing::warn!("{w}");
+    }
     let dir = o.root.join(&o.id);
     if o.notify_socket.is_some() {
         crate::notify::add_to_spec(&dir, &mut spec)?;
@@ -109,6 +112,7 @@ pub fn create(o: &CreateOptions) -> Result<Container> {
         dir: Some(dir.clone()),
         cgroup: None,
         init: None,
+        rootfs_bind: None,
     };
     // Recorded before anything outside the directory exists, so that whatever a create
     // killed at any moment leaves, `delete` finds (see `container::Remnant`).
@@ -152,6 +156,11 @@ pub fn create(o: &CreateOptions) -> Result<Container> {
         annotations: annotations.clone(),
     };
     let sigmask = o.init_sigmask.unwrap_or_else(SigSet::empty);
+    let rootfs_bind_mount_id = match plan.own_mount {
+        true => None,
+        false => Some(crate::rootfs::bind_in_inherited_ns(&rootfs)?),
+    };
+    undo.rootfs_bind = rootfs_bind_mount_id.map(|id| (rootfs.clone(), id));
 
     attrs.apply_inherited()?;
     if crate::exe_guard::can_trace_us(process, plan.shares_our_user_ns()?) {
@@ -218,6 +227,7 @@ pub fn create(o: &CreateOptions) -> Result<Container> {
     if let Some(writer) = &id_maps {
         writer.write(pid, uid_maps, gid_maps)?;
     }
+    namespaces::move_net_devices(&plan, linux, pid)?;
     parent_sock.send(&Message::Proceed { host_pid: pid })?;
     let mut console = None;
     loop {
@@ -247,6 +257,7 @@ pub fn create(o: &CreateOptions) -> Result<Container> {
                 crate::seccomp::relay(seccomp.as_ref(), fd, pid, &hook_state, &parent_sock)?;
             }
             Some(Message::Ready) => break,
+            Some(Message::Warning(w)) => tracing::warn!("{w}"),
             Some(Message::Error(msg)) => return Err(Error::Init(msg)),
             Some(other) => {
                 return Err(Error::Init(format!(
@@ -275,6 +286,7 @@ pub fn create(o: &CreateOptions) -> Result<Container> {
         cgroup_paths: cgroup.paths(),
         systemd_unit: cgroup.systemd_unit(),
         own_pid_ns: plan.own_pid,
+        rootfs_bind_mount_id,
     };
     write_atomic(
         &dir.join(STATE_FILE),
@@ -342,6 +354,8 @@ struct Undo<'a> {
     dir: Option<PathBuf>,
     cgroup: Option<&'a dyn Manager>,
     init: Option<i32>,
+    /// The rootfs bind made in runr's own mount namespace, and its mount id.
+    rootfs_bind: Option<(PathBuf, u64)>,
 }
 
 impl Undo<'_> {
@@ -349,6 +363,7 @@ impl Undo<'_> {
         self.dir = None;
         self.cgroup = None;
         self.init = None;
+        self.rootfs_bind = None;
     }
 }
 
@@ -358,6 +373,11 @@ impl Drop for Undo<'_> {
             // Our own child and not yet reaped, so the pid cannot have been recycled.
             let _ = nix::sys::signal::kill(Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
             let _ = waitpid(Pid::from_raw(pid), None);
+        }
+        if let Some((rootfs, id)) = &self.rootfs_bind {
+            if let Err(e) = crate::rootfs::detach_inherited_ns_bind(rootfs, *id) {
+                tracing::warn!("cleanup after a failed create: {e}");
+            }
         }
         if let Some(cg) = self.cgroup {
             if let Err(e) = cg.destroy() {

@@ -44,18 +44,33 @@ fn rlimit_resource(t: PosixRlimitType) -> (libc::__rlimit_resource_t, &'static s
     }
 }
 
-/// Convert a config capability set to the `caps` crate's, dropping (with a warning) those
-/// the running kernel does not know, as runc does.
-fn to_caps(set: Option<&Capabilities>, known: &CapsHashSet) -> Result<CapsHashSet> {
+/// Convert a config capability set to the `caps` crate's, dropping those this process
+/// cannot grant, as runc does. A warning for each says why: the kernel does not know the
+/// capability (beyond /proc/sys/kernel/cap_last_cap), or it does but runr's own bounding set
+/// lacks it (a sandbox withheld it), so no process started from here can have it.
+fn to_caps(
+    set: Option<&Capabilities>,
+    bounding: &CapsHashSet,
+    kernel: &CapsHashSet,
+    warnings: &mut Vec<String>,
+) -> Result<CapsHashSet> {
     let mut out = CapsHashSet::new();
     for c in set.into_iter().flatten() {
         let name = format!("CAP_{c}");
         let cap = Cap::from_str(&name)
             .map_err(|_| Error::Config(format!("unknown capability {name}")))?;
-        if known.contains(&cap) {
+        if bounding.contains(&cap) {
             out.insert(cap);
+            continue;
+        }
+        let why = if kernel.contains(&cap) {
+            "is not in runr's bounding set, so it cannot be granted"
         } else {
-            tracing::warn!("capability {name} is not known to this kernel; ignored");
+            "is not known to this kernel"
+        };
+        let warning = format!("capability {name} {why}; ignored");
+        if !warnings.contains(&warning) {
+            warnings.push(warning);
         }
     }
     Ok(out)
@@ -66,15 +81,23 @@ fn to_caps(set: Option<&Capabilities>, known: &CapsHashSet) -> Result<CapsHashSe
 /// Order matters: the bounding set is cut while we still have CAP_SETPCAP; KEEPCAPS keeps
 /// the permitted set across setuid; then inheritable, effective, permitted and ambient are
 /// set in an order where each step is allowed by the one before.
-pub(crate) fn switch_user_and_caps(process: &Process) -> Result<()> {
+///
+/// Returns warnings for the runtime to log: the container's stderr is not the place.
+pub(crate) fn switch_user_and_caps(process: &Process) -> Result<Vec<String>> {
     let user = process.user();
     let known = caps::read(None, CapSet::Bounding).ctx(|| "read the bounding capability set")?;
+    // PR_CAPBSET_READ tells a capability the kernel knows from one it does not, whatever
+    // our bounding set holds.
+    let kernel = caps::runtime::thread_all_supported();
     let wanted = process.capabilities().clone().unwrap_or_else(empty_caps);
-    let bounding = to_caps(wanted.bounding().as_ref(), &known)?;
-    let effective = to_caps(wanted.effective().as_ref(), &known)?;
-    let permitted = to_caps(wanted.permitted().as_ref(), &known)?;
-    let inheritable = to_caps(wanted.inheritable().as_ref(), &known)?;
-    let ambient = to_caps(wanted.ambient().as_ref(), &known)?;
+    let mut warnings = Vec::new();
+    let mut convert =
+        |set: &Option<Capabilities>| to_caps(set.as_ref(), &known, &kernel, &mut warnings);
+    let bounding = convert(wanted.bounding())?;
+    let effective = convert(wanted.effective())?;
+    let permitted = convert(wanted.permitted())?;
+    let inheritable = convert(wanted.inheritable())?;
+    let ambient = convert(wanted.ambient())?;
 
     for cap in known.difference(&bounding) {
         caps::drop(None, CapSet::Bounding, *cap)
@@ -119,7 +142,7 @@ pub(crate) fn switch_user_and_caps(process: &Process) -> Result<()> {
             );
         }
     }
-    Ok(())
+    Ok(warnings)
 }
 
 fn empty_caps() -> LinuxCapabilities {
@@ -150,8 +173,20 @@ mod tests {
         ]
         .into_iter()
         .collect();
-        let out = to_caps(Some(&wanted), &known).unwrap();
+        let kernel: CapsHashSet = [Cap::CAP_CHOWN, Cap::CAP_KILL].into_iter().collect();
+        let mut warnings = Vec::new();
+        let out = to_caps(Some(&wanted), &known, &kernel, &mut warnings).unwrap();
         assert_eq!(out, known);
+        assert_eq!(
+            warnings,
+            ["capability CAP_KILL is not in runr's bounding set, so it cannot be granted; ignored"]
+        );
+        let mut warnings = Vec::new();
+        to_caps(Some(&wanted), &known, &known, &mut warnings).unwrap();
+        assert_eq!(
+            warnings,
+            ["capability CAP_KILL is not known to this kernel; ignored"]
+        );
     }
 
     #[test]

@@ -24,6 +24,8 @@ pub(crate) enum Message {
     /// Parent → init: the container is recorded (state.json written); wait on the exec fifo.
     /// An init whose runtime dies before this sees end-of-file instead, and exits.
     Committed,
+    /// Init → parent: something the runtime should log (never the container's stderr).
+    Warning(String),
     /// Either way: this step failed; the text says which and why.
     Error(String),
 }

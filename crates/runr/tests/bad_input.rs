@@ -331,3 +331,108 @@ fn overlapping_or_empty_id_mappings() {
     });
     create_fails(&env, &env.id("c"), "has size 0");
 }
+
+/// The spec wants absolute paths in maskedPaths and readonlyPaths; a relative one names a
+/// place the runtime would have to guess at.
+#[test]
+fn relative_masked_or_readonly_paths() {
+    let env = Env::new("relpaths");
+    env.edit(|c| c["linux"]["maskedPaths"] = json!(["/proc/kcore", "../x"]));
+    create_fails(
+        &env,
+        &env.id("m"),
+        "linux.maskedPaths: \\\"../x\\\" is not an absolute path",
+    );
+    env.edit(|c| {
+        c["linux"]["maskedPaths"] = json!([]);
+        c["linux"]["readonlyPaths"] = json!(["proc/sys"]);
+    });
+    create_fails(&env, &env.id("r"), "linux.readonlyPaths: \\\"proc/sys\\\"");
+}
+
+/// A network device to move must be named properly and exist on the host, checked before
+/// anything is created.
+#[test]
+fn invalid_net_devices() {
+    let env = Env::new("netdev");
+    let cases = [
+        (json!({"": {}}), "host interface name \\\"\\\" is empty"),
+        (
+            json!({"runr-nosuch0": {"name": "eth1"}}),
+            "host interface \\\"runr-nosuch0\\\" does not exist",
+        ),
+        (
+            json!({"lo": {"name": ""}}),
+            "linux.netDevices[\\\"lo\\\"].name \\\"\\\" is empty",
+        ),
+        (json!({"lo": {"name": "a/b"}}), "contains '/'"),
+        (
+            json!({"lo": {"name": "a234567890123456"}}),
+            "is longer than 15 bytes",
+        ),
+        (json!({"a/b": {}}), "host interface name \\\"a/b\\\""),
+    ];
+    for (devices, needle) in cases {
+        env.edit(|c| c["linux"]["netDevices"] = devices);
+        create_fails(&env, &env.id("c"), needle);
+    }
+    // Without a network namespace of its own there is nowhere to move a device to.
+    env.edit(|c| {
+        c["linux"]["netDevices"] = json!({"lo": {}});
+        c["linux"]["namespaces"]
+            .as_array_mut()
+            .unwrap()
+            .retain(|n| n["type"] != "network");
+    });
+    create_fails(
+        &env,
+        &env.id("c"),
+        "linux.netDevices needs a network namespace",
+    );
+}
+
+/// A capability the kernel knows but runr's bounding set lacks (this host withholds
+/// CAP_SYS_RESOURCE from root) is dropped with a warning that says so, logged by runr, not
+/// written by the init on the container's stderr.
+#[test]
+fn capability_missing_from_the_bounding_set() {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let bnd = status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapBnd:"))
+        .map(|h| u64::from_str_radix(h.trim(), 16).unwrap())
+        .unwrap();
+    if bnd & (1 << 24) != 0 {
+        return; // CAP_SYS_RESOURCE is there: nothing to warn about.
+    }
+    let env = Env::new("capbnd");
+    env.edit(|c| {
+        for set in ["bounding", "effective", "permitted"] {
+            c["process"]["capabilities"][set]
+                .as_array_mut()
+                .unwrap()
+                .push(json!("CAP_SYS_RESOURCE"));
+        }
+    });
+    env.args(&["sh", "-c", "echo err >&2"]);
+    let log = env.dir.path().join("log");
+    let id = env.id("c");
+    let r = env.runr(&[
+        "--log",
+        log.to_str().unwrap(),
+        "run",
+        "--bundle",
+        env.bundle.to_str().unwrap(),
+        &id,
+    ]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.stderr, "err\n");
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        text.contains(
+            "capability CAP_SYS_RESOURCE is not in runr's bounding set, so it cannot be granted"
+        ),
+        "{text}"
+    );
+    assert!(!text.contains("not known to this kernel"), "{text}");
+}

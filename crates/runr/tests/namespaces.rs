@@ -211,3 +211,95 @@ fn time_namespace_offsets() {
     assert!(uptime >= 86_400_000, "uptime {uptime}");
     assert_ne!(lines.next().unwrap(), host_ns("time"));
 }
+
+/// Mount points (field 5 of /proc/self/mountinfo) at or under `dir` in our namespace.
+fn mounts_under(dir: &std::path::Path) -> Vec<String> {
+    let dir = dir.to_str().unwrap();
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4).map(String::from))
+        .filter(|m| m == dir || m.starts_with(&format!("{dir}/")))
+        .collect()
+}
+
+/// A mount namespace left out of the config is inherited from the runtime (the spec): the
+/// rootfs is set up in runr's namespace, and delete (or a failed create) removes every mount
+/// made under it, and nothing else.
+#[test]
+fn no_mount_namespace_leaves_no_mount_behind() {
+    let env = Env::new("nomntns");
+    env.edit(|c| {
+        c["linux"]["namespaces"]
+            .as_array_mut()
+            .unwrap()
+            .retain(|n| n["type"] != "mount");
+    });
+    let out = env.dir.path().join("out");
+    std::fs::create_dir(&out).unwrap();
+    env.edit(|c| {
+        c["mounts"].as_array_mut().unwrap().push(json!({
+            "destination": "/out", "type": "bind", "source": out, "options": ["rbind"]
+        }));
+    });
+    env.args(&[
+        "sh",
+        "-c",
+        "ls /proc/1/ns >/dev/null && echo proc-ok > /out/seen",
+    ]);
+    std::fs::write(env.rootfs.join("etc/marker"), "in the rootfs\n").unwrap();
+    let id = env.id("c");
+    let r = env.create(&id);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    // An exec'd process is in the container's root too, not the host's.
+    let r = env.runr(&["exec", &id, "cat", "/etc/marker"]);
+    assert_eq!(r.stdout, "in the rootfs\n", "{}", r.stderr);
+    assert!(
+        mounts_under(&env.rootfs).len() > 3,
+        "{:?}",
+        mounts_under(&env.rootfs)
+    );
+    assert_eq!(env.runr(&["start", &id]).code, 0);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while env.state(&id)["status"] != "stopped" && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert_eq!(
+        std::fs::read_to_string(out.join("seen")).unwrap(),
+        "proc-ok\n"
+    );
+    let r = env.runr(&["delete", &id]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(mounts_under(&env.rootfs), Vec::<String>::new());
+
+    // A create that fails after the mounts are made leaves none either.
+    env.args(&["no-such-program"]);
+    let r = env.create(&env.id("f"));
+    assert_eq!(r.code, 1);
+    assert_eq!(mounts_under(&env.rootfs), Vec::<String>::new());
+}
+
+/// linux.netDevices: a host interface moves into the container's network namespace under
+/// its new name, and is no longer the host's.
+#[test]
+fn net_devices_move_into_the_container() {
+    let a = format!("rnr{}a", std::process::id() % 100_000);
+    let b = format!("rnr{}b", std::process::id() % 100_000);
+    let ip = |args: &[&str]| {
+        std::process::Command::new("ip")
+            .args(args)
+            .status()
+            .unwrap()
+    };
+    assert!(ip(&["link", "add", &a, "type", "veth", "peer", "name", &b]).success());
+    let env = Env::new("netdevs");
+    env.edit(|c| c["linux"]["netDevices"] = json!({ a.clone(): {"name": "eth5"} }));
+    let r = env.run(&["sh", "-c", "ls /sys/class/net | sort | tr '\\n' ' '"]);
+    let host_has_a = std::path::Path::new("/sys/class/net").join(&a).exists();
+    // The veth ended with the container's namespace (its peer with it); if not, remove it.
+    let _ = ip(&["link", "del", &b]);
+    let _ = ip(&["link", "del", &a]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.stdout, "eth5 lo ");
+    assert!(!host_has_a);
+}

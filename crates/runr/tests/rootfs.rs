@@ -157,6 +157,12 @@ fn proc_or_sys_over_a_symlink_is_refused() {
         assert_eq!(r.code, 1, "{dir}");
         assert!(r.stderr.contains("symlink"), "{dir}: {}", r.stderr);
         assert!(
+            r.stderr
+                .contains(&format!("/{dir} must be mounted on ordinary directory")),
+            "{dir}: {}",
+            r.stderr
+        );
+        assert!(
             std::fs::read_dir(env.rootfs.join("elsewhere"))
                 .unwrap()
                 .next()
@@ -221,4 +227,101 @@ fn rootfs_propagation() {
     assert_eq!(env.sh(root_line).trim(), "-");
     env.edit(|c| c["linux"]["rootfsPropagation"] = json!("rshared"));
     assert!(env.sh(root_line).starts_with("shared:"));
+    // Unbindable is applied after the rootfs is bound onto itself, which it would forbid.
+    for p in ["unbindable", "runbindable"] {
+        env.edit(|c| c["linux"]["rootfsPropagation"] = json!(p));
+        assert_eq!(env.sh(root_line).trim(), "unbindable", "{p}");
+    }
+}
+
+/// A tmpfs the test mounts on the host (under its own temporary directory), unmounted when
+/// dropped.
+struct TestMount(std::path::PathBuf);
+
+impl TestMount {
+    fn tmpfs(at: &std::path::Path) -> TestMount {
+        std::fs::create_dir_all(at).unwrap();
+        nix::mount::mount(
+            Some("tmpfs"),
+            at,
+            Some("tmpfs"),
+            nix::mount::MsFlags::empty(),
+            Some("size=1m"),
+        )
+        .unwrap();
+        TestMount(at.into())
+    }
+
+    /// `at` bound onto itself and made shared, as most mounts are on a systemd host: what
+    /// is mounted under it later propagates to its copies.
+    fn shared_bind(at: &std::path::Path) -> TestMount {
+        use nix::mount::{mount, MsFlags};
+        mount(Some(at), at, None::<&str>, MsFlags::MS_BIND, None::<&str>).unwrap();
+        let m = TestMount(at.into());
+        mount(
+            None::<&str>,
+            at,
+            None::<&str>,
+            MsFlags::MS_SHARED,
+            None::<&str>,
+        )
+        .unwrap();
+        m
+    }
+}
+
+impl Drop for TestMount {
+    fn drop(&mut self) {
+        let _ = nix::mount::umount2(&self.0, nix::mount::MntFlags::MNT_DETACH);
+    }
+}
+
+/// Recursive attributes hold in every submount of an rbind: with rnosymfollow a symlink is
+/// not followed in the bind nor in the tmpfs mounted inside its source, every time. And a
+/// mount the host makes under the source later cannot arrive without them.
+#[test]
+fn recursive_attributes_reach_every_submount() {
+    let env = Env::new("rnosym");
+    let src = env.dir.path().join("src");
+    std::fs::create_dir(&src).unwrap();
+    let shared = TestMount::shared_bind(&src);
+    std::fs::write(src.join("file"), "top\n").unwrap();
+    std::os::unix::fs::symlink("file", src.join("link")).unwrap();
+    let sub = TestMount::tmpfs(&src.join("sub"));
+    std::fs::write(src.join("sub/file"), "sub\n").unwrap();
+    std::os::unix::fs::symlink("file", src.join("sub/link")).unwrap();
+    env.edit(|c| {
+        c["mounts"].as_array_mut().unwrap().push(json!({
+            "destination": "/data", "type": "bind", "source": src,
+            "options": ["rbind", "rnosymfollow", "rro"]
+        }));
+    });
+    let script = "for d in /data /data/sub; do cat $d/file; \
+        cat $d/link >/dev/null 2>&1 && echo $d-followed || echo $d-refused; \
+        touch $d/new 2>/dev/null && echo $d-rw || echo $d-ro; done";
+    for _ in 0..5 {
+        assert_eq!(
+            env.sh(script),
+            "top\n/data-refused\n/data-ro\nsub\n/data/sub-refused\n/data/sub-ro\n"
+        );
+    }
+
+    // A host mount made under the source after the container's setup stays out of it.
+    env.args(&["sleep", "1000"]);
+    let id = env.id("late");
+    assert_eq!(env.create(&id).code, 0);
+    let late = TestMount::tmpfs(&src.join("late"));
+    std::fs::write(src.join("late/file"), "late\n").unwrap();
+    let r = env.runr(&[
+        "exec",
+        &id,
+        "sh",
+        "-c",
+        "ls /data/late; grep -c ' /data/late ' /proc/self/mountinfo",
+    ]);
+    assert_eq!(r.stdout, "0\n", "{}", r.stderr);
+    assert_eq!(env.runr(&["delete", "--force", &id]).code, 0);
+    drop(late);
+    drop(sub);
+    drop(shared);
 }

@@ -47,6 +47,24 @@ pub(crate) struct Setup<'a> {
     pub cgroups: &'a [CgroupMount],
     /// Idmapped mounts the parent prepared.
     pub idmapped: &'a IdmappedMounts,
+    /// The container has a mount namespace. Without one the parent has bound the rootfs
+    /// onto itself ([`bind_in_inherited_ns`]) and the host's propagation is not ours to change.
+    pub own_mount_ns: bool,
+}
+
+/// What the runtime should warn about in the config's mounts, said by the parent before the
+/// clone: the init's own stderr is the container's.
+pub(crate) fn warnings(spec: &Spec) -> Vec<String> {
+    let mut out = Vec::new();
+    for m in spec.mounts().iter().flatten() {
+        if MountOptions::parse(m.options().as_deref().unwrap_or(&[])).tmpcopyup {
+            out.push(format!(
+                "mount option tmpcopyup on {} is not supported; the tmpfs starts empty",
+                m.destination().display()
+            ));
+        }
+    }
+    out
 }
 
 /// Look a mounted target up again: a descriptor taken before a mount still names the
@@ -66,28 +84,32 @@ pub(crate) fn prepare(s: &Setup) -> Result<()> {
     let wanted = linux
         .and_then(|l| l.rootfs_propagation().as_deref())
         .and_then(propagation_option);
-    // Nothing we mount may propagate back to the host: start from slave (or the asked-for
-    // private/slave/unbindable). A shared root is applied only after pivot_root, which
-    // refuses shared mounts.
+    // Nothing we mount may propagate back to the host: start from slave (or private, when
+    // asked for). The asked-for propagation itself is applied to the root only after
+    // pivot_root (finish), as the spec orders it: pivot_root refuses a shared root, and an
+    // unbindable one here would make the bind of the rootfs onto itself fail (EINVAL: an
+    // unbindable mount cannot be bound).
     let initial = match wanted {
-        Some(p) if !p.contains(MsFlags::MS_SHARED) => p | MsFlags::MS_REC,
+        Some(p) if p.contains(MsFlags::MS_PRIVATE) => MsFlags::MS_PRIVATE | MsFlags::MS_REC,
         _ => MsFlags::MS_SLAVE | MsFlags::MS_REC,
     };
-    mount_err(
-        mount(None::<&str>, "/", None::<&str>, initial, None::<&str>),
-        || format!("make / {initial:?} before setting up the rootfs"),
-    )?;
-    // pivot_root needs the new root to be a mount point of its own.
-    mount_err(
-        mount(
-            Some(s.rootfs),
-            s.rootfs,
-            None::<&str>,
-            MsFlags::MS_BIND | MsFlags::MS_REC,
-            None::<&str>,
-        ),
-        || format!("bind mount the rootfs {} onto itself", s.rootfs.display()),
-    )?;
+    if s.own_mount_ns {
+        mount_err(
+            mount(None::<&str>, "/", None::<&str>, initial, None::<&str>),
+            || format!("make / {initial:?} before setting up the rootfs"),
+        )?;
+        // pivot_root needs the new root to be a mount point of its own.
+        mount_err(
+            mount(
+                Some(s.rootfs),
+                s.rootfs,
+                None::<&str>,
+                MsFlags::MS_BIND | MsFlags::MS_REC,
+                None::<&str>,
+            ),
+            || format!("bind mount the rootfs {} onto itself", s.rootfs.display()),
+        )?;
+    }
     let root = Root::open(s.rootfs)?;
     for (i, m) in s.spec.mounts().iter().flatten().enumerate() {
         match s.idmapped.tree(i) {
@@ -105,7 +127,8 @@ fn mount_one(root: &Root, m: &Mount, s: &Setup) -> Result<()> {
     let opts = MountOptions::parse(m.options().as_deref().unwrap_or(&[]));
     let typ = m.typ().as_deref().unwrap_or("");
     let dest = Path::new("/").join(m.destination());
-    let target = if typ == "bind" || opts.bind {
+    let is_bind = typ == "bind" || opts.bind;
+    let target = if is_bind {
         bind_mount(root, m, &dest, &opts, s)?
     } else if typ == "cgroup" || typ == "cgroup2" {
         mount_cgroup(root, &dest, &opts, s)?
@@ -117,25 +140,52 @@ fn mount_one(root: &Root, m: &Mount, s: &Setup) -> Result<()> {
             .and_then(|l| l.mount_label().as_deref());
         mount_fs(root, m, typ, &dest, &opts, label)?
     };
-    let target = fd_path(&target);
-    for p in &opts.propagation {
+    set_propagation_and_attrs(&target, &dest, &opts, is_bind)
+}
+
+/// The mount's propagation options, then its recursive attributes, on the mount just made
+/// on `dest` (`target`, opened after the mount).
+fn set_propagation_and_attrs(
+    target: &OwnedFd,
+    dest: &Path,
+    opts: &MountOptions,
+    is_bind: bool,
+) -> Result<()> {
+    let recursive_attrs = opts.attr_set != 0 || opts.attr_clr != 0;
+    let target_path = fd_path(target);
+    for p in propagation_of(opts, is_bind && recursive_attrs) {
         mount_err(
             mount(
                 None::<&str>,
-                target.as_str(),
+                target_path.as_str(),
                 None::<&str>,
-                *p,
+                p,
                 None::<&str>,
             ),
             || format!("set propagation {p:?} on {}", dest.display()),
         )?;
     }
-    if opts.attr_set != 0 || opts.attr_clr != 0 {
-        let fd = reopen(root, &dest)?;
-        set_recursive_attrs(&fd, opts.attr_set, opts.attr_clr)
+    if recursive_attrs {
+        // Last, once the bind has copied every submount of its source and no later host
+        // mount can arrive by propagation (see propagation_of): mount_setattr changes only
+        // the mounts that exist when it is called.
+        set_recursive_attrs(target, opts.attr_set, opts.attr_clr)
             .ctx(|| format!("mount_setattr on {} (recursive options)", dest.display()))?;
     }
     Ok(())
+}
+
+/// The propagation changes to make on a new mount, in order. A bind copies its source's
+/// propagation: under our rslave root it is a slave of the host's mount, so a mount the
+/// host makes under the source later would arrive in the container without the recursive
+/// attributes (`rro`, `rnosymfollow`, ...) that mount_setattr gave the mounts present when
+/// it ran. Unless the options ask for a propagation, such a bind is made rprivate first.
+fn propagation_of(opts: &MountOptions, bind_with_recursive_attrs: bool) -> Vec<MsFlags> {
+    if bind_with_recursive_attrs && opts.propagation.is_empty() {
+        vec![MsFlags::MS_PRIVATE | MsFlags::MS_REC]
+    } else {
+        opts.propagation.clone()
+    }
 }
 
 /// Attach the idmapped copy of a bind mount's source the parent prepared, then apply the
@@ -146,8 +196,8 @@ fn mount_idmapped(root: &Root, m: &Mount, tree: &OwnedFd, s: &Setup) -> Result<(
     let source = bind_source(m, s.bundle)?;
     let target = bind_target(root, &source, &dest)?;
     idmapped::attach(tree, &target, &dest)?;
-    remount_bind(root, &dest, opts.flags, opts.cleared)?;
-    Ok(())
+    let mounted = remount_bind(root, &dest, opts.flags, opts.cleared)?;
+    set_propagation_and_attrs(&mounted, &dest, &opts, true)
 }
 
 /// Returns the /proc path of the (re-resolved) mounted target.
@@ -244,7 +294,9 @@ fn mount_fs(
     let target = root.ensure(dest, Kind::Dir, strict).map_err(|e| {
         if strict && e.errno() == Some(libc::ELOOP) {
             Error::Config(format!(
-                "mount {typ} on {}: the destination is a symlink; refused",
+                "mount {typ} on {}: {} must be mounted on ordinary directory \
+                 (the destination is a symlink; refused)",
+                dest.display(),
                 dest.display()
             ))
         } else {
@@ -302,12 +354,6 @@ fn mount_fs(
                     dest.display()
                 )
             })?;
-            if opts.tmpcopyup {
-                tracing::warn!(
-                    "mount option tmpcopyup on {} is not supported; the tmpfs starts empty",
-                    dest.display()
-                );
-            }
             reopen(root, dest)
         }
     }
@@ -470,11 +516,77 @@ fn set_recursive_attrs(fd: &impl std::os::fd::AsRawFd, set: u64, clr: u64) -> st
     Ok(())
 }
 
+/// Without a mount namespace of its own, the container's mounts are made in the runtime's:
+/// the parent binds the rootfs onto itself first and makes that mount private, so that every
+/// mount the init makes is beneath it, reaches no other namespace, and goes with it when
+/// [`detach_inherited_ns_bind`] detaches it. Returns the new mount's id.
+pub(crate) fn bind_in_inherited_ns(rootfs: &Path) -> Result<u64> {
+    mount_err(
+        mount(
+            Some(rootfs),
+            rootfs,
+            None::<&str>,
+            MsFlags::MS_BIND,
+            None::<&str>,
+        ),
+        || format!("bind mount the rootfs {} onto itself", rootfs.display()),
+    )?;
+    let id = top_mount_id(rootfs);
+    let private = mount_err(
+        mount(
+            None::<&str>,
+            rootfs,
+            None::<&str>,
+            MsFlags::MS_PRIVATE,
+            None::<&str>,
+        ),
+        || format!("make the rootfs bind {} private", rootfs.display()),
+    );
+    let made = private.and(id);
+    if made.is_err() {
+        // Ours and only just made: the mount on top at `rootfs`.
+        let _ = umount2(rootfs, MntFlags::MNT_DETACH);
+    }
+    made
+}
+
+/// The id of the mount on top at `path` (statx STATX_MNT_ID).
+fn top_mount_id(path: &Path) -> Result<u64> {
+    use rustix::fs::{AtFlags, StatxFlags, CWD};
+    let st = rustix::fs::statx(CWD, path, AtFlags::empty(), StatxFlags::MNT_ID)
+        .ctx(|| format!("statx (mount id) of {}", path.display()))?;
+    Ok(st.stx_mnt_id)
+}
+
+/// Detach the rootfs bind [`bind_in_inherited_ns`] made, with every mount beneath it, if it
+/// is still the mount on top at `rootfs` (so nothing else, such as an engine's overlay under
+/// it, is ever unmounted).
+pub(crate) fn detach_inherited_ns_bind(rootfs: &Path, mount_id: u64) -> Result<()> {
+    match top_mount_id(rootfs) {
+        Ok(id) if id == mount_id => {}
+        // Already gone (a second delete, a reboot): nothing of ours is there.
+        _ => return Ok(()),
+    }
+    umount2(rootfs, MntFlags::MNT_DETACH)
+        .ctx(|| format!("detach the container's mounts under {}", rootfs.display()))
+}
+
+/// Take the root directory of process `pid` as ours (chroot to /proc/PID/root), for a
+/// process exec'd into a container without a mount namespace of its own.
+pub(crate) fn chroot_like(pid: i32) -> Result<()> {
+    let root = format!("/proc/{pid}/root");
+    nix::unistd::chroot(root.as_str()).ctx(|| format!("chroot to the container's root {root}"))?;
+    nix::unistd::chdir("/").ctx(|| "chdir to / in the container")
+}
+
 /// Make the rootfs our root: pivot_root, or with `no_pivot` MS_MOVE + chroot (for ramfs
-/// roots, where pivot_root is impossible).
-pub(crate) fn enter(rootfs: &Path, no_pivot: bool) -> Result<()> {
+/// roots, where pivot_root is impossible); without a mount namespace of our own, chroot only
+/// (pivot_root or a move would change the runtime's own root).
+pub(crate) fn enter(rootfs: &Path, no_pivot: bool, own_mount_ns: bool) -> Result<()> {
     nix::unistd::chdir(rootfs).ctx(|| format!("chdir to the rootfs {}", rootfs.display()))?;
-    if no_pivot {
+    if !own_mount_ns {
+        nix::unistd::chroot(".").ctx(|| format!("chroot to {}", rootfs.display()))?;
+    } else if no_pivot {
         mount_err(
             mount(
                 Some(rootfs),
@@ -506,9 +618,10 @@ pub(crate) fn enter(rootfs: &Path, no_pivot: bool) -> Result<()> {
     nix::unistd::chdir("/").ctx(|| "chdir to / in the container")
 }
 
-/// After pivot_root: read-only and masked paths, the asked-for root propagation, and a
-/// read-only root.
-pub(crate) fn finish(spec: &Spec) -> Result<()> {
+/// After pivot_root: read-only and masked paths, the asked-for root propagation (only in a
+/// mount namespace of the container's: in the runtime's, the root bind stays private), and
+/// a read-only root.
+pub(crate) fn finish(spec: &Spec, own_mount_ns: bool) -> Result<()> {
     let linux = spec.linux().as_ref();
     for p in linux
         .and_then(|l| l.readonly_paths().as_ref())
@@ -527,6 +640,7 @@ pub(crate) fn finish(spec: &Spec) -> Result<()> {
     if let Some(p) = linux
         .and_then(|l| l.rootfs_propagation().as_deref())
         .and_then(propagation_option)
+        .filter(|_| own_mount_ns)
     {
         mount_err(
             mount(None::<&str>, "/", None::<&str>, p, None::<&str>),

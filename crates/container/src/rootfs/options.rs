@@ -14,6 +14,7 @@ pub(crate) mod attr {
     pub const NOATIME: u64 = 0x10;
     pub const STRICTATIME: u64 = 0x20;
     pub const NODIRATIME: u64 = 0x80;
+    pub const NOSYMFOLLOW: u64 = 0x0020_0000;
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -184,6 +185,8 @@ const RECURSIVE: &[(&str, u64, u64)] = {
         ("ratime", 0, ATIME_MASK),
         ("rstrictatime", STRICTATIME, ATIME_MASK),
         ("rnostrictatime", 0, ATIME_MASK),
+        ("rnosymfollow", NOSYMFOLLOW, 0),
+        ("rsymfollow", 0, NOSYMFOLLOW),
     ]
 };
 
@@ -258,6 +261,9 @@ mod tests {
         assert_eq!(o.attr_set, attr::RDONLY | attr::NOATIME | attr::NOSUID);
         assert_eq!(o.attr_clr, attr::ATIME_MASK);
         assert!(o.flags.is_empty());
+        let o = parse(&["rbind", "rnosymfollow"]);
+        assert_eq!(o.attr_set, attr::NOSYMFOLLOW);
+        assert!(o.data.is_empty());
     }
 
     #[test]
