@@ -7,8 +7,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/deps.sh
-command -v hyperfine >/dev/null && command -v runc >/dev/null && command -v crun >/dev/null || {
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq hyperfine runc crun >/dev/null
+command -v hyperfine >/dev/null && command -v runc >/dev/null && command -v crun >/dev/null && [ -x /usr/bin/time ] || {
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq hyperfine runc crun time >/dev/null
 }
 cargo build --release --quiet
 work=$(mktemp -d /tmp/runr-bench.XXXXXX)
@@ -20,6 +20,17 @@ ln -s busybox "$work/bundle/rootfs/bin/sleep"
 cp "$PWD/target/release/runr" "$work/runr"
 (cd "$work/bundle" && "$work/runr" spec && sed -i 's/"terminal": true/"terminal": false/; s/"sh"$/"\/bin\/true"/' config.json)
 runs=${RUNS:-50}
+# The same container with CAP_SYS_PTRACE (as --privileged has it): runr then runs from a
+# read-only view of its binary (CVE-2019-5736); what that costs.
+mkdir "$work/pbundle"
+ln -s ../bundle/rootfs "$work/pbundle/rootfs"
+python3 - "$work" <<'PY'
+import json, sys
+c = json.load(open(f"{sys.argv[1]}/bundle/config.json"))
+for s in ("bounding", "effective", "permitted"):
+    c["process"]["capabilities"][s].append("CAP_SYS_PTRACE")
+json.dump(c, open(f"{sys.argv[1]}/pbundle/config.json", "w"))
+PY
 
 unshare -m --propagation private bash -s "$work" "$runs" <<'INNER'
 set -euo pipefail
@@ -36,6 +47,9 @@ for n in "${names[@]}"; do
 done
 hyperfine -N --warmup 5 --runs "$runs" --export-json "$work/run.json" "${run_cmds[@]}" >/dev/null || { hyperfine -N --runs 3 --show-output "${run_cmds[@]}" | tail -20; exit 1; }
 hyperfine --warmup 5 --runs "$runs" --export-json "$work/cycle.json" "${cycle_cmds[@]}" >/dev/null
+hyperfine -N --warmup 5 --runs "$runs" --export-json "$work/ptrace.json" \
+  -n plain "$work/runr --root $work/root-runr run b-plain" \
+  -n ptrace "$work/runr --root $work/root-runr run --bundle $work/pbundle b-ptrace" >/dev/null
 
 # Memory of an init waiting in the created state.
 sed -i 's/"\/bin\/true"/"\/bin\/sleep", "1"/' config.json
@@ -44,9 +58,21 @@ for n in "${names[@]}"; do
   b=${bin[$n]}; root="$work/root-$n"
   $b --root "$root" create "m-$n" >/dev/null 2>&1
   pid=$($b --root "$root" state "m-$n" | sed -n 's/.*"pid": \([0-9]*\).*/\1/p')
-  printf '  %-5s RSS %6s kB, threads %s\n' "$n" "$(awk '/VmRSS/{print $2}' /proc/$pid/status)" "$(awk '/Threads/{print $2}' /proc/$pid/status)"
+  # What the container's memory cgroup is charged for it, with nothing run yet.
+  mem=$(awk -F: '$2 == "memory" {print $3}' /proc/$pid/cgroup)
+  charge=$(( $(cat "/sys/fs/cgroup/memory$mem/memory.usage_in_bytes") / 1024 ))
+  printf '  %-5s RSS %6s kB, threads %s, cgroup charge %5s kB\n' "$n" "$(awk '/VmRSS/{print $2}' /proc/$pid/status)" "$(awk '/Threads/{print $2}' /proc/$pid/status)" "$charge"
   $b --root "$root" delete -f "m-$n" >/dev/null 2>&1
 done
+
+# The runtime's own peak memory during a `run` of /bin/true (max RSS of it and its children).
+sed -i 's/"\/bin\/sleep", "1"/"\/bin\/true"/' config.json
+echo "peak RSS during run:"
+for n in "${names[@]}"; do
+  b=${bin[$n]}; root="$work/root-$n"
+  printf '  %-5s %6s kB\n' "$n" "$(/usr/bin/time -f %M $b --root "$root" run "p-$n" 2>&1 >/dev/null | tail -1)"
+done
+sed -i 's/"\/bin\/true"/"\/bin\/sleep", "1"/' config.json
 
 # exec of /bin/true into a running container.
 sed -i 's/"\/bin\/sleep", "1"/"\/bin\/sleep", "1000"/' config.json
@@ -63,8 +89,12 @@ INNER
 python3 - "$work" <<'PY'
 import json, sys
 work = sys.argv[1]
-for name, title in (("run", "run /bin/true"), ("cycle", "create + start + delete"), ("exec", "exec /bin/true")):
+for name, title in (("run", "run /bin/true"), ("cycle", "create + start + delete"), ("exec", "exec /bin/true"), ("ptrace", "")):
     res = {r["command"]: r for r in json.load(open(f"{work}/{name}.json"))["results"]}
+    if name == "ptrace":
+        p, t = res["plain"]["mean"], res["ptrace"]["mean"]
+        print(f"runr run, container with CAP_SYS_PTRACE: {t*1000:.2f} ms vs {p*1000:.2f} ms ({(t-p)*1000:+.2f} ms)")
+        continue
     base = res["runr"]["mean"]
     print(f"{title}:")
     for cmd in ("runr", "runc", "crun"):
