@@ -498,11 +498,51 @@ fn cache_path(root: &Path, key: &[u8]) -> PathBuf {
     root.join(CACHE_DIR).join(format!("{:016x}", h.finish()))
 }
 
+/// At most this many programs stay in the cache; the least recently used go first.
+const CACHE_ENTRIES: usize = 64;
+
 fn read_cached(path: &Path, key: &[u8]) -> Option<Vec<u8>> {
-    let bytes = std::fs::read(path).ok()?;
+    use std::io::Read;
+    let mut file = std::fs::File::open(path).ok()?;
+    let mut bytes = Vec::new();
+    file.read_to_end(&mut bytes).ok()?;
     let rest = bytes.strip_prefix(&(key.len() as u64).to_le_bytes()[..])?;
     let program = rest.strip_prefix(key)?;
-    (!program.is_empty() && program.len() % 8 == 0).then(|| program.to_vec())
+    if program.is_empty() || program.len() % 8 != 0 {
+        return None;
+    }
+    // The modification time marks the last use, for pruning (atime may not be kept).
+    if let Err(e) = file.set_modified(std::time::SystemTime::now()) {
+        tracing::debug!("seccomp cache {}: touch: {e}", path.display());
+    }
+    Some(program.to_vec())
+}
+
+/// Remove the least recently used files of the cache `dir` beyond `keep`. Other runr
+/// processes may prune at the same time: a file already gone is no error.
+fn prune_cache(dir: &Path, keep: usize) -> std::io::Result<()> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        match entry.metadata().and_then(|m| m.modified()) {
+            Ok(used) => files.push((used, entry.path())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+    }
+    for path in least_recently_used(files, keep) {
+        match std::fs::remove_file(&path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// The entries beyond the `keep` most recently used.
+fn least_recently_used<T>(mut files: Vec<(std::time::SystemTime, T)>, keep: usize) -> Vec<T> {
+    files.sort_by(|a, b| b.0.cmp(&a.0));
+    files.into_iter().skip(keep).map(|(_, p)| p).collect()
 }
 
 fn write_cached(path: &Path, key: &[u8], program: &[u8]) -> std::io::Result<()> {
@@ -516,7 +556,9 @@ fn write_cached(path: &Path, key: &[u8], program: &[u8]) -> std::io::Result<()> 
     bytes.extend_from_slice(program);
     let tmp = path.with_extension(format!("tmp{}", std::process::id()));
     std::fs::write(&tmp, &bytes)?;
-    std::fs::rename(&tmp, path)
+    std::fs::rename(&tmp, path)?;
+    // Only a new entry can take the cache over its bound: one readdir per compile.
+    prune_cache(dir, CACHE_ENTRIES)
 }
 
 /// The filter's BPF program, as bytes (libseccomp 2.5 writes it only to a descriptor).
@@ -820,6 +862,55 @@ mod tests {
             let found = |i: &libc::sock_filter| i.k == token || i.k.swap_bytes() == token;
             assert!(program.iter().any(found), "{arch:?}: {token:#x}");
         }
+    }
+
+    #[test]
+    fn the_cache_keeps_the_most_recently_used_programs() {
+        let t = |s| std::time::UNIX_EPOCH + std::time::Duration::from_secs(s);
+        let files = vec![(t(5), "e"), (t(1), "a"), (t(9), "i"), (t(3), "c")];
+        let mut gone = least_recently_used(files.clone(), 2);
+        gone.sort();
+        assert_eq!(gone, ["a", "c"]);
+        assert!(least_recently_used(files, 4).is_empty());
+
+        let dir = tempfile::tempdir().unwrap();
+        let cache = dir.path().join(CACHE_DIR);
+        std::fs::create_dir(&cache).unwrap();
+        for i in 0..CACHE_ENTRIES + 3 {
+            let f = std::fs::File::create(cache.join(format!("old{i:03}"))).unwrap();
+            f.set_modified(t(1000 + i as u64)).unwrap();
+        }
+        let a = seccomp(
+            r#"{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["mkdir"],"action":"SCMP_ACT_ERRNO"}]}"#,
+        );
+        compile(&a, Some(dir.path())).unwrap();
+        let mut left: Vec<String> = std::fs::read_dir(&cache)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        left.sort();
+        assert_eq!(left.len(), CACHE_ENTRIES);
+        // The new program stays; the four oldest files went.
+        assert!(!left
+            .iter()
+            .any(|n| ["old000", "old001", "old002", "old003"].contains(&n.as_str())));
+        assert!(left.contains(&"old004".to_string()));
+        // A hit marks the entry used: it outlives files touched after it was written.
+        let key = {
+            let mut k = executable_identity().into_bytes();
+            k.extend(serde_json::to_vec(&a).unwrap());
+            k
+        };
+        let mine = cache_path(dir.path(), &key);
+        std::fs::File::options()
+            .write(true)
+            .open(&mine)
+            .unwrap()
+            .set_modified(t(1))
+            .unwrap();
+        compile(&a, Some(dir.path())).unwrap();
+        let used = std::fs::metadata(&mine).unwrap().modified().unwrap();
+        assert!(used > t(1_000_000), "{used:?}");
     }
 
     #[test]
