@@ -541,7 +541,7 @@ fn prune_cache(dir: &Path, keep: usize) -> std::io::Result<()> {
 
 /// The entries beyond the `keep` most recently used.
 fn least_recently_used<T>(mut files: Vec<(std::time::SystemTime, T)>, keep: usize) -> Vec<T> {
-    files.sort_by(|a, b| b.0.cmp(&a.0));
+    files.sort_by_key(|f| std::cmp::Reverse(f.0));
     files.into_iter().skip(keep).map(|(_, p)| p).collect()
 }
 
