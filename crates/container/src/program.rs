@@ -71,9 +71,9 @@ impl Program {
             nix::fcntl::AtFlags::AT_EMPTY_PATH,
         )
         .unwrap_err();
-        // A kernel before 3.19 (or a seccomp profile that answers ENOSYS for execveat) has
-        // only execve; the path was checked, though no longer pinned.
-        let e = if e == nix::errno::Errno::ENOSYS {
+        // A kernel before 3.19, or a seccomp profile that denies execveat (with any errno),
+        // leaves only execve; the path was checked, though no longer pinned.
+        let e = if !execveat_reaches_kernel() {
             nix::unistd::execve(&self.path, &self.argv, env).unwrap_err()
         } else {
             e
@@ -83,6 +83,23 @@ impl Program {
             source: std::io::Error::from_raw_os_error(e as i32),
         }
     }
+}
+
+/// Whether execveat gets to the kernel: with a null path it answers EFAULT, a seccomp
+/// filter (or a kernel without it) something else.
+fn execveat_reaches_kernel() -> bool {
+    // SAFETY: the kernel fails on the null path before it looks at anything else.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_execveat,
+            libc::AT_FDCWD,
+            std::ptr::null::<libc::c_char>(),
+            std::ptr::null::<*const libc::c_char>(),
+            std::ptr::null::<*const libc::c_char>(),
+            0,
+        )
+    };
+    r < 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::EFAULT)
 }
 
 /// Change to the process's working directory, refusing magic links on the way: a
@@ -102,12 +119,30 @@ fn open_no_magiclinks(path: &CStr, flags: OFlags) -> rustix::io::Result<OwnedFd>
         Mode::empty(),
         ResolveFlags::NO_MAGICLINKS,
     ) {
-        // Before Linux 5.6 there is no openat2: the descriptor rules still hold.
-        Err(rustix::io::Errno::NOSYS) => {
+        // Before Linux 5.6 there is no openat2, and a seccomp profile may deny it with any
+        // errno (the filter is loaded before the program is opened when no_new_privs is
+        // off): the descriptor rules still hold.
+        Err(e) if e != rustix::io::Errno::LOOP && !openat2_reaches_kernel() => {
             rustix::fs::open(path, flags | OFlags::CLOEXEC, Mode::empty())
         }
         r => r,
     }
+}
+
+/// Whether openat2 gets to the kernel: with a zero-sized `how` the kernel answers EINVAL,
+/// a seccomp filter (or a kernel without it) something else.
+fn openat2_reaches_kernel() -> bool {
+    // SAFETY: with size 0 the kernel reads neither the path nor `how`; nothing is opened.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_openat2,
+            libc::AT_FDCWD,
+            std::ptr::null::<libc::c_char>(),
+            std::ptr::null::<libc::c_void>(),
+            0usize,
+        )
+    };
+    r < 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::EINVAL)
 }
 
 fn open_error(path: &CStr, e: rustix::io::Errno) -> Error {

@@ -197,16 +197,10 @@ fn program(s: &LinuxSeccomp) -> Result<Vec<u8>> {
     ctx.set_ctl_nnp(false).map_err(|e| lib("nnp", e))?;
     // A binary tree of syscall numbers: big profiles cost a few comparisons per call.
     let _ = ctx.set_ctl_optimize(2);
-    for arch in s.architectures().iter().flatten() {
-        let name = serde_json::to_value(arch)
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_string))
-            .unwrap_or_default();
-        let a: ScmpArch = name
-            .parse()
-            .map_err(|_| bad(format!("unknown architecture {name}")))?;
+    let arches = architectures(s)?;
+    for &a in &arches {
         ctx.add_arch(a)
-            .map_err(|e| lib(&format!("architecture {name}"), e))?;
+            .map_err(|e| lib(&format!("architecture {a:?}"), e))?;
     }
     for rule in s.syscalls().iter().flatten() {
         if rule.action() == s.default_action() && rule.errno_ret() == s.default_errno_ret() {
@@ -243,7 +237,224 @@ fn program(s: &LinuxSeccomp) -> Result<Vec<u8>> {
             }
         }
     }
-    export(&ctx)
+    let mut bytes = as_bytes(&newer_syscalls_prologue(&newer_syscalls(s, &arches)));
+    bytes.extend(export(&ctx)?);
+    Ok(bytes)
+}
+
+/// The architectures of a filter: the host's (libseccomp always keeps it) and the
+/// profile's.
+fn architectures(s: &LinuxSeccomp) -> Result<Vec<ScmpArch>> {
+    let mut arches = vec![ScmpArch::native()];
+    for arch in s.architectures().iter().flatten() {
+        let name = serde_json::to_value(arch)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default();
+        let a: ScmpArch = name
+            .parse()
+            .map_err(|_| bad(format!("unknown architecture {name}")))?;
+        if !arches.contains(&a) {
+            arches.push(a);
+        }
+    }
+    Ok(arches)
+}
+
+// Newer syscalls get ENOSYS.
+//
+// A profile that denies by default was written against the kernel of its day: a syscall
+// added since is denied because the profile's author never heard of it, not because it is
+// dangerous. Programs probe new syscalls and fall back when the kernel says ENOSYS (glibc
+// does for clone3, faccessat2, close_range, fchmodat2, 64-bit time on i386, ...), but an
+// EPERM stops them. So, per architecture, every syscall numbered above all the ones the
+// profile names answers ENOSYS, as on a kernel that predates them. A syscall the profile
+// names, and an unnamed one older than the newest it names, keeps the profile's answer.
+//
+// This is a short BPF prologue in front of libseccomp's program, not libseccomp rules: a
+// range compare covers every future number (also those this libseccomp has no name for),
+// adds no rule that could conflict with the profile's own, and costs a few instructions per
+// syscall. It is part of the cached program.
+
+/// `SECCOMP_RET_ERRNO | ENOSYS`.
+const RET_ENOSYS: u32 = 0x0005_0000 | libc::ENOSYS as u32;
+/// The x32 ABI shares x86_64's audit token; its syscall numbers carry this bit.
+const X32_SYSCALL_BIT: u32 = 0x4000_0000;
+
+/// On `token`, syscall numbers in (`above`, `below`) answer ENOSYS (`below` none: no bound).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct NewerRange {
+    token: u32,
+    above: u32,
+    below: Option<u32>,
+}
+
+/// Whether unnamed syscalls are refused by default (an errno other than ENOSYS itself, a
+/// kill, a trap). Allow and log let them through anyway; trace hands them to a tracer.
+fn denies_by_default(s: &LinuxSeccomp) -> bool {
+    match s.default_action() {
+        LinuxSeccompAction::ScmpActErrno => {
+            s.default_errno_ret().unwrap_or(libc::EPERM as u32) != libc::ENOSYS as u32
+        }
+        LinuxSeccompAction::ScmpActKill
+        | LinuxSeccompAction::ScmpActKillThread
+        | LinuxSeccompAction::ScmpActKillProcess
+        | LinuxSeccompAction::ScmpActTrap => true,
+        _ => false,
+    }
+}
+
+/// How the kernel tells an architecture's syscalls apart: the audit token in
+/// `seccomp_data.arch`, and the block of numbers where the architecture adds new syscalls
+/// (numbers outside it are never "newer"): x32 shares x86_64's token and numbers its calls
+/// from `X32_SYSCALL_BIT`, with a block of x32-only variants of old calls from 512; 32-bit
+/// ARM keeps private calls from 0xf0000. None for an architecture runr has no token for.
+fn numbering(arch: ScmpArch) -> Option<(u32, u32, Option<u32>)> {
+    // Values of AUDIT_ARCH_* (linux/audit.h): the ELF machine, 64BIT 0x80000000, LE 0x40000000.
+    let token = match arch {
+        ScmpArch::X86 => 0x4000_0003,
+        ScmpArch::X8664 => {
+            return Some((0xc000_003e, 0, Some(X32_SYSCALL_BIT)));
+        }
+        ScmpArch::X32 => {
+            return Some((0xc000_003e, X32_SYSCALL_BIT, Some(X32_SYSCALL_BIT + 512)));
+        }
+        ScmpArch::Arm => return Some((0x4000_0028, 0, Some(0xf_0000))),
+        ScmpArch::Aarch64 => 0xc000_00b7,
+        ScmpArch::Loongarch64 => 0xc000_0102,
+        ScmpArch::M68k => 0x0000_0004,
+        ScmpArch::Mips => 0x0000_0008,
+        ScmpArch::Mips64 => 0x8000_0008,
+        ScmpArch::Mips64N32 => 0xa000_0008,
+        ScmpArch::Mipsel => 0x4000_0008,
+        ScmpArch::Mipsel64 => 0xc000_0008,
+        ScmpArch::Mipsel64N32 => 0xe000_0008,
+        ScmpArch::Ppc => 0x0000_0014,
+        ScmpArch::Ppc64 => 0x8000_0015,
+        ScmpArch::Ppc64Le => 0xc000_0015,
+        ScmpArch::S390 => 0x0000_0016,
+        ScmpArch::S390X => 0x8000_0016,
+        ScmpArch::Parisc => 0x0000_000f,
+        ScmpArch::Parisc64 => 0x8000_000f,
+        ScmpArch::Riscv64 => 0xc000_00f3,
+        ScmpArch::Sheb => 0x0000_002a,
+        ScmpArch::Sh => 0x4000_002a,
+        _ => return None,
+    };
+    Some((token, 0, None))
+}
+
+/// The ENOSYS ranges of a profile: per architecture of the filter, the numbers above the
+/// highest syscall the profile names there (by libseccomp's table for that architecture).
+fn newer_syscalls(s: &LinuxSeccomp, arches: &[ScmpArch]) -> Vec<NewerRange> {
+    if !denies_by_default(s) {
+        return Vec::new();
+    }
+    let names: std::collections::BTreeSet<&str> = s
+        .syscalls()
+        .iter()
+        .flatten()
+        .flat_map(|r| r.names().iter().map(String::as_str))
+        .collect();
+    let mut ranges = Vec::new();
+    for &arch in arches {
+        let Some((token, first, end)) = numbering(arch) else {
+            continue;
+        };
+        // Names the architecture lacks fail; multiplexed calls reached only through
+        // socketcall or ipc come back as negative pseudo numbers: neither counts.
+        let newest = names
+            .iter()
+            .filter_map(|n| ScmpSyscall::from_name_by_arch(n, arch).ok())
+            .filter_map(|nr| u32::try_from(i32::from(nr)).ok())
+            .filter(|&nr| nr >= first && end.is_none_or(|end| nr < end))
+            .max();
+        // A profile naming nothing for an architecture gives nothing to compare with.
+        if let Some(newest) = newest {
+            ranges.push(NewerRange {
+                token,
+                above: newest,
+                below: end,
+            });
+        }
+    }
+    ranges
+}
+
+/// The BPF prologue for `ranges`: ENOSYS for a number in one of its architecture's ranges,
+/// otherwise on to the program that follows. Empty without ranges.
+fn newer_syscalls_prologue(ranges: &[NewerRange]) -> Vec<libc::sock_filter> {
+    const LD_W_ABS: u16 = (libc::BPF_LD | libc::BPF_W | libc::BPF_ABS) as u16;
+    const JA: u16 = (libc::BPF_JMP | libc::BPF_JA) as u16;
+    const JEQ: u16 = (libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K) as u16;
+    const JGT: u16 = (libc::BPF_JMP | libc::BPF_JGT | libc::BPF_K) as u16;
+    const JGE: u16 = (libc::BPF_JMP | libc::BPF_JGE | libc::BPF_K) as u16;
+    const RET: u16 = (libc::BPF_RET | libc::BPF_K) as u16;
+    // Offsets in struct seccomp_data.
+    const NR: u32 = 0;
+    const ARCH: u32 = 4;
+    let insn = |code, jt, jf, k| libc::sock_filter { code, jt, jf, k };
+    if ranges.is_empty() {
+        return Vec::new();
+    }
+    let mut tokens: Vec<u32> = Vec::new();
+    for r in ranges {
+        if !tokens.contains(&r.token) {
+            tokens.push(r.token);
+        }
+    }
+    let mut out = vec![insn(LD_W_ABS, 0, 0, ARCH)];
+    // Jumps to the end of the prologue, patched once its length is known.
+    let mut to_end = Vec::new();
+    for token in tokens {
+        let mine: Vec<&NewerRange> = ranges.iter().filter(|r| r.token == token).collect();
+        let checks: Vec<Vec<libc::sock_filter>> = mine
+            .iter()
+            .map(|r| match r.below {
+                // above < nr: ENOSYS; else skip it.
+                None => vec![insn(JGT, 0, 1, r.above), insn(RET, 0, 0, RET_ENOSYS)],
+                // above < nr < below: ENOSYS; else skip the rest of this check.
+                Some(below) => vec![
+                    insn(JGT, 0, 2, r.above),
+                    insn(JGE, 1, 0, below),
+                    insn(RET, 0, 0, RET_ENOSYS),
+                ],
+            })
+            .collect();
+        // Not this architecture: jump over its block (load, checks, jump to the end),
+        // with the accumulator still holding the token.
+        let block = 1 + checks.iter().map(Vec::len).sum::<usize>() + 1;
+        out.push(insn(
+            JEQ,
+            0,
+            u8::try_from(block).expect("a few checks per architecture"),
+            token,
+        ));
+        out.push(insn(LD_W_ABS, 0, 0, NR));
+        out.extend(checks.into_iter().flatten());
+        to_end.push(out.len());
+        out.push(insn(JA, 0, 0, 0));
+    }
+    let end = out.len();
+    for at in to_end {
+        out[at].k = (end - at - 1) as u32;
+    }
+    out
+}
+
+/// BPF instructions as the bytes the kernel reads (see [`instructions`]).
+fn as_bytes(program: &[libc::sock_filter]) -> Vec<u8> {
+    program
+        .iter()
+        .flat_map(|i| {
+            let mut b = [0u8; 8];
+            b[..2].copy_from_slice(&i.code.to_ne_bytes());
+            b[2] = i.jt;
+            b[3] = i.jf;
+            b[4..].copy_from_slice(&i.k.to_ne_bytes());
+            b
+        })
+        .collect()
 }
 
 /// BPF instructions from their bytes (8 each, in the host's byte order).
@@ -287,11 +498,51 @@ fn cache_path(root: &Path, key: &[u8]) -> PathBuf {
     root.join(CACHE_DIR).join(format!("{:016x}", h.finish()))
 }
 
+/// At most this many programs stay in the cache; the least recently used go first.
+const CACHE_ENTRIES: usize = 64;
+
 fn read_cached(path: &Path, key: &[u8]) -> Option<Vec<u8>> {
-    let bytes = std::fs::read(path).ok()?;
+    use std::io::Read;
+    let mut file = std::fs::File::open(path).ok()?;
+    let mut bytes = Vec::new();
+    file.read_to_end(&mut bytes).ok()?;
     let rest = bytes.strip_prefix(&(key.len() as u64).to_le_bytes()[..])?;
     let program = rest.strip_prefix(key)?;
-    (!program.is_empty() && program.len() % 8 == 0).then(|| program.to_vec())
+    if program.is_empty() || program.len() % 8 != 0 {
+        return None;
+    }
+    // The modification time marks the last use, for pruning (atime may not be kept).
+    if let Err(e) = file.set_modified(std::time::SystemTime::now()) {
+        tracing::debug!("seccomp cache {}: touch: {e}", path.display());
+    }
+    Some(program.to_vec())
+}
+
+/// Remove the least recently used files of the cache `dir` beyond `keep`. Other runr
+/// processes may prune at the same time: a file already gone is no error.
+fn prune_cache(dir: &Path, keep: usize) -> std::io::Result<()> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        match entry.metadata().and_then(|m| m.modified()) {
+            Ok(used) => files.push((used, entry.path())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+    }
+    for path in least_recently_used(files, keep) {
+        match std::fs::remove_file(&path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// The entries beyond the `keep` most recently used.
+fn least_recently_used<T>(mut files: Vec<(std::time::SystemTime, T)>, keep: usize) -> Vec<T> {
+    files.sort_by_key(|f| std::cmp::Reverse(f.0));
+    files.into_iter().skip(keep).map(|(_, p)| p).collect()
 }
 
 fn write_cached(path: &Path, key: &[u8], program: &[u8]) -> std::io::Result<()> {
@@ -305,7 +556,9 @@ fn write_cached(path: &Path, key: &[u8], program: &[u8]) -> std::io::Result<()> 
     bytes.extend_from_slice(program);
     let tmp = path.with_extension(format!("tmp{}", std::process::id()));
     std::fs::write(&tmp, &bytes)?;
-    std::fs::rename(&tmp, path)
+    std::fs::rename(&tmp, path)?;
+    // Only a new entry can take the cache over its bound: one readdir per compile.
+    prune_cache(dir, CACHE_ENTRIES)
 }
 
 /// The filter's BPF program, as bytes (libseccomp 2.5 writes it only to a descriptor).
@@ -418,6 +671,246 @@ mod tests {
 
     fn compile_test(s: &LinuxSeccomp) -> Result<Filter> {
         compile(s, None)
+    }
+
+    /// What `program` answers for syscall `nr` of architecture `token` (arguments zero):
+    /// a small classic-BPF interpreter for the instructions seccomp filters use.
+    fn run_bpf(program: &[libc::sock_filter], token: u32, nr: u32) -> u32 {
+        let mut data = [0u8; 64];
+        data[..4].copy_from_slice(&nr.to_ne_bytes());
+        data[4..8].copy_from_slice(&token.to_ne_bytes());
+        let (mut a, mut pc) = (0u32, 0usize);
+        loop {
+            let i = program[pc];
+            pc += 1;
+            let k = i.k;
+            let jump = |cond: bool| if cond { i.jt as usize } else { i.jf as usize };
+            match u32::from(i.code) {
+                c if c == libc::BPF_LD | libc::BPF_W | libc::BPF_ABS => {
+                    let o = k as usize;
+                    a = u32::from_ne_bytes(data[o..o + 4].try_into().unwrap());
+                }
+                c if c == libc::BPF_ALU | libc::BPF_AND | libc::BPF_K => a &= k,
+                c if c == libc::BPF_JMP | libc::BPF_JA => pc += k as usize,
+                c if c == libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K => pc += jump(a == k),
+                c if c == libc::BPF_JMP | libc::BPF_JGT | libc::BPF_K => pc += jump(a > k),
+                c if c == libc::BPF_JMP | libc::BPF_JGE | libc::BPF_K => pc += jump(a >= k),
+                c if c == libc::BPF_JMP | libc::BPF_JSET | libc::BPF_K => pc += jump(a & k != 0),
+                c if c == libc::BPF_RET | libc::BPF_K => return k,
+                c => panic!("BPF instruction {c:#x} at {} not interpreted", pc - 1),
+            }
+        }
+    }
+
+    const ALLOW: u32 = 0x7fff_0000;
+    const X86_64: u32 = 0xc000_003e;
+    const I386: u32 = 0x4000_0003;
+    fn errno(e: i32) -> u32 {
+        0x0005_0000 | e as u32
+    }
+    fn nr(name: &str, arch: ScmpArch) -> u32 {
+        i32::from(ScmpSyscall::from_name_by_arch(name, arch).unwrap()) as u32
+    }
+
+    /// A profile in the shape of those written before 2020: deny by default, allow a list.
+    fn old_style(default: &str, extra: &str) -> LinuxSeccomp {
+        seccomp(&format!(
+            r#"{{"defaultAction":"{default}",
+                "architectures":["SCMP_ARCH_X86_64","SCMP_ARCH_X86","SCMP_ARCH_X32"],
+                "syscalls":[{{"names":["read","write","openat","execve","clone","statx",
+                  "chown32","socketcall","arch_prctl"],"action":"SCMP_ACT_ALLOW"}},
+                  {{"names":["mkdir"],"action":"SCMP_ACT_ERRNO","errnoRet":18}}{extra}]}}"#
+        ))
+    }
+
+    #[test]
+    fn syscalls_newer_than_an_old_profile_answer_enosys() {
+        let p = compile_test(&old_style("SCMP_ACT_ERRNO", ""))
+            .unwrap()
+            .program;
+        let x64 = ScmpArch::X8664;
+        for name in [
+            "openat2",
+            "clone3",
+            "faccessat2",
+            "close_range",
+            "pidfd_open",
+            "rseq",
+        ] {
+            assert_eq!(
+                run_bpf(&p, X86_64, nr(name, x64)),
+                errno(libc::ENOSYS),
+                "{name}"
+            );
+        }
+        // Numbers no libseccomp knows yet, and far beyond.
+        assert_eq!(run_bpf(&p, X86_64, 470), errno(libc::ENOSYS));
+        assert_eq!(run_bpf(&p, X86_64, 100_000), errno(libc::ENOSYS));
+        // What the profile names keeps its action; older unnamed calls the default.
+        assert_eq!(run_bpf(&p, X86_64, nr("statx", x64)), ALLOW);
+        assert_eq!(run_bpf(&p, X86_64, nr("mkdir", x64)), errno(libc::EXDEV));
+        assert_eq!(run_bpf(&p, X86_64, nr("add_key", x64)), errno(libc::EPERM));
+        assert_eq!(run_bpf(&p, X86_64, nr("mount", x64)), errno(libc::EPERM));
+
+        // i386 numbers its calls differently: statx is 383 there, 64-bit time calls above.
+        let x86 = ScmpArch::X86;
+        assert_eq!(run_bpf(&p, I386, nr("statx", x86)), ALLOW);
+        assert_eq!(run_bpf(&p, I386, nr("chown32", x86)), ALLOW);
+        assert_eq!(
+            run_bpf(&p, I386, nr("clock_gettime64", x86)),
+            errno(libc::ENOSYS)
+        );
+        assert_eq!(run_bpf(&p, I386, nr("add_key", x86)), errno(libc::EPERM));
+
+        // x32: new calls follow x86_64's numbers under the x32 bit; the block of x32-only
+        // variants of old calls (from 512, execve is one) is never "newer".
+        let x32 = ScmpArch::X32;
+        assert_eq!(nr("openat2", x32), X32_SYSCALL_BIT | 437);
+        assert_eq!(run_bpf(&p, X86_64, nr("openat2", x32)), errno(libc::ENOSYS));
+        assert!(nr("execve", x32) >= X32_SYSCALL_BIT + 512);
+        assert_eq!(run_bpf(&p, X86_64, nr("execve", x32)), ALLOW);
+        assert_eq!(run_bpf(&p, X86_64, nr("add_key", x32)), errno(libc::EPERM));
+    }
+
+    #[test]
+    fn a_named_syscall_keeps_its_action_and_lowers_the_bar() {
+        // Naming openat2 (437) makes close_range (436) an older unnamed call: EPERM.
+        let named = r#",{"names":["openat2"],"action":"SCMP_ACT_ERRNO","errnoRet":13}"#;
+        let p = compile_test(&old_style("SCMP_ACT_ERRNO", named))
+            .unwrap()
+            .program;
+        let x64 = ScmpArch::X8664;
+        assert_eq!(run_bpf(&p, X86_64, nr("openat2", x64)), errno(libc::EACCES));
+        assert_eq!(
+            run_bpf(&p, X86_64, nr("close_range", x64)),
+            errno(libc::EPERM)
+        );
+        assert_eq!(
+            run_bpf(&p, X86_64, nr("faccessat2", x64)),
+            errno(libc::ENOSYS)
+        );
+    }
+
+    #[test]
+    fn only_a_denying_default_changes_newer_syscalls() {
+        let x64 = ScmpArch::X8664;
+        let openat2 = nr("openat2", x64);
+        let kill = compile_test(&old_style("SCMP_ACT_KILL_PROCESS", "")).unwrap();
+        assert_eq!(run_bpf(&kill.program, X86_64, openat2), errno(libc::ENOSYS));
+        assert_eq!(
+            run_bpf(&kill.program, X86_64, nr("mount", x64)),
+            0x8000_0000
+        );
+        for default in ["SCMP_ACT_ALLOW", "SCMP_ACT_LOG"] {
+            let s = old_style(default, "");
+            assert!(newer_syscalls(&s, &architectures(&s).unwrap()).is_empty());
+        }
+        let s = seccomp(
+            r#"{"defaultAction":"SCMP_ACT_ERRNO","defaultErrnoRet":38,
+                "syscalls":[{"names":["read"],"action":"SCMP_ACT_ALLOW"}]}"#,
+        );
+        assert!(newer_syscalls(&s, &architectures(&s).unwrap()).is_empty());
+        // Nothing named: nothing to compare with, the default answers everything.
+        let s = seccomp(r#"{"defaultAction":"SCMP_ACT_ERRNO"}"#);
+        assert!(newer_syscalls(&s, &architectures(&s).unwrap()).is_empty());
+    }
+
+    #[test]
+    fn audit_tokens_match_libseccomp() {
+        // libseccomp's program compares seccomp_data.arch with each architecture's token.
+        for arch in [
+            ScmpArch::X86,
+            ScmpArch::X8664,
+            ScmpArch::X32,
+            ScmpArch::Arm,
+            ScmpArch::Aarch64,
+            ScmpArch::Loongarch64,
+            ScmpArch::M68k,
+            ScmpArch::Mips,
+            ScmpArch::Mips64,
+            ScmpArch::Mips64N32,
+            ScmpArch::Mipsel,
+            ScmpArch::Mipsel64,
+            ScmpArch::Mipsel64N32,
+            ScmpArch::Ppc,
+            ScmpArch::Ppc64,
+            ScmpArch::Ppc64Le,
+            ScmpArch::S390,
+            ScmpArch::S390X,
+            ScmpArch::Parisc,
+            ScmpArch::Parisc64,
+            ScmpArch::Riscv64,
+            ScmpArch::Sheb,
+            ScmpArch::Sh,
+        ] {
+            let mut ctx = ScmpFilterContext::new(ScmpAction::Allow).unwrap();
+            // One filter holds one byte order: the host's architecture goes first.
+            ctx.remove_arch(ScmpArch::native()).unwrap();
+            if ctx.add_arch(arch).is_err() {
+                // Newer than this libseccomp (2.5.4 lacks loongarch64, m68k, sh).
+                eprintln!("{arch:?}: not in this libseccomp");
+                continue;
+            }
+            ctx.add_rule(
+                ScmpAction::Errno(1),
+                ScmpSyscall::from_name("read").unwrap(),
+            )
+            .unwrap();
+            let program = instructions(&export(&ctx).unwrap());
+            let (token, _, _) = numbering(arch).unwrap();
+            // A big-endian architecture's program comes out in its byte order.
+            let found = |i: &libc::sock_filter| i.k == token || i.k.swap_bytes() == token;
+            assert!(program.iter().any(found), "{arch:?}: {token:#x}");
+        }
+    }
+
+    #[test]
+    fn the_cache_keeps_the_most_recently_used_programs() {
+        let t = |s| std::time::UNIX_EPOCH + std::time::Duration::from_secs(s);
+        let files = vec![(t(5), "e"), (t(1), "a"), (t(9), "i"), (t(3), "c")];
+        let mut gone = least_recently_used(files.clone(), 2);
+        gone.sort();
+        assert_eq!(gone, ["a", "c"]);
+        assert!(least_recently_used(files, 4).is_empty());
+
+        let dir = tempfile::tempdir().unwrap();
+        let cache = dir.path().join(CACHE_DIR);
+        std::fs::create_dir(&cache).unwrap();
+        for i in 0..CACHE_ENTRIES + 3 {
+            let f = std::fs::File::create(cache.join(format!("old{i:03}"))).unwrap();
+            f.set_modified(t(1000 + i as u64)).unwrap();
+        }
+        let a = seccomp(
+            r#"{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["mkdir"],"action":"SCMP_ACT_ERRNO"}]}"#,
+        );
+        compile(&a, Some(dir.path())).unwrap();
+        let mut left: Vec<String> = std::fs::read_dir(&cache)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        left.sort();
+        assert_eq!(left.len(), CACHE_ENTRIES);
+        // The new program stays; the four oldest files went.
+        assert!(!left
+            .iter()
+            .any(|n| ["old000", "old001", "old002", "old003"].contains(&n.as_str())));
+        assert!(left.contains(&"old004".to_string()));
+        // A hit marks the entry used: it outlives files touched after it was written.
+        let key = {
+            let mut k = executable_identity().into_bytes();
+            k.extend(serde_json::to_vec(&a).unwrap());
+            k
+        };
+        let mine = cache_path(dir.path(), &key);
+        std::fs::File::options()
+            .write(true)
+            .open(&mine)
+            .unwrap()
+            .set_modified(t(1))
+            .unwrap();
+        compile(&a, Some(dir.path())).unwrap();
+        let used = std::fs::metadata(&mine).unwrap().modified().unwrap();
+        assert!(used > t(1_000_000), "{used:?}");
     }
 
     #[test]

@@ -194,7 +194,7 @@ fn an_engines_default_profile_loads_and_confines() {
         .collect();
     assert!(!caps.contains(&"CAP_SYS_ADMIN".to_string()));
     with_seccomp(&env, engine_profile(&caps));
-    install_helper("syscall", &env.rootfs);
+    helper("syscall", &env.rootfs);
     // An ordinary shell works. add_key is not on the profile's list: the default action
     // answers ENOSYS, where the kernel itself says EFAULT (a null key type).
     let add_key = libc::SYS_add_key.to_string();
@@ -305,4 +305,282 @@ fn bad_profiles_are_refused_before_anything_exists() {
         assert!(r.stderr.contains(needle), "{needle}: {}", r.stderr);
         env.assert_gone(&id);
     }
+}
+
+/// The allow list of a profile written before 2020 (in the shape `oci-runtime-tool
+/// generate` writes): what a container needs, nothing newer than statx and rseq.
+const OLD_ALLOW_LIST: &[&str] = &[
+    "accept",
+    "accept4",
+    "access",
+    "alarm",
+    "arch_prctl",
+    "bind",
+    "brk",
+    "capget",
+    "capset",
+    "chdir",
+    "chmod",
+    "chown",
+    "clock_getres",
+    "clock_gettime",
+    "clock_nanosleep",
+    "clone",
+    "close",
+    "connect",
+    "copy_file_range",
+    "creat",
+    "dup",
+    "dup2",
+    "dup3",
+    "epoll_create",
+    "epoll_create1",
+    "epoll_ctl",
+    "epoll_pwait",
+    "epoll_wait",
+    "eventfd2",
+    "execve",
+    "execveat",
+    "exit",
+    "exit_group",
+    "faccessat",
+    "fadvise64",
+    "fallocate",
+    "fchdir",
+    "fchmod",
+    "fchmodat",
+    "fchown",
+    "fchownat",
+    "fcntl",
+    "fdatasync",
+    "fgetxattr",
+    "flock",
+    "fork",
+    "fstat",
+    "fstatfs",
+    "fsync",
+    "ftruncate",
+    "futex",
+    "getcwd",
+    "getdents",
+    "getdents64",
+    "getegid",
+    "geteuid",
+    "getgid",
+    "getgroups",
+    "getpgid",
+    "getpgrp",
+    "getpid",
+    "getppid",
+    "getpriority",
+    "getrandom",
+    "getresgid",
+    "getresuid",
+    "getrlimit",
+    "get_robust_list",
+    "getrusage",
+    "getsid",
+    "getsockname",
+    "getsockopt",
+    "gettid",
+    "gettimeofday",
+    "getuid",
+    "getxattr",
+    "ioctl",
+    "kill",
+    "lchown",
+    "lgetxattr",
+    "link",
+    "linkat",
+    "listen",
+    "lseek",
+    "lstat",
+    "madvise",
+    "memfd_create",
+    "mknod",
+    "mknodat",
+    "mmap",
+    "mprotect",
+    "mremap",
+    "munmap",
+    "nanosleep",
+    "newfstatat",
+    "open",
+    "openat",
+    "pause",
+    "pipe",
+    "pipe2",
+    "poll",
+    "ppoll",
+    "prctl",
+    "pread64",
+    "preadv",
+    "prlimit64",
+    "pselect6",
+    "pwrite64",
+    "pwritev",
+    "read",
+    "readlink",
+    "readlinkat",
+    "readv",
+    "recvfrom",
+    "recvmsg",
+    "rename",
+    "renameat",
+    "renameat2",
+    "restart_syscall",
+    "rmdir",
+    "rseq",
+    "rt_sigaction",
+    "rt_sigpending",
+    "rt_sigprocmask",
+    "rt_sigqueueinfo",
+    "rt_sigreturn",
+    "rt_sigsuspend",
+    "rt_sigtimedwait",
+    "sched_getaffinity",
+    "sched_yield",
+    "seccomp",
+    "select",
+    "sendfile",
+    "sendmsg",
+    "sendto",
+    "setfsgid",
+    "setfsuid",
+    "setgid",
+    "setgroups",
+    "setitimer",
+    "setpgid",
+    "setpriority",
+    "setregid",
+    "setresgid",
+    "setresuid",
+    "setreuid",
+    "setrlimit",
+    "set_robust_list",
+    "setsid",
+    "setsockopt",
+    "set_tid_address",
+    "setuid",
+    "sigaltstack",
+    "socket",
+    "socketpair",
+    "stat",
+    "statfs",
+    "statx",
+    "symlink",
+    "symlinkat",
+    "sync",
+    "sysinfo",
+    "tgkill",
+    "time",
+    "times",
+    "tkill",
+    "truncate",
+    "umask",
+    "uname",
+    "unlink",
+    "unlinkat",
+    "utimensat",
+    "vfork",
+    "wait4",
+    "waitid",
+    "write",
+    "writev",
+];
+
+/// `install_helper` builds under one temporary name per process: one test at a time.
+fn helper(name: &str, rootfs: &std::path::Path) {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _held = LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    install_helper(name, rootfs);
+}
+
+/// The old profile, allowing `extra` too; mkdir answers EXDEV (named and denied).
+fn old_profile(extra: &[&str]) -> Value {
+    let mut allow: Vec<&str> = OLD_ALLOW_LIST.to_vec();
+    allow.extend(extra);
+    json!({"defaultAction": "SCMP_ACT_ERRNO",
+    "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"],
+    "syscalls": [
+        {"names": allow, "action": "SCMP_ACT_ALLOW"},
+        errno_rule(&["mkdir", "mkdirat"], libc::EXDEV),
+    ]})
+}
+
+#[test]
+fn an_old_profile_runs_programs_and_newer_syscalls_answer_enosys() {
+    for nnp in [false, true] {
+        let env = Env::new("scold");
+        env.edit(|c| c["process"]["noNewPrivileges"] = json!(nnp));
+        with_seccomp(&env, old_profile(&[]));
+        helper("syscall", &env.rootfs);
+        let r = env.run(&["true"]);
+        assert_eq!(r.code, 0, "nnp={nnp}: {}", r.stderr);
+        let calls = [
+            libc::SYS_clone3,
+            libc::SYS_openat2,
+            libc::SYS_faccessat2,
+            libc::SYS_close_range,
+            libc::SYS_pidfd_open,
+            libc::SYS_add_key,
+        ];
+        let script: Vec<String> = calls.iter().map(|n| format!("/syscall {n};")).collect();
+        let out = env.sh(&format!(
+            "{} mkdir /tmp/d 2>&1; echo sh-ok",
+            script.concat()
+        ));
+        for n in &calls[..5] {
+            let want = format!("syscall {n}: errno {}", libc::ENOSYS);
+            assert!(out.contains(&want), "nnp={nnp}: {want}: {out}");
+        }
+        // Older than the newest named call: the default; a named one: its own errno.
+        let want = format!("syscall {}: errno {}", libc::SYS_add_key, libc::EPERM);
+        assert!(out.contains(&want), "nnp={nnp}: {out}");
+        assert!(
+            out.contains("Invalid cross-device link"),
+            "nnp={nnp}: {out}"
+        );
+        assert!(out.contains("sh-ok"), "nnp={nnp}: {out}");
+    }
+}
+
+#[test]
+fn a_profile_denying_openat2_with_eperm_still_runs_programs() {
+    // Naming faccessat2 makes openat2 an older unnamed call: the default EPERM, which the
+    // runtime's own open of the program (after the filter without no_new_privs) survives.
+    for nnp in [false, true] {
+        let env = Env::new("scoldat2");
+        env.edit(|c| c["process"]["noNewPrivileges"] = json!(nnp));
+        with_seccomp(&env, old_profile(&["faccessat2"]));
+        helper("syscall", &env.rootfs);
+        let out = env.sh(&format!("/syscall {}", libc::SYS_openat2));
+        assert!(
+            out.contains(&format!("errno {}", libc::EPERM)),
+            "nnp={nnp}: {out}"
+        );
+    }
+}
+
+#[test]
+fn the_cache_of_compiled_programs_stays_bounded() {
+    let env = Env::new("sccache");
+    let cache = env.root.join("~seccomp");
+    std::fs::create_dir_all(&cache).unwrap();
+    let old = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_000_000);
+    for i in 0..80 {
+        let f = std::fs::File::create(cache.join(format!("stale{i:02}"))).unwrap();
+        f.set_modified(old).unwrap();
+    }
+    with_seccomp(
+        &env,
+        json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [errno_rule(&["mkdir"], libc::EXDEV)]}),
+    );
+    assert_eq!(env.run(&["true"]).code, 0);
+    let names: Vec<String> = std::fs::read_dir(&cache)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert_eq!(names.len(), 64, "{names:?}");
+    assert!(names.iter().any(|n| !n.starts_with("stale")), "{names:?}");
 }
