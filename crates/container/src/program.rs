@@ -12,7 +12,7 @@
 use crate::error::{Context, Error, Result};
 use rustix::fs::{Mode, OFlags, ResolveFlags};
 use std::ffi::{CStr, CString};
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
@@ -122,10 +122,39 @@ fn open_no_magiclinks(path: &CStr, flags: OFlags) -> rustix::io::Result<OwnedFd>
         // Before Linux 5.6 there is no openat2, and a seccomp profile may deny it with any
         // errno (the filter is loaded before the program is opened when no_new_privs is
         // off): the descriptor rules still hold.
+        // Without RESOLVE_NO_MAGICLINKS, the one file such a link must never reach is
+        // checked by identity: runr's own binary (CVE-2019-5736).
         Err(e) if e != rustix::io::Errno::LOOP && !openat2_reaches_kernel() => {
-            rustix::fs::open(path, flags | OFlags::CLOEXEC, Mode::empty())
+            let fd = rustix::fs::open(path, flags | OFlags::CLOEXEC, Mode::empty())?;
+            match is_own_binary(&fd) {
+                true => Err(rustix::io::Errno::LOOP),
+                false => Ok(fd),
+            }
         }
         r => r,
+    }
+}
+
+/// Whether `fd` is the file this process runs from. Plain fstat (no statx): an old seccomp
+/// profile may deny the newer calls.
+fn is_own_binary(fd: &OwnedFd) -> bool {
+    let id = |fd: i32| {
+        // SAFETY: all-zero bytes are a valid libc::stat (integers only).
+        let mut st: libc::stat = unsafe { std::mem::zeroed() };
+        // SAFETY: fstat writes into the stat we own; `fd` is open for the call.
+        (unsafe { libc::fstat(fd, &mut st) } == 0).then_some((st.st_dev, st.st_ino))
+    };
+    let Ok(exe) = rustix::fs::open(
+        "/proc/self/exe",
+        OFlags::PATH | OFlags::CLOEXEC,
+        Mode::empty(),
+    ) else {
+        // In doubt, refuse.
+        return true;
+    };
+    match (id(fd.as_raw_fd()), id(exe.as_raw_fd())) {
+        (Some(a), Some(b)) => a == b,
+        _ => true,
     }
 }
 

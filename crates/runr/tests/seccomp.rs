@@ -559,6 +559,12 @@ fn a_profile_denying_openat2_with_eperm_still_runs_programs() {
             out.contains(&format!("errno {}", libc::EPERM)),
             "nnp={nnp}: {out}"
         );
+        // Without openat2's RESOLVE_NO_MAGICLINKS, runr's own binary is still refused
+        // as a program (CVE-2019-5736).
+        std::os::unix::fs::symlink("/proc/self/exe", env.rootfs.join("bin/evil")).unwrap();
+        let r = env.run(&["/bin/evil"]);
+        assert_ne!(r.code, 0, "nnp={nnp}: runr's binary ran as the program");
+        assert!(r.stderr.contains("magic links"), "nnp={nnp}: {}", r.stderr);
     }
 }
 
