@@ -114,10 +114,18 @@ pub fn create(o: &CreateOptions) -> Result<Container> {
         init: None,
         rootfs_bind: None,
     };
-    // Recorded before anything outside the directory exists, so that whatever a create
-    // killed at any moment leaves, `delete` finds (see `container::Remnant`).
+    // Without a mount namespace, the container's mounts go under a bind of the rootfs in
+    // ours, which the record names so that even a killed create's mounts can be removed.
+    let rootfs_bind_mount_id = match plan.own_mount {
+        true => None,
+        false => Some(crate::rootfs::bind_in_inherited_ns(&rootfs)?),
+    };
+    undo.rootfs_bind = rootfs_bind_mount_id.map(|id| (rootfs.clone(), id));
+    // Recorded before anything else outside the directory exists, so that whatever a
+    // create killed at any moment leaves, `delete` finds (see `container::Remnant`).
     let record_path = dir.join(INIT_RECORD);
     let mut record = InitRecord {
+        rootfs_bind: undo.rootfs_bind.clone(),
         cgroup_paths: planned.paths(),
         systemd_unit: planned.systemd_unit(),
         own_pid_ns: plan.own_pid,
@@ -156,11 +164,6 @@ pub fn create(o: &CreateOptions) -> Result<Container> {
         annotations: annotations.clone(),
     };
     let sigmask = o.init_sigmask.unwrap_or_else(SigSet::empty);
-    let rootfs_bind_mount_id = match plan.own_mount {
-        true => None,
-        false => Some(crate::rootfs::bind_in_inherited_ns(&rootfs)?),
-    };
-    undo.rootfs_bind = rootfs_bind_mount_id.map(|id| (rootfs.clone(), id));
 
     attrs.apply_inherited()?;
     if crate::exe_guard::can_trace_us(process, plan.shares_our_user_ns()?) {

@@ -20,6 +20,10 @@ use std::time::Duration;
 /// back on if state.json cannot be read).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub(crate) struct InitRecord {
+    /// Without a mount namespace: the rootfs and the mount id of the bind that holds every
+    /// mount the container made (see `rootfs::bind_in_inherited_ns`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rootfs_bind: Option<(PathBuf, u64)>,
     pub cgroup_paths: Vec<(String, PathBuf)>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub systemd_unit: Option<String>,
@@ -196,6 +200,14 @@ impl Remnant {
         };
         if let Some(cg) = cgroup {
             cg.destroy()?;
+        }
+        if let Some((rootfs, id)) = self
+            .record
+            .as_ref()
+            .ok()
+            .and_then(|r| r.rootfs_bind.as_ref())
+        {
+            crate::rootfs::detach_inherited_ns_bind(rootfs, *id)?;
         }
         let _ = std::fs::remove_file(self.dir.join(STATE_FILE));
         std::fs::remove_dir_all(&self.dir)

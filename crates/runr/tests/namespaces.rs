@@ -277,6 +277,28 @@ fn no_mount_namespace_leaves_no_mount_behind() {
     let r = env.create(&env.id("f"));
     assert_eq!(r.code, 1);
     assert_eq!(mounts_under(&env.rootfs), Vec::<String>::new());
+
+    // Nor one killed while its mounts exist (held by a slow prestart hook): delete -f
+    // finds them through the init record.
+    env.args(&["true"]);
+    env.edit(|c| {
+        c["hooks"] = json!({"prestart": [{"path": "/bin/sh", "args": ["sh", "-c", "sleep 2"]}]});
+    });
+    let id = env.id("k");
+    let mut create = env.cmd();
+    create.args(["create", "--bundle"]).arg(&env.bundle).arg(&id);
+    let mut child = create.spawn().unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while mounts_under(&env.rootfs).len() < 3 {
+        assert!(std::time::Instant::now() < deadline, "the create made no mounts");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let r = env.runr(&["delete", "--force", &id]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(mounts_under(&env.rootfs), Vec::<String>::new());
+    assert!(!env.root.join(&id).exists());
 }
 
 /// linux.netDevices: a host interface moves into the container's network namespace under
