@@ -15,6 +15,7 @@
 mod bpf;
 pub mod dbus;
 mod error;
+mod devrules;
 mod fsutil;
 mod layout;
 pub mod none;
