@@ -36,7 +36,8 @@ impl DeviceState {
             exceptions: BTreeMap::new(),
         };
         for line in list.lines().filter(|l| !l.trim().is_empty()) {
-            let bad = || CgroupError::Invalid(format!("devices.list line {line:?} is not understood"));
+            let bad =
+                || CgroupError::Invalid(format!("devices.list line {line:?} is not understood"));
             let mut it = line.split_whitespace();
             let (typ, numbers, access) = match (it.next(), it.next(), it.next()) {
                 (Some(t), Some(n), Some(a)) => (t, n, a),
@@ -58,7 +59,9 @@ impl DeviceState {
                 n => n.parse::<i64>().map_err(|_| bad()),
             };
             let bits = access_bits(access)?;
-            *st.exceptions.entry((typ, num(major)?, num(minor)?)).or_insert(0) |= bits;
+            *st.exceptions
+                .entry((typ, num(major)?, num(minor)?))
+                .or_insert(0) |= bits;
         }
         Ok(st)
     }
@@ -195,7 +198,13 @@ mod tests {
     use super::*;
     use oci_spec::runtime::LinuxDeviceCgroupBuilder;
 
-    fn rule(allow: bool, typ: LinuxDeviceType, major: i64, minor: i64, access: &str) -> LinuxDeviceCgroup {
+    fn rule(
+        allow: bool,
+        typ: LinuxDeviceType,
+        major: i64,
+        minor: i64,
+        access: &str,
+    ) -> LinuxDeviceCgroup {
         let mut b = LinuxDeviceCgroupBuilder::default()
             .allow(allow)
             .typ(typ)

@@ -14,8 +14,8 @@
 
 mod bpf;
 pub mod dbus;
-mod error;
 mod devrules;
+mod error;
 mod fsutil;
 mod layout;
 pub mod none;
