@@ -245,6 +245,8 @@ pub fn apply(dir: &std::path::Path, rules: &[LinuxDeviceCgroup]) -> Result<(), C
         value: format!("({what} the device eBPF program)"),
         source,
     };
+    // Containers sharing the cgroup swap programs one at a time.
+    let _lock = crate::fsutil::lock(dir)?;
     let before = attached(cgroup.as_raw_fd()).unwrap_or_default();
     let mut attr = [0u64; 16];
     put_u32s(
@@ -272,7 +274,13 @@ pub fn apply(dir: &std::path::Path, rules: &[LinuxDeviceCgroup]) -> Result<(), C
             old.as_raw_fd() as u32,
         );
         put_u32s(&mut detach, 1, BPF_CGROUP_DEVICE, 0);
-        bpf(BPF_PROG_DETACH, &mut detach).map_err(|e| attach_err("detach the old", e))?;
+        match bpf(BPF_PROG_DETACH, &mut detach) {
+            // Another command on a shared cgroup detached it first.
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {}
+            r => {
+                r.map_err(|e| attach_err("detach the old", e))?;
+            }
+        }
     }
     Ok(())
 }

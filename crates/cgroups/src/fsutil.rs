@@ -74,8 +74,17 @@ pub(crate) fn files_matching(dir: &Path, prefix: &str, suffix: &str) -> Vec<Stri
 
 /// Remove a cgroup directory and the sub-cgroups made in it (by `exec --cgroup` users or
 /// the container itself), deepest first. Right after its last task exits the kernel may
-/// still hold a cgroup busy for a moment, so EBUSY is retried briefly.
+/// still hold a cgroup busy for a moment, so EBUSY is retried briefly, but only while no
+/// process is listed in it: a cgroup that live processes still use (containers sharing one
+/// cgroupsPath) is left in place at once, with a warning, for the last of them to remove.
 pub(crate) fn remove_tree(dir: &Path) -> Result<(), CgroupError> {
+    if let Some(pids) = in_use(dir) {
+        tracing::warn!(
+            "cgroup {} is still used by other processes (pids {pids:?}); left in place",
+            dir.display()
+        );
+        return Ok(());
+    }
     for sub in subdirs(dir)? {
         remove_tree(&sub)?;
     }
@@ -85,6 +94,13 @@ pub(crate) fn remove_tree(dir: &Path) -> Result<(), CgroupError> {
             Ok(()) => return Ok(()),
             Err(e) if e.kind() == ErrorKind::NotFound => return Ok(()),
             Err(e) if e.raw_os_error() == Some(libc::EBUSY) && tries < 200 => {
+                if let Some(pids) = in_use(dir) {
+                    tracing::warn!(
+                        "cgroup {} is still used by other processes (pids {pids:?}); left in place",
+                        dir.display()
+                    );
+                    return Ok(());
+                }
                 tries += 1;
                 std::thread::sleep(std::time::Duration::from_millis(5));
             }
@@ -96,6 +112,12 @@ pub(crate) fn remove_tree(dir: &Path) -> Result<(), CgroupError> {
             }
         }
     }
+}
+
+/// The processes listed in the cgroup tree at `dir`, if there are any. A process that has
+/// exited is no longer listed, even while the kernel still counts the cgroup busy.
+fn in_use(dir: &Path) -> Option<Vec<i32>> {
+    procs_in_tree(dir).ok().filter(|p| !p.is_empty())
 }
 
 /// Move `pid` into the cgroup `dir`.
@@ -121,4 +143,36 @@ pub(crate) fn wait_until(
         std::thread::sleep(std::time::Duration::from_millis(1));
     }
     Err(CgroupError::Invalid(format!("{} within a second", what())))
+}
+
+/// Hold an exclusive flock on the cgroup directory `dir` until the file is dropped:
+/// commands that rewrite a cgroup's device rules (containers sharing one cgroupsPath,
+/// created in parallel) do it one after the other, each from the state the last left.
+pub(crate) fn lock(dir: &Path) -> Result<std::fs::File, CgroupError> {
+    use std::os::fd::AsRawFd;
+    let f = std::fs::File::open(dir).map_err(|source| CgroupError::Read {
+        path: dir.into(),
+        source,
+    })?;
+    // SAFETY: flock on a descriptor we own; it blocks until the lock is ours.
+    if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } != 0 {
+        return Err(CgroupError::Write {
+            path: dir.into(),
+            value: "(flock LOCK_EX)".into(),
+            source: std::io::Error::last_os_error(),
+        });
+    }
+    Ok(f)
+}
+
+/// Containers may share one cgroupsPath (runc allows it, and engines' test suites do it):
+/// say so when a new container's cgroup already holds processes, and go on.
+pub(crate) fn warn_if_shared(pids: &[i32], dirs: &[(String, PathBuf)]) {
+    if let (Some(_), Some((_, dir))) = (pids.first(), dirs.first()) {
+        tracing::warn!(
+            "cgroup {} already holds {} process(es) of others: it will be shared; limits set now apply to all of them",
+            dir.display(),
+            pids.len()
+        );
+    }
 }

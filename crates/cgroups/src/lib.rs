@@ -14,6 +14,7 @@
 
 mod bpf;
 pub mod dbus;
+mod devrules;
 mod error;
 mod fsutil;
 mod layout;

@@ -3,6 +3,7 @@
 //! On a hybrid host the container also gets a directory in the controller-less cgroup2
 //! hierarchy, as runc does, so tools that look there find it.
 
+use crate::devrules::DeviceState;
 use crate::fsutil::{self, add_pid, parse_pids, read, write};
 use crate::stats::{read_blkio, read_keyed, read_list, read_u64, Hugetlb, MemoryEntry};
 use crate::{
@@ -70,11 +71,7 @@ impl V1Manager {
             self.set_cpu(c)?;
         }
         if let Some(rules) = r.devices() {
-            let dir = self.require("devices")?;
-            for rule in rules {
-                let (file, line) = device_rule(rule)?;
-                write(&dir.join(file), &line)?;
-            }
+            set_devices(self.require("devices")?, rules)?;
         }
         if let Some(b) = r.block_io() {
             self.set_blkio(b)?;
@@ -280,6 +277,7 @@ impl V1Manager {
 
 impl Manager for V1Manager {
     fn create(&self, resources: Option<&LinuxResources>) -> Result<(), CgroupError> {
+        fsutil::warn_if_shared(&self.pids()?, &self.dirs);
         for (name, dir) in &self.dirs {
             let is_cpuset = name.split(',').any(|c| c == "cpuset");
             create_dirs(dir, is_cpuset)?;
@@ -495,6 +493,21 @@ fn bool_str(b: bool) -> &'static str {
     } else {
         "0"
     }
+}
+
+/// Take the devices cgroup `dir` to `rules` (applied on top of what it has), writing only
+/// what changes so that a live process is never denied what both the old and the new rules
+/// allow.
+fn set_devices(dir: &Path, rules: &[LinuxDeviceCgroup]) -> Result<(), CgroupError> {
+    let _lock = fsutil::lock(dir)?;
+    let list = dir.join("devices.list");
+    let current = DeviceState::parse(&read(&list)?)
+        .map_err(|e| CgroupError::Invalid(format!("{}: {e}", list.display())))?;
+    let wanted = current.after(rules)?;
+    for (file, line) in current.writes_to(&wanted) {
+        write(&dir.join(file), &line)?;
+    }
+    Ok(())
 }
 
 /// The devices-cgroup line for one rule, and the file it goes to.

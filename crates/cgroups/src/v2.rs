@@ -312,6 +312,7 @@ pub fn swap_max(limit: Option<i64>, swap: Option<i64>) -> Result<Option<String>,
 
 impl Manager for V2Manager {
     fn create(&self, resources: Option<&LinuxResources>) -> Result<(), CgroupError> {
+        fsutil::warn_if_shared(&self.pids()?, &self.paths());
         std::fs::create_dir_all(&self.dir).map_err(|source| CgroupError::Create {
             path: self.dir.clone(),
             source,

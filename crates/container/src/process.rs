@@ -471,8 +471,12 @@ fn resources_with_default_devices(spec: &Spec) -> Option<LinuxResources> {
         for (_, major, minor) in crate::rootfs::default_device_rules() {
             allow(LinuxDeviceType::C, major, minor);
         }
+        // A fifo is no device to the kernel: the devices cgroup has no rule for it (and
+        // needs none to open it), so it only gets its node.
         for d in linux.devices().iter().flatten() {
-            allow(d.typ(), d.major(), d.minor());
+            if d.typ() != LinuxDeviceType::P {
+                allow(d.typ(), d.major(), d.minor());
+            }
         }
         r.set_devices(Some(rules));
     }

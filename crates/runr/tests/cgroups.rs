@@ -380,3 +380,132 @@ fn events_report_stats_and_oom_kills() {
     assert_eq!(r.code, 1);
     assert!(r.stderr.contains("is not running"), "{}", r.stderr);
 }
+
+/// A container whose init opens /dev/null in a loop and notes each failure in /tmp/fails.
+const OPEN_NULL_LOOP: &str =
+    "while :; do if ! : > /dev/null; then echo fail >> /tmp/fails; fi; done";
+
+/// Containers sharing one cgroupsPath (runc allows it, with a warning): parallel creates
+/// all succeed, none ever denies a device another container is using, and `delete -f` of
+/// one is quick, leaves the others running and the cgroup to the last.
+#[test]
+fn containers_share_one_cgroups_path() {
+    let env = Env::new("shared");
+    let path = format!("/runr-test-shared-{}", std::process::id());
+    let dir = std::path::Path::new("/sys/fs/cgroup/devices").join(path.trim_start_matches('/'));
+    env.edit(|c| c["linux"]["cgroupsPath"] = json!(path));
+    // The first keeps opening /dev/null while the others are created into its cgroup.
+    env.args(&["sh", "-c", OPEN_NULL_LOOP]);
+    let first = env.id("0");
+    let r = env.runr(&[
+        "run",
+        "-d",
+        "--bundle",
+        env.bundle.to_str().unwrap(),
+        &first,
+    ]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    env.args(&["sleep", "1000"]);
+    let ids: Vec<String> = (1..=8).map(|i| env.id(&i.to_string())).collect();
+    let results: Vec<Run> = std::thread::scope(|s| {
+        let handles: Vec<_> = ids
+            .iter()
+            .map(|id| {
+                let mut c = env.cmd();
+                c.args(["run", "-d", "--bundle"]).arg(&env.bundle).arg(id);
+                s.spawn(move || capture(c))
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    for (id, r) in ids.iter().zip(&results) {
+        assert_eq!(r.code, 0, "{id}: {}", r.stderr);
+    }
+    assert!(
+        results.iter().any(|r| r.stderr.contains("shared")),
+        "no warning about the shared cgroup"
+    );
+    for id in &ids {
+        let r = env.runr(&[
+            "exec",
+            id,
+            "sh",
+            "-c",
+            "head -c1 /dev/zero > /dev/null && echo ok",
+        ]);
+        assert_eq!(r.stdout, "ok\n", "{id}: {}", r.stderr);
+    }
+    assert!(
+        !env.rootfs.join("tmp/fails").exists(),
+        "/dev/null was denied to a running container while others were created"
+    );
+    // delete -f of one: quick, its state gone, the others untouched.
+    let t = std::time::Instant::now();
+    let r = env.runr(&["delete", "-f", &ids[0]]);
+    let took = t.elapsed();
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        took < std::time::Duration::from_secs(2),
+        "delete -f took {took:?}"
+    );
+    assert!(!env.root.join(&ids[0]).exists());
+    for id in ids[1..].iter().chain([&first]) {
+        assert_eq!(env.state(id)["status"], "running", "{id}");
+    }
+    // The last one out removes the cgroup.
+    for id in ids[1..].iter().chain([&first]) {
+        let r = env.runr(&["delete", "-f", id]);
+        assert_eq!(r.code, 0, "{id}: {}", r.stderr);
+        assert!(!env.root.join(id).exists());
+    }
+    assert!(!dir.exists(), "{} left behind", dir.display());
+}
+
+/// `update` of the device rules of a running container never denies, even for a moment,
+/// what both the old and the new rules allow.
+#[test]
+fn device_rules_update_without_a_window() {
+    let env = Env::new("devupdate");
+    env.args(&["sh", "-c", OPEN_NULL_LOOP]);
+    let id = env.id("c");
+    let r = env.runr(&["run", "-d", "--bundle", env.bundle.to_str().unwrap(), &id]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let base = r#"{"allow": false, "access": "rwm"},
+        {"allow": true, "type": "c", "major": 1, "minor": 3, "access": "rwm"},
+        {"allow": true, "type": "c", "major": 1, "minor": 5, "access": "rwm"}"#;
+    let file = env.dir.path().join("resources.json");
+    let list = cgroup_dir("devices", &id).join("devices.list");
+    for i in 0..20 {
+        let extra = if i % 2 == 0 {
+            r#", {"allow": true, "type": "c", "major": 1, "minor": 9, "access": "r"}"#
+        } else {
+            ""
+        };
+        std::fs::write(&file, format!(r#"{{"devices": [{base}{extra}]}}"#)).unwrap();
+        let r = env.runr(&["update", "-r", file.to_str().unwrap(), &id]);
+        assert_eq!(r.code, 0, "{}", r.stderr);
+        let want = if i % 2 == 0 {
+            "c 1:3 rwm\nc 1:5 rwm\nc 1:9 r"
+        } else {
+            "c 1:3 rwm\nc 1:5 rwm"
+        };
+        assert_eq!(read(list.clone()), want);
+    }
+    assert!(
+        !env.rootfs.join("tmp/fails").exists(),
+        "/dev/null was denied during an update of the device rules"
+    );
+    assert_eq!(env.runr(&["delete", "-f", &id]).code, 0);
+    env.assert_gone(&id);
+}
+
+/// A fifo in linux.devices is made (it needs no device number and no cgroup rule).
+#[test]
+fn a_fifo_in_linux_devices_is_made() {
+    let env = Env::new("fifo");
+    env.edit(|c| {
+        c["linux"]["devices"] = json!([{"path": "/dev/myfifo", "type": "p", "fileMode": 0o620}]);
+    });
+    let out = env.sh("test -p /dev/myfifo && stat -c %a /dev/myfifo");
+    assert_eq!(out, "620\n");
+}

@@ -84,3 +84,30 @@ fn v2_limit_without_its_controller_is_a_clear_error() {
     assert!(r.stdout.contains("nosuch"), "{}{}", r.stdout, r.stderr);
     env.assert_gone(&id);
 }
+
+/// Two containers in one cgroupsPath on v2: the second's device program replaces the
+/// first's without breaking it, `delete -f` of one leaves the other and the cgroup, and
+/// the last removes the cgroup.
+#[test]
+fn v2_containers_share_one_cgroups_path() {
+    let env = Env::new("v2shared");
+    let path = format!("/runr-test-v2shared-{}", std::process::id());
+    env.args(&["sleep", "1000"]);
+    env.edit(|c| c["linux"]["cgroupsPath"] = json!(path));
+    let (a, b) = (env.id("a"), env.id("b"));
+    let bundle = env.bundle.display();
+    let script = format!(
+        "d=/sys/fs/cgroup{path}; $R run -d --bundle {bundle} {a}; $R run -d --bundle {bundle} {b}; \
+         $R exec {a} sh -c ': > /dev/null && echo a-ok'; $R exec {b} sh -c ': > /dev/null && echo b-ok'; \
+         $R delete -f {a}; test -d $d && echo kept; $R state {b} | grep -q '\"running\"' && echo b-running; \
+         $R delete -f {b}; test ! -e $d && echo removed"
+    );
+    let r = in_v2(&env, &script);
+    assert_eq!(
+        r.stdout, "a-ok\nb-ok\nkept\nb-running\nremoved\n",
+        "stderr: {}",
+        r.stderr
+    );
+    env.assert_gone(&a);
+    env.assert_gone(&b);
+}

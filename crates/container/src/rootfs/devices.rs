@@ -81,19 +81,25 @@ pub(crate) fn create_all(root: &Root, spec: &Spec, in_user_ns: bool) -> Result<(
                 )))
             }
         };
+        // A fifo has no device number; whatever the config says is not used.
+        let (major, minor) = match kind {
+            FileType::Fifo => (0, 0),
+            _ => (d.major() as u32, d.minor() as u32),
+        };
         devices.retain(|x| x.path != *d.path());
         devices.push(Device {
             path: d.path().clone(),
             kind,
-            major: d.major() as u32,
-            minor: d.minor() as u32,
+            major,
+            minor,
             mode: d.file_mode().unwrap_or(0o666) & 0o7777,
             uid: d.uid(),
             gid: d.gid(),
         });
     }
     for d in &devices {
-        if in_user_ns {
+        // A fifo can be made in a user namespace too, and a host one would be shared.
+        if in_user_ns && d.kind != FileType::Fifo {
             bind_device(root, d)?;
         } else {
             make_device(root, d)?;
