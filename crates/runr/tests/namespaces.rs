@@ -286,11 +286,17 @@ fn no_mount_namespace_leaves_no_mount_behind() {
     });
     let id = env.id("k");
     let mut create = env.cmd();
-    create.args(["create", "--bundle"]).arg(&env.bundle).arg(&id);
+    create
+        .args(["create", "--bundle"])
+        .arg(&env.bundle)
+        .arg(&id);
     let mut child = create.spawn().unwrap();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     while mounts_under(&env.rootfs).len() < 3 {
-        assert!(std::time::Instant::now() < deadline, "the create made no mounts");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the create made no mounts"
+        );
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
     child.kill().unwrap();
