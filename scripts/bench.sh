@@ -70,7 +70,7 @@ sed -i 's/"\/bin\/sleep", "1"/"\/bin\/true"/' config.json
 echo "peak RSS during run:"
 for n in "${names[@]}"; do
   b=${bin[$n]}; root="$work/root-$n"
-  printf '  %-5s %6s kB\n' "$n" "$(/usr/bin/time -f %M $b --root "$root" run "p-$n" 2>&1 >/dev/null | tail -1)"
+  printf '  %-5s %6s kB\n' "$n" "$(/usr/bin/time -f %M $b --root "$root" run "p-$n" 2>&1 >/dev/null </dev/null | tail -1)"
 done
 sed -i 's/"\/bin\/true"/"\/bin\/sleep", "1"/' config.json
 
@@ -82,7 +82,7 @@ for n in "${names[@]}"; do
   $b --root "$root" run -d "e-$n" >/dev/null 2>&1 </dev/null
   exec_cmds+=(-n "$n" "$b --root $root exec e-$n /bin/true")
 done
-hyperfine -N --warmup 5 --runs "$runs" --export-json "$work/exec.json" "${exec_cmds[@]}" >/dev/null
+hyperfine -N --warmup 5 --runs "$runs" --export-json "$work/exec.json" "${exec_cmds[@]}" >/dev/null || { hyperfine -N --runs 2 --show-output "${exec_cmds[@]}" 2>&1 | tail -20; exit 1; }
 for n in "${names[@]}"; do ${bin[$n]} --root "$work/root-$n" delete -f "e-$n" >/dev/null 2>&1; done
 INNER
 
