@@ -153,9 +153,11 @@ struct Layout {
 
 impl Layout {
     fn read() -> Result<Layout> {
-        let exe = std::fs::metadata("/proc/self/exe").ctx(|| "stat /proc/self/exe")?;
+        let image = own_image().ok_or_else(|| {
+            Error::Init("runr's program headers (PT_PHDR) are not where the kernel says".into())
+        })?;
         let maps = std::fs::read_to_string("/proc/self/maps").ctx(|| "read /proc/self/maps")?;
-        let mappings = mappings_of(&maps, exe.dev(), exe.ino());
+        let mappings = mappings_of(&maps, image.span);
         if mappings.is_empty() {
             return Err(Error::Init(
                 "/proc/self/maps shows no mapping of runr's own binary".into(),
@@ -166,26 +168,26 @@ impl Layout {
             .ok_or_else(|| Error::Init(format!("unexpected /proc/self/stat: {stat:?}")))?;
         Ok(Layout {
             mappings,
-            relro: own_relro(),
+            relro: image.relro,
             stat,
         })
     }
 }
 
-use std::os::unix::fs::MetadataExt;
-
-/// The mappings in `maps` (the text of /proc/PID/maps) of the file `(dev, ino)`.
-fn mappings_of(maps: &str, dev: u64, ino: u64) -> Vec<Mapping> {
-    let want_dev = format!("{:02x}:{:02x}", libc::major(dev), libc::minor(dev));
+/// The file mappings in `maps` (the text of /proc/PID/maps) inside `span`, the address
+/// range the loader reserved for our executable. By address, not by device and inode: on
+/// overlayfs, maps names the underlying file, which stat of /proc/self/exe does not.
+fn mappings_of(maps: &str, span: (usize, usize)) -> Vec<Mapping> {
     let mut out = Vec::new();
     for line in maps.lines() {
         let mut f = line.split_ascii_whitespace();
-        let (Some(range), Some(perms), Some(offset), Some(d), Some(i)) =
+        let (Some(range), Some(perms), Some(offset), Some(_dev), Some(inode)) =
             (f.next(), f.next(), f.next(), f.next(), f.next())
         else {
             continue;
         };
-        if d != want_dev || i.parse::<u64>().ok() != Some(ino) {
+        if inode == "0" {
+            // Anonymous (the .bss beyond the file, say): nothing of the file.
             continue;
         }
         let Some((s, e)) = range.split_once('-') else {
@@ -208,18 +210,29 @@ fn mappings_of(maps: &str, dev: u64, ino: u64) -> Vec<Mapping> {
                 prot |= bit;
             }
         }
-        out.push(Mapping {
-            start,
-            end,
-            prot,
-            offset,
-        });
+        if start >= span.0 && end <= span.1 {
+            out.push(Mapping {
+                start,
+                end,
+                prot,
+                offset,
+            });
+        }
     }
     out
 }
 
-/// The RELRO range of our executable, from its program headers.
-fn own_relro() -> Option<(usize, usize)> {
+/// Where our executable lies in memory, from its program headers.
+struct Image {
+    /// From the lowest to the highest page of its PT_LOAD segments.
+    span: (usize, usize),
+    /// The RELRO range: read-only now, but written by the loader.
+    relro: Option<(usize, usize)>,
+}
+
+/// The [`Image`] of our executable; `None` without PT_PHDR, which the load bias is
+/// worked out from (every PIE the toolchain links has one).
+fn own_image() -> Option<Image> {
     // SAFETY: getauxval only reads the auxiliary vector the kernel gave this process.
     let (phdr, phnum) = unsafe {
         (
@@ -234,17 +247,24 @@ fn own_relro() -> Option<(usize, usize)> {
     // for the life of the process.
     let headers = unsafe { std::slice::from_raw_parts(phdr as *const libc::Elf64_Phdr, phnum) };
     // The load bias: where PT_PHDR is, against where it says it is.
-    let bias = match headers.iter().find(|h| h.p_type == libc::PT_PHDR) {
-        Some(h) => phdr.wrapping_sub(h.p_vaddr as usize),
-        None => 0,
-    };
-    headers
+    let h = headers.iter().find(|h| h.p_type == libc::PT_PHDR)?;
+    let bias = phdr.wrapping_sub(h.p_vaddr as usize);
+    let page = 4096usize;
+    let loads = headers.iter().filter(|h| h.p_type == libc::PT_LOAD);
+    let lo = loads.clone().map(|h| h.p_vaddr as usize).min()?;
+    let hi = loads.map(|h| (h.p_vaddr + h.p_memsz) as usize).max()?;
+    let span = (
+        bias.wrapping_add(lo) / page * page,
+        bias.wrapping_add(hi).div_ceil(page) * page,
+    );
+    let relro = headers
         .iter()
         .find(|h| h.p_type == libc::PT_GNU_RELRO)
         .map(|h| {
             let start = bias.wrapping_add(h.p_vaddr as usize);
             (start, start + h.p_memsz as usize)
-        })
+        });
+    Some(Image { span, relro })
 }
 
 impl Mapping {
@@ -478,8 +498,7 @@ mod tests {
 7f0000000000-7f0000100000 r-xp 00000000 fd:01 99      /usr/lib/libc.so.6
 7ffd00000000-7ffd00021000 rw-p 00000000 00:00 0       [stack]
 ";
-        let dev = libc::makedev(0xfd, 1);
-        let m = mappings_of(maps, dev, 1234);
+        let m = mappings_of(maps, (0x55d0c0000000, 0x55d0c048e000));
         assert_eq!(m.len(), 4);
         assert_eq!(
             m[1],

@@ -342,6 +342,15 @@ fn guard_binary(c: &Container, process: &Process, init_pid: i32) -> Result<()> {
         return Ok(());
     }
     if this_can && !config_can {
+        // The init of a created container still runs our binary, from wherever it was
+        // when it was cloned: a tracer must not meet it there.
+        if c.status() == crate::Status::Created {
+            return Err(Error::Invalid(
+                "cannot exec a process with CAP_SYS_PTRACE, which the container's own \
+                 config does not grant, before the container is started"
+                    .into(),
+            ));
+        }
         std::fs::write(&mark, b"").ctx(|| format!("write {}", mark.display()))?;
     }
     protect_own_binary()

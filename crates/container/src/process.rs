@@ -166,7 +166,11 @@ pub fn create(o: &CreateOptions) -> Result<Container> {
     let sigmask = o.init_sigmask.unwrap_or_else(SigSet::empty);
 
     attrs.apply_inherited()?;
-    if crate::exe_guard::can_trace_us(process, plan.shares_our_user_ns()?) {
+    // A pid namespace joined by path holds others' processes, which may trace ours.
+    let shares_user_ns = plan.shares_our_user_ns()?;
+    if crate::exe_guard::can_trace_us(process, shares_user_ns)
+        || (plan.join_pid.is_some() && shares_user_ns && !rootless)
+    {
         crate::exe_guard::protect_own_binary()?;
     }
     // Asked here, not in the child: it already is in the new user namespace.

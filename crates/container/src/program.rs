@@ -72,9 +72,17 @@ impl Program {
         )
         .unwrap_err();
         // A kernel before 3.19, or a seccomp profile that denies execveat (with any errno),
-        // leaves only execve; the path was checked, though no longer pinned.
+        // leaves only execve: of the checked descriptor through /proc, so that nothing
+        // swapped in at the path since is run; by path only where /proc is missing.
         let e = if !execveat_reaches_kernel() {
-            nix::unistd::execve(&self.path, &self.argv, env).unwrap_err()
+            let pinned = CString::new(format!("/proc/self/fd/{}", self.fd.as_raw_fd()))
+                .expect("no NUL in a number");
+            match nix::unistd::execve(&pinned, &self.argv, env).unwrap_err() {
+                nix::errno::Errno::ENOENT => {
+                    nix::unistd::execve(&self.path, &self.argv, env).unwrap_err()
+                }
+                e => e,
+            }
         } else {
             e
         };
@@ -141,16 +149,18 @@ fn is_own_binary(fd: &OwnedFd) -> bool {
     let id = |fd: i32| {
         // SAFETY: all-zero bytes are a valid libc::stat (integers only).
         let mut st: libc::stat = unsafe { std::mem::zeroed() };
-        // SAFETY: fstat writes into the stat we own; `fd` is open for the call.
-        (unsafe { libc::fstat(fd, &mut st) } == 0).then_some((st.st_dev, st.st_ino))
+        // SAFETY: fstat writes into the stat we own; `fd` is open for the call. The raw
+        // fstat(2): glibc's fstat is newfstatat, which an old profile may not name.
+        (unsafe { libc::syscall(libc::SYS_fstat, fd, &mut st) } == 0)
+            .then_some((st.st_dev, st.st_ino))
     };
     let Ok(exe) = rustix::fs::open(
         "/proc/self/exe",
         OFlags::PATH | OFlags::CLOEXEC,
         Mode::empty(),
     ) else {
-        // In doubt, refuse.
-        return true;
+        // No /proc: then no magic link of it can have led anywhere either.
+        return false;
     };
     match (id(fd.as_raw_fd()), id(exe.as_raw_fd())) {
         (Some(a), Some(b)) => a == b,

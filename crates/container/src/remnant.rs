@@ -145,6 +145,13 @@ impl Remnant {
         Status::Creating
     }
 
+    /// Whether a committed container (state.json there, though unreadable) still has its
+    /// init: then it may be running the user's program, and only `delete --force` may end it.
+    pub fn has_live_committed_init(&self) -> bool {
+        self.dir.join(STATE_FILE).exists()
+            && self.record.as_ref().is_ok_and(|r| r.live_init().is_some())
+    }
+
     /// The state as `list` shows it: status `creating`, the init's pid while it lives.
     pub fn oci_state(&self) -> OciState {
         OciState {

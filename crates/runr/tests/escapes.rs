@@ -346,3 +346,24 @@ fn a_new_session_keyring_per_container_unless_asked_not_to() {
     let r = capture(c);
     assert_eq!(serial(&r.stdout), host, "{}", r.stderr);
 }
+
+/// A process given CAP_SYS_PTRACE that the container's config lacks could open the created
+/// init (which still runs runr's binary, unprotected) and write the binary once it execs:
+/// such an exec waits for start.
+#[test]
+fn a_tracer_is_not_exec_into_a_created_container() {
+    let env = Env::new("tracer");
+    env.args(&["sleep", "1000"]);
+    let id = env.id("c");
+    assert_eq!(env.create(&id).code, 0);
+    let r = env.runr(&["exec", "--cap", "CAP_SYS_PTRACE", &id, "true"]);
+    assert_ne!(r.code, 0);
+    assert!(
+        r.stderr.contains("before the container is started"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(env.runr(&["start", &id]).code, 0);
+    let r = env.runr(&["exec", "--cap", "CAP_SYS_PTRACE", &id, "true"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+}

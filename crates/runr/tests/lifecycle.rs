@@ -530,6 +530,11 @@ fn delete_force_removes_a_container_whose_state_file_is_corrupt() {
         assert!(alive_with_start(pid, start_time));
         std::fs::write(env.root.join(&id).join("state.json"), content).unwrap();
         assert!(env.runr(&["list"]).stdout.contains(&id));
+        // Its init lives: a plain delete must not kill it.
+        let r = env.runr(&["delete", &id]);
+        assert_ne!(r.code, 0, "{name}: a plain delete ended a live container");
+        assert!(r.stderr.contains("--force"), "{name}: {}", r.stderr);
+        assert!(alive_with_start(pid, start_time), "{name}: init killed");
         let r = env.runr(&["delete", "--force", &id]);
         assert_eq!(r.code, 0, "{name}: {}", r.stderr);
         assert!(r.stderr.contains("state"), "{name}: says why: {}", r.stderr);

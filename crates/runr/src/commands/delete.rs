@@ -12,6 +12,10 @@ pub fn run(g: &Global, a: Args) -> anyhow::Result<i32> {
     use container::remnant::{load_for_delete, Loaded};
     let warnings = match load_for_delete(&g.root, &a.id)? {
         Loaded::Container(c) => c.delete(a.force)?,
+        Loaded::Remnant(r) if !a.force && r.has_live_committed_init() => anyhow::bail!(
+            "container {} has a live init but its state cannot be read; use delete --force",
+            a.id
+        ),
         // Nothing of it ever ran the user's program: removed with or without --force.
         Loaded::Remnant(r) => r.delete()?,
     };
