@@ -288,24 +288,7 @@ pub fn apply(dir: &std::path::Path, rules: &[LinuxDeviceCgroup]) -> Result<(), C
 #[cfg(test)]
 mod tests {
     use super::*;
-    use oci_spec::runtime::LinuxDeviceCgroupBuilder;
-
-    fn rule(
-        allow: bool,
-        typ: LinuxDeviceType,
-        major: i64,
-        minor: i64,
-        access: &str,
-    ) -> LinuxDeviceCgroup {
-        LinuxDeviceCgroupBuilder::default()
-            .allow(allow)
-            .typ(typ)
-            .major(major)
-            .minor(minor)
-            .access(access)
-            .build()
-            .unwrap()
-    }
+    use crate::devrules::tests::rule;
 
     /// Run the program on a request, as the kernel would.
     fn eval(p: &[Insn], typ: i32, access: i32, major: u32, minor: u32) -> u64 {

@@ -194,11 +194,12 @@ fn line(&(typ, major, minor): &Key, bits: u8) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use oci_spec::runtime::LinuxDeviceCgroupBuilder;
 
-    fn rule(
+    /// A device rule; a negative major or minor is left out (every number).
+    pub(crate) fn rule(
         allow: bool,
         typ: LinuxDeviceType,
         major: i64,
@@ -288,5 +289,17 @@ mod tests {
         assert!(DeviceState::parse("x 1 2").is_err());
         assert!(cur.after(&[rule(true, P, 0, 0, "rwm")]).is_err());
         assert!(cur.after(&[rule(true, C, 1, 3, "rx")]).is_err());
+    }
+
+    #[test]
+    fn device_rules_are_formatted_like_the_kernel_wants() {
+        assert_eq!(line(&('a', -1, -1), READ | WRITE | MKNOD), "a *:* rwm");
+        assert_eq!(line(&('c', 1, 3), READ | WRITE), "c 1:3 rw");
+    }
+
+    #[test]
+    fn bad_access_string_is_refused() {
+        assert!(access_bits("rwx").is_err());
+        assert!(access_bits("").is_err());
     }
 }

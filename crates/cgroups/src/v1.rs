@@ -10,7 +10,7 @@ use crate::{
     container_subpath, CgroupConfig, CgroupError, FreezerState, Layout, Manager, SubCgroups,
 };
 use crate::{OomWatch, Stats};
-use oci_spec::runtime::{LinuxDeviceCgroup, LinuxDeviceType, LinuxResources};
+use oci_spec::runtime::{LinuxDeviceCgroup, LinuxResources};
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 
@@ -510,79 +510,7 @@ fn set_devices(dir: &Path, rules: &[LinuxDeviceCgroup]) -> Result<(), CgroupErro
     Ok(())
 }
 
-/// The devices-cgroup line for one rule, and the file it goes to.
-pub fn device_rule(rule: &LinuxDeviceCgroup) -> Result<(&'static str, String), CgroupError> {
-    let typ = match rule.typ().unwrap_or(LinuxDeviceType::A) {
-        LinuxDeviceType::A => 'a',
-        LinuxDeviceType::C | LinuxDeviceType::U => 'c',
-        LinuxDeviceType::B => 'b',
-        LinuxDeviceType::P => {
-            return Err(CgroupError::Invalid(
-                "device rule of type 'p' (fifo) cannot be expressed in the devices cgroup".into(),
-            ))
-        }
-    };
-    let access = rule.access().clone().unwrap_or_else(|| "rwm".into());
-    if access.is_empty() || !access.chars().all(|c| matches!(c, 'r' | 'w' | 'm')) {
-        return Err(CgroupError::Invalid(format!(
-            "device rule access {access:?} must be made of r, w and m"
-        )));
-    }
-    let num = |n: Option<i64>| {
-        n.filter(|n| *n >= 0)
-            .map_or("*".to_string(), |n| n.to_string())
-    };
-    let line = format!("{typ} {}:{} {access}", num(rule.major()), num(rule.minor()));
-    let file = if rule.allow() {
-        "devices.allow"
-    } else {
-        "devices.deny"
-    };
-    Ok((file, line))
-}
-
 /// Pids listed in one cgroup directory (used by tests and the CLI's `ps`).
 pub fn procs_in(dir: &Path) -> Result<Vec<i32>, CgroupError> {
     Ok(parse_pids(&fsutil::read(&dir.join("cgroup.procs"))?))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use oci_spec::runtime::LinuxDeviceCgroupBuilder;
-
-    #[test]
-    fn device_rules_are_formatted_like_the_kernel_wants() {
-        let deny_all = LinuxDeviceCgroupBuilder::default()
-            .allow(false)
-            .access("rwm")
-            .build()
-            .unwrap();
-        assert_eq!(
-            device_rule(&deny_all).unwrap(),
-            ("devices.deny", "a *:* rwm".to_string())
-        );
-        let null = LinuxDeviceCgroupBuilder::default()
-            .allow(true)
-            .typ(LinuxDeviceType::C)
-            .major(1)
-            .minor(3)
-            .access("rw")
-            .build()
-            .unwrap();
-        assert_eq!(
-            device_rule(&null).unwrap(),
-            ("devices.allow", "c 1:3 rw".to_string())
-        );
-    }
-
-    #[test]
-    fn bad_access_string_is_refused() {
-        let bad = LinuxDeviceCgroupBuilder::default()
-            .allow(true)
-            .access("rwx")
-            .build()
-            .unwrap();
-        assert!(device_rule(&bad).is_err());
-    }
 }
