@@ -29,15 +29,15 @@ use std::sync::atomic::{AtomicBool, Ordering};
 /// Set once this process runs from a protected view (it never goes back).
 static PROTECTED: AtomicBool = AtomicBool::new(false);
 
-/// Whether processes of a container could open our `/proc/<pid>/exe` although we are
-/// non-dumpable: they share our user namespace and may hold CAP_SYS_PTRACE.
-pub(crate) fn can_trace_us(process: &Process, shares_user_ns: bool) -> bool {
-    shares_user_ns
-        && process
-            .capabilities()
-            .as_ref()
-            .and_then(|c| c.bounding().as_ref())
-            .is_some_and(|b| b.contains(&Capability::SysPtrace))
+/// Whether `process` may hold CAP_SYS_PTRACE (it is in its bounding set). In our user
+/// namespace, such a process can open `/proc/<pid>/exe` of ours although we are
+/// non-dumpable.
+pub(crate) fn grants_ptrace(process: &Process) -> bool {
+    process
+        .capabilities()
+        .as_ref()
+        .and_then(|c| c.bounding().as_ref())
+        .is_some_and(|b| b.contains(&Capability::SysPtrace))
 }
 
 /// Run from a read-only view of our binary from now on (see the module's text), unless we

@@ -322,7 +322,7 @@ const TRACER_MARK: &str = "tracer";
 /// CVE-2019-5736: before cloning into a container whose processes may ptrace ours, move
 /// onto a read-only view of runr's binary (see `exe_guard`).
 fn guard_binary(c: &Container, process: &Process, init_pid: i32) -> Result<()> {
-    use crate::exe_guard::{can_trace_us, protect_own_binary};
+    use crate::exe_guard::{grants_ptrace, protect_own_binary};
     if !nix::unistd::geteuid().is_root() {
         // Unprivileged: the container has a user namespace of its own.
         return Ok(());
@@ -332,8 +332,8 @@ fn guard_binary(c: &Container, process: &Process, init_pid: i32) -> Result<()> {
         .config
         .process()
         .as_ref()
-        .is_some_and(|p| can_trace_us(p, true));
-    let this_can = can_trace_us(process, true);
+        .is_some_and(grants_ptrace);
+    let this_can = grants_ptrace(process);
     let mark = c.dir().join(TRACER_MARK);
     if !config_can && !this_can && !mark.exists() {
         return Ok(());

@@ -168,8 +168,8 @@ pub fn create(o: &CreateOptions) -> Result<Container> {
     attrs.apply_inherited()?;
     // A pid namespace joined by path holds others' processes, which may trace ours.
     let shares_user_ns = plan.shares_our_user_ns()?;
-    if crate::exe_guard::can_trace_us(process, shares_user_ns)
-        || (plan.join_pid.is_some() && shares_user_ns && !rootless)
+    if shares_user_ns
+        && (crate::exe_guard::grants_ptrace(process) || (plan.join_pid.is_some() && !rootless))
     {
         crate::exe_guard::protect_own_binary()?;
     }
