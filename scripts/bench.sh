@@ -17,7 +17,7 @@ mkdir -p "$work/bundle/rootfs/bin"
 cp "$(command -v busybox)" "$work/bundle/rootfs/bin/busybox"
 ln -s busybox "$work/bundle/rootfs/bin/true"
 ln -s busybox "$work/bundle/rootfs/bin/sleep"
-cp "$PWD/target/release/runr" "$work/runr"
+cp "$PWD/target/x86_64-unknown-linux-gnu/release/runr" "$work/runr"
 (cd "$work/bundle" && "$work/runr" spec && sed -i 's/"terminal": true/"terminal": false/; s/"sh"$/"\/bin\/true"/' config.json)
 runs=${RUNS:-50}
 # The same container with CAP_SYS_PTRACE (as --privileged has it): runr then runs from a
@@ -58,10 +58,15 @@ for n in "${names[@]}"; do
   b=${bin[$n]}; root="$work/root-$n"
   $b --root "$root" create "m-$n" >/dev/null 2>&1
   pid=$($b --root "$root" state "m-$n" | sed -n 's/.*"pid": \([0-9]*\).*/\1/p')
-  # What the container's memory cgroup is charged for it, with nothing run yet.
-  mem=$(awk -F: '$2 == "memory" {print $3}' /proc/$pid/cgroup)
-  charge=$(( $(cat "/sys/fs/cgroup/memory$mem/memory.usage_in_bytes") / 1024 ))
-  printf '  %-5s RSS %6s kB, threads %s, cgroup charge %5s kB\n' "$n" "$(awk '/VmRSS/{print $2}' /proc/$pid/status)" "$(awk '/Threads/{print $2}' /proc/$pid/status)" "$charge"
+  # What the container's memory cgroup is charged for it, with nothing run yet: the pages
+  # charged (kernel memory + anonymous + page cache), and memory.usage_in_bytes, which the
+  # kernel rounds up by its per-CPU charge batch (64 pages per CPU that charged, kept
+  # until another cgroup charges there), so it reads 0, 256 or 512 kB for any small charge.
+  cg=/sys/fs/cgroup/memory$(awk -F: '$2 == "memory" {print $3}' /proc/$pid/cgroup)
+  pages=$(( ($(cat "$cg/memory.kmem.usage_in_bytes") + $(awk '$1 == "rss" || $1 == "cache" {s += $2} END {print s}' "$cg/memory.stat")) / 1024 ))
+  printf '  %-5s RSS %6s kB, threads %s, cgroup charge %4s kB (usage_in_bytes %4s kB)\n' "$n" \
+    "$(awk '/VmRSS/{print $2}' /proc/$pid/status)" "$(awk '/Threads/{print $2}' /proc/$pid/status)" \
+    "$pages" "$(( $(cat "$cg/memory.usage_in_bytes") / 1024 ))"
   $b --root "$root" delete -f "m-$n" >/dev/null 2>&1
 done
 
@@ -92,12 +97,13 @@ work = sys.argv[1]
 for name, title in (("run", "run /bin/true"), ("cycle", "create + start + delete"), ("exec", "exec /bin/true"), ("ptrace", "")):
     res = {r["command"]: r for r in json.load(open(f"{work}/{name}.json"))["results"]}
     if name == "ptrace":
-        p, t = res["plain"]["mean"], res["ptrace"]["mean"]
-        print(f"runr run, container with CAP_SYS_PTRACE: {t*1000:.2f} ms vs {p*1000:.2f} ms ({(t-p)*1000:+.2f} ms)")
+        p, t = res["plain"]["median"], res["ptrace"]["median"]
+        print(f"runr run, container with CAP_SYS_PTRACE: {t*1000:.2f} ms vs {p*1000:.2f} ms ({(t-p)*1000:+.2f} ms, medians)")
         continue
-    base = res["runr"]["mean"]
-    print(f"{title}:")
+    base = res["runr"]["median"]
+    print(f"{title} (median, mean ± sd):")
     for cmd in ("runr", "runc", "crun"):
         r = res[cmd]
-        print(f"  {cmd:5s} {r['mean']*1000:7.2f} ms ± {r['stddev']*1000:5.2f}   {r['mean']/base:5.2f}x runr's time")
+        print(f"  {cmd:5s} {r['median']*1000:7.2f} ms ({r['mean']*1000:6.2f} ± {r['stddev']*1000:5.2f})   {r['median']/base:5.2f}x runr's time")
+    print(f"  runr / crun: {base/res['crun']['median']:.2f}")
 PY

@@ -4,7 +4,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/deps.sh
 cargo build --release --quiet
-runr="$PWD/target/release/runr"
+runr="$PWD/target/x86_64-unknown-linux-gnu/release/runr"
 bundle=$(mktemp -d /tmp/runr-demo.XXXXXX)
 trap 'rm -rf "$bundle"' EXIT
 mkdir -p "$bundle/rootfs/bin" "$bundle/rootfs/etc"

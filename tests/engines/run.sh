@@ -29,7 +29,7 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 bash "$REPO/scripts/deps.sh"
 (cd "$REPO" && cargo build --release --locked --quiet)
-RUNR_BINARY=$REPO/target/release/runr
+RUNR_BINARY=$REPO/target/x86_64-unknown-linux-gnu/release/runr
 
 # shellcheck source=lib.sh
 . "$ENGINES_DIR/lib.sh"

@@ -33,6 +33,11 @@ pub fn load(bundle: &Path) -> Result<Spec> {
 /// Parse JSON text (config.json, a process.json, resources); the error names the field path
 /// where serde has one.
 pub fn parse<T: serde::de::DeserializeOwned>(text: &[u8]) -> Result<T, String> {
+    // The plain parse first: the path-tracking one is only needed to explain an error, and
+    // its wrapped deserializers are a second, larger copy of the parsing code to page in.
+    if let Ok(v) = serde_json::from_slice(text) {
+        return Ok(v);
+    }
     let de = &mut serde_json::Deserializer::from_slice(text);
     serde_path_to_error::deserialize(de).map_err(|e| {
         let path = e.path().to_string();
