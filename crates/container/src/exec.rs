@@ -248,8 +248,16 @@ impl Container {
             nix::sched::sched_setaffinity(Pid::from_raw(pid), cpus)
                 .ctx(|| "sched_setaffinity for process.execCPUAffinity.initial")?;
         }
-        cgroup.enter_exec(pid, &o.cgroup)?;
+        // The child joins the namespaces while we put it in the cgroup; it waits for
+        // `Joined` before its last steps (see `Message::Proceed`).
         parent_sock.send(&Message::Proceed { host_pid: pid })?;
+        let joined = cgroup
+            .enter_exec(pid, &o.cgroup)
+            .map_err(Error::from)
+            .and_then(|()| parent_sock.send(&Message::Joined));
+        if let Err(e) = joined {
+            return Err(parent_sock.pending_error().map_or(e, Error::Init));
+        }
         let mut console = None;
         loop {
             match parent_sock.recv_fd()? {
@@ -432,6 +440,7 @@ fn setup(a: &ChildArgs) -> Result<init::Ready> {
     if a.new_keyring {
         init::join_new_session_keyring()?;
     }
+    init::wait_joined(a.sync)?;
     if a.process.terminal().unwrap_or(false) {
         let master = crate::console::setup_in_container(a.process, false)?;
         a.sync.send_fd(&Message::Console, &master)?;

@@ -101,6 +101,16 @@ impl Ready {
     }
 }
 
+/// Wait until the parent has put us in our cgroups (see `Message::Proceed`).
+pub(crate) fn wait_joined(sync: &SyncSocket) -> Result<()> {
+    match expect(sync, "its cgroup")? {
+        Message::Joined => Ok(()),
+        other => Err(Error::Init(format!(
+            "unexpected message instead of Joined: {other:?}"
+        ))),
+    }
+}
+
 pub(crate) fn expect(sync: &SyncSocket, want: &str) -> Result<Message> {
     match sync.recv()? {
         Some(Message::Error(e)) => Err(Error::Init(e)),
@@ -156,6 +166,7 @@ fn setup(a: &mut InitArgs) -> Result<Ready> {
         idmapped: a.idmapped,
         own_mount_ns: a.plan.own_mount,
     })?;
+    wait_joined(a.sync)?;
     let spec_hooks = a.spec.hooks().as_ref();
     let parent_hooks = spec_hooks
         .is_some_and(|h| !Kind::Prestart.of(h).is_empty() || !Kind::CreateRuntime.of(h).is_empty());

@@ -229,13 +229,29 @@ pub fn create(o: &CreateOptions) -> Result<Container> {
     record.init_start_time = start;
     record.write(&record_path)?;
 
-    // Before the init can do anything, let alone fork: its cgroup, then its id maps.
-    cgroup.enter(pid)?;
-    if let Some(writer) = &id_maps {
-        writer.write(pid, uid_maps, gid_maps)?;
+    // Before the init can fork, run a hook or exec: its cgroup, its id maps, its network
+    // devices. The init needs the first two before its first step when it has a user
+    // namespace (ids) or a new cgroup namespace (rooted at its cgroup); otherwise it
+    // prepares its rootfs meanwhile and waits for `Joined` before it goes further.
+    let early = id_maps.is_none() && !plan.new_cgroup;
+    if early {
+        parent_sock.send(&Message::Proceed { host_pid: pid })?;
     }
-    namespaces::move_net_devices(&plan, linux, pid)?;
-    parent_sock.send(&Message::Proceed { host_pid: pid })?;
+    let joined = (|| {
+        cgroup.enter(pid)?;
+        if let Some(writer) = &id_maps {
+            writer.write(pid, uid_maps, gid_maps)?;
+        }
+        namespaces::move_net_devices(&plan, linux, pid)?;
+        if !early {
+            parent_sock.send(&Message::Proceed { host_pid: pid })?;
+        }
+        parent_sock.send(&Message::Joined)
+    })();
+    if let Err(e) = joined {
+        // The init may have failed first (and our step failed because it is gone).
+        return Err(parent_sock.pending_error().map_or(e, Error::Init));
+    }
     let mut console = None;
     loop {
         let (msg, fd) = match parent_sock.recv_fd()? {

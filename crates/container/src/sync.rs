@@ -7,8 +7,15 @@ use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 
 #[derive(Debug, Serialize, Deserialize, PartialEq)]
 pub(crate) enum Message {
-    /// Parent → init: cgroups joined and id maps written; here is your pid on the host.
+    /// Parent → init: go on; here is your pid on the host. With a user namespace or a new
+    /// cgroup namespace this comes after `Joined`'s work is done (the init needs its id maps
+    /// and its cgroup before its first step); otherwise before, so that the init prepares
+    /// its rootfs while the parent puts it in its cgroup (the first write to a cgroup.procs
+    /// waits for an RCU grace period, several milliseconds on an idle host).
     Proceed { host_pid: i32 },
+    /// Parent → init: you are in your cgroups, your id maps are written and the network
+    /// devices moved; hooks, forks and exec may follow.
+    Joined,
     /// Init → parent: mounts are done; run the prestart and createRuntime hooks now.
     RunHooks,
     /// Parent → init: those hooks have run.
@@ -75,8 +82,44 @@ impl SyncSocket {
 
     /// The next message and the descriptor that came with it, if any.
     pub(crate) fn recv_fd(&self) -> Result<Option<(Message, Option<OwnedFd>)>> {
-        use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
-        let mut buf = vec![0u8; 64 * 1024];
+        self.recv_with(nix::sys::socket::MsgFlags::empty())
+    }
+
+    /// The error the other end already sent, if one is waiting: when a step of ours failed
+    /// because the other side had failed first, its reason is the one to report.
+    pub(crate) fn pending_error(&self) -> Option<String> {
+        loop {
+            match self.recv_with(nix::sys::socket::MsgFlags::MSG_DONTWAIT) {
+                Ok(Some((Message::Error(e), _))) => return Some(e),
+                // A warning sent before the error: look further.
+                Ok(Some((Message::Warning(w), _))) => tracing::warn!("{w}"),
+                _ => return None,
+            }
+        }
+    }
+
+    fn recv_with(
+        &self,
+        flags: nix::sys::socket::MsgFlags,
+    ) -> Result<Option<(Message, Option<OwnedFd>)>> {
+        use nix::sys::socket::{recv, recvmsg, ControlMessageOwned, MsgFlags};
+        // The datagram's length first (MSG_PEEK | MSG_TRUNC), so the buffer is just as large:
+        // a fixed 64 KiB one, zeroed, was a sixth of the runtime's own heap.
+        let len = loop {
+            match recv(
+                self.0.as_raw_fd(),
+                &mut [],
+                MsgFlags::MSG_PEEK | MsgFlags::MSG_TRUNC | flags,
+            ) {
+                Err(nix::errno::Errno::EINTR) => continue,
+                // The other end died with a message of ours unread. The kernel reports that
+                // once (and forgets it); what the other end sent before it died is still
+                // queued, and then comes end-of-file.
+                Err(nix::errno::Errno::ECONNRESET) => continue,
+                r => break r.ctx(|| "peek on the init sync channel")?,
+            }
+        };
+        let mut buf = vec![0u8; len.max(1)];
         let mut cmsg = nix::cmsg_space!([std::os::fd::RawFd; 1]);
         let (n, fd) = loop {
             let mut iov = [std::io::IoSliceMut::new(&mut buf)];
@@ -84,11 +127,10 @@ impl SyncSocket {
                 self.0.as_raw_fd(),
                 &mut iov,
                 Some(&mut cmsg),
-                MsgFlags::MSG_CMSG_CLOEXEC,
+                MsgFlags::MSG_CMSG_CLOEXEC | flags,
             ) {
                 Err(nix::errno::Errno::EINTR) => continue,
-                // The other end died with our last message unread: gone, as at end-of-file.
-                Err(nix::errno::Errno::ECONNRESET) => return Ok(None),
+                Err(nix::errno::Errno::ECONNRESET) => continue,
                 r => {
                     let msg = r.ctx(|| "receive on the init sync channel")?;
                     let mut fd = None;
@@ -128,6 +170,32 @@ mod tests {
             Some(Message::Error("mount /proc: EPERM".into()))
         );
         drop(b);
+        assert_eq!(a.recv().unwrap(), None);
+    }
+
+    #[test]
+    fn a_pending_error_is_found_past_warnings_without_blocking() {
+        let (a, b) = pair().unwrap();
+        assert_eq!(a.pending_error(), None);
+        b.send(&Message::Warning("w".into())).unwrap();
+        b.send(&Message::Error("mount /proc: EPERM".into()))
+            .unwrap();
+        assert_eq!(a.pending_error().as_deref(), Some("mount /proc: EPERM"));
+        assert_eq!(a.pending_error(), None);
+    }
+
+    #[test]
+    fn what_a_dead_peer_sent_is_read_although_it_left_ours_unread() {
+        let (a, b) = pair().unwrap();
+        a.send(&Message::Joined).unwrap();
+        b.send(&Message::Error("mount /proc: EPERM".into()))
+            .unwrap();
+        // b goes away with Joined unread: a first hears of a reset, then b's error.
+        drop(b);
+        assert_eq!(
+            a.recv().unwrap(),
+            Some(Message::Error("mount /proc: EPERM".into()))
+        );
         assert_eq!(a.recv().unwrap(), None);
     }
 }
