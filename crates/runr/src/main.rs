@@ -18,19 +18,19 @@ use std::path::PathBuf;
 pub struct Cli {
     /// Root directory for container state [default: /run/runr; unprivileged:
     /// $XDG_RUNTIME_DIR/runr]
-    #[arg(long, global = true)]
+    #[arg(long)]
     root: Option<PathBuf>,
     /// Write logs to this file instead of stderr.
-    #[arg(long, global = true)]
+    #[arg(long)]
     log: Option<PathBuf>,
     /// Log format: text or json.
-    #[arg(long = "log-format", global = true, default_value = "text", value_parser = ["text", "json"])]
+    #[arg(long = "log-format", default_value = "text", value_parser = ["text", "json"])]
     log_format: String,
     /// Log debug messages.
-    #[arg(long, global = true)]
+    #[arg(long)]
     debug: bool,
     /// Manage cgroups with systemd (cgroupsPath as slice:prefix:name).
-    #[arg(long = "systemd-cgroup", global = true)]
+    #[arg(long = "systemd-cgroup")]
     systemd_cgroup: bool,
     /// Print the version.
     #[arg(short = 'v', long = "version")]
