@@ -49,17 +49,6 @@ pub enum Layout {
 }
 
 impl Layout {
-    /// Where one of the hierarchies is mounted (the first v1 one, or the unified one).
-    pub fn any_mountpoint(&self) -> &Path {
-        match self {
-            Layout::Legacy { v1 } | Layout::Hybrid { v1, .. } if !v1.is_empty() => {
-                &v1[0].mountpoint
-            }
-            Layout::Hybrid { unified, .. } | Layout::Unified { unified } => &unified.mountpoint,
-            Layout::Legacy { .. } => Path::new("/sys/fs/cgroup"),
-        }
-    }
-
     /// Read the layout of the calling process's view.
     pub fn detect() -> Result<Layout, CgroupError> {
         let mountinfo = fsutil::read(Path::new("/proc/self/mountinfo"))?;

@@ -24,12 +24,10 @@ pub mod stats;
 pub mod systemd;
 pub mod v1;
 pub mod v2;
-mod warmup;
 
 pub use error::CgroupError;
 pub use layout::{Hierarchy, Layout};
 pub use stats::{OomWatch, Stats};
-pub use warmup::AttachWarmup;
 
 use oci_spec::runtime::LinuxResources;
 use std::path::{Path, PathBuf};

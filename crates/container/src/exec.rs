@@ -183,11 +183,6 @@ impl Container {
             .init_pidfd()
             .ok_or_else(|| Error::Status("cannot exec in a stopped container".into()))?;
         let cgroup = self.cgroup();
-        // The process's cgroup.procs write must not wait for the kernel's grace period alone.
-        let warmup = cgroup
-            .paths()
-            .first()
-            .map(|(_, dir)| cgroups::AttachWarmup::start(dir));
         if !o.ignore_paused && cgroup.freezer()? == FreezerState::Frozen {
             return Err(Error::Status(
                 "cannot exec in a paused container (use --ignore-paused to override)".into(),
@@ -205,9 +200,6 @@ impl Container {
         // frozen (--ignore-paused) must not keep other commands waiting on the lock.
         self.unlock();
 
-        // Single-threaded again from here: the binary's data may be copied (exe_guard), and
-        // setns and the clone need it.
-        drop(warmup);
         guard_binary(&self, process, init_pid)?;
         let (parent_sock, child_sock) = sync::pair()?;
         let sigmask = o.sigmask.unwrap_or_else(SigSet::empty);

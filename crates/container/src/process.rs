@@ -93,11 +93,9 @@ pub fn create(o: &CreateOptions) -> Result<Container> {
     };
     let labels = ExecLabels::for_process(process)?;
     let attrs = crate::attrs::Attrs::from_config(process, Some(linux))?;
-    let layout = Layout::detect()?;
-    // The init's cgroup.procs write must not wait for the kernel's grace period alone.
-    let warmup = cgroups::AttachWarmup::start(layout.any_mountpoint());
     let seccomp = crate::seccomp::for_config(Some(linux), &o.root)?;
     let idmapped = crate::rootfs::IdmappedMounts::for_spec(&spec, &bundle)?;
+    let layout = Layout::detect()?;
     let planned = cgroups::manager(
         &layout,
         &CgroupConfig {
@@ -168,9 +166,6 @@ pub fn create(o: &CreateOptions) -> Result<Container> {
     let sigmask = o.init_sigmask.unwrap_or_else(SigSet::empty);
 
     attrs.apply_inherited()?;
-    // Single-threaded again from here: the binary's data may be copied (exe_guard), and
-    // setns and the clone need it.
-    warmup.finish();
     // A pid namespace joined by path holds others' processes, which may trace ours.
     let shares_user_ns = plan.shares_our_user_ns()?;
     if shares_user_ns
