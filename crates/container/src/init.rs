@@ -145,6 +145,10 @@ fn setup(a: &mut InitArgs) -> Result<Ready> {
         // A change of ids clears the parent-death signal.
         set_parent_death_signal(libc::SIGKILL)?;
     }
+    if a.plan.new_cgroup {
+        // After the parent put us in our cgroup, so that it becomes the namespace's root.
+        nix::sched::unshare(CloneFlags::CLONE_NEWCGROUP).ctx(|| "unshare a cgroup namespace")?;
+    }
     nix::unistd::setsid().ctx(|| "setsid")?;
     if !a.no_new_keyring {
         join_new_session_keyring()?;
@@ -152,20 +156,6 @@ fn setup(a: &mut InitArgs) -> Result<Ready> {
     // Modes of the devices and directories we create are exact; the process umask is set last.
     nix::sys::stat::umask(nix::sys::stat::Mode::empty());
 
-    // Until the parent has put us in our cgroups, only what does not depend on them: the
-    // cgroup namespace (rooted at our cgroup) and the cgroup mounts wait for `Joined`.
-    let joined = std::cell::Cell::new(false);
-    let join_cgroup = || -> Result<()> {
-        if joined.replace(true) {
-            return Ok(());
-        }
-        wait_joined(a.sync)?;
-        if a.plan.new_cgroup {
-            nix::sched::unshare(CloneFlags::CLONE_NEWCGROUP)
-                .ctx(|| "unshare a cgroup namespace")?;
-        }
-        Ok(())
-    };
     rootfs::prepare(&rootfs::Setup {
         spec: a.spec,
         rootfs: a.rootfs,
@@ -175,9 +165,8 @@ fn setup(a: &mut InitArgs) -> Result<Ready> {
         cgroups: a.cgroups,
         idmapped: a.idmapped,
         own_mount_ns: a.plan.own_mount,
-        join_cgroup: &join_cgroup,
     })?;
-    join_cgroup()?;
+    wait_joined(a.sync)?;
     let spec_hooks = a.spec.hooks().as_ref();
     let parent_hooks = spec_hooks
         .is_some_and(|h| !Kind::Prestart.of(h).is_empty() || !Kind::CreateRuntime.of(h).is_empty());

@@ -230,10 +230,10 @@ pub fn create(o: &CreateOptions) -> Result<Container> {
     record.write(&record_path)?;
 
     // Before the init can fork, run a hook or exec: its cgroup, its id maps, its network
-    // devices. With a user namespace it needs its ids before its first step; otherwise it
-    // prepares its rootfs meanwhile, up to its cgroup namespace and cgroup mounts, and
-    // waits for `Joined` there.
-    let early = id_maps.is_none();
+    // devices. The init needs the first two before its first step when it has a user
+    // namespace (ids) or a new cgroup namespace (rooted at its cgroup); otherwise it
+    // prepares its rootfs meanwhile and waits for `Joined` before it goes further.
+    let early = id_maps.is_none() && !plan.new_cgroup;
     if early {
         parent_sock.send(&Message::Proceed { host_pid: pid })?;
     }

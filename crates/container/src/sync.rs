@@ -7,11 +7,11 @@ use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 
 #[derive(Debug, Serialize, Deserialize, PartialEq)]
 pub(crate) enum Message {
-    /// Parent → init: go on; here is your pid on the host. With a new user namespace this
-    /// comes after `Joined`'s work is done (the init needs its id maps before its first
-    /// step); otherwise before, so that the init prepares its rootfs while the parent puts
-    /// it in its cgroup (the first write to a cgroup.procs waits for an RCU grace period,
-    /// 7-25 ms on an idle host).
+    /// Parent → init: go on; here is your pid on the host. With a user namespace or a new
+    /// cgroup namespace this comes after `Joined`'s work is done (the init needs its id maps
+    /// and its cgroup before its first step); otherwise before, so that the init prepares
+    /// its rootfs while the parent puts it in its cgroup (the first write to a cgroup.procs
+    /// waits for an RCU grace period, several milliseconds on an idle host).
     Proceed { host_pid: i32 },
     /// Parent → init: you are in your cgroups, your id maps are written and the network
     /// devices moved; hooks, forks and exec may follow.

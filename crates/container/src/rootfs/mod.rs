@@ -50,9 +50,6 @@ pub(crate) struct Setup<'a> {
     /// The container has a mount namespace. Without one the parent has bound the rootfs
     /// onto itself ([`bind_in_inherited_ns`]) and the host's propagation is not ours to change.
     pub own_mount_ns: bool,
-    /// Waits until the init is in its cgroups (and in its cgroup namespace, if it has one):
-    /// called before the first cgroup mount, which must see them. Idempotent.
-    pub join_cgroup: &'a dyn Fn() -> Result<()>,
 }
 
 /// What the runtime should warn about in the config's mounts, said by the parent before the
@@ -367,7 +364,6 @@ fn mount_fs(
 /// (their root is the container's cgroup); otherwise the container's cgroup directories are
 /// bind-mounted from the host.
 fn mount_cgroup(root: &Root, dest: &Path, opts: &MountOptions, s: &Setup) -> Result<OwnedFd> {
-    (s.join_cgroup)()?;
     let flags = opts.flags - MsFlags::MS_REMOUNT;
     let target = root.ensure(dest, Kind::Dir, true)?;
     if let [only] = s.cgroups {
