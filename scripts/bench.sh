@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Benchmark runr against runc and crun with hyperfine: `run` of /bin/true, and
-# create + start + delete, exec into a running container. Also reports the created init's RSS and thread count.
+# Benchmark runr against runc and crun with hyperfine: `run` of /bin/true (back to back and
+# 100 ms apart), create + start + delete, exec into a running container; the created init's
+# RSS, threads and cgroup charge; each runtime's peak RSS during `run`.
 # Run as root. All three run inside one private mount namespace where the host's cgroup2
 # mount is hidden, because crun refuses this host's hybrid layout otherwise; runr and runc
 # see the same view, so the comparison is fair.
@@ -46,6 +47,9 @@ for n in "${names[@]}"; do
   cycle_cmds+=(-n "$n" "$b --root $root create b2-$n && $b --root $root start b2-$n && $b --root $root delete -f b2-$n")
 done
 hyperfine -N --warmup 5 --runs "$runs" --export-json "$work/run.json" "${run_cmds[@]}" >/dev/null || { hyperfine -N --runs 3 --show-output "${run_cmds[@]}" | tail -20; exit 1; }
+# One at a time, as an operator runs them: 100 ms apart, the kernel's caches and RCU state
+# go cold (the first cgroup.procs write then waits for a whole RCU grace period).
+hyperfine -N --warmup 2 --runs 20 --prepare "sleep 0.1" --export-json "$work/spaced.json" "${run_cmds[@]}" >/dev/null
 hyperfine --warmup 5 --runs "$runs" --export-json "$work/cycle.json" "${cycle_cmds[@]}" >/dev/null
 hyperfine -N --warmup 5 --runs "$runs" --export-json "$work/ptrace.json" \
   -n plain "$work/runr --root $work/root-runr run b-plain" \
@@ -94,7 +98,7 @@ INNER
 python3 - "$work" <<'PY'
 import json, sys
 work = sys.argv[1]
-for name, title in (("run", "run /bin/true"), ("cycle", "create + start + delete"), ("exec", "exec /bin/true"), ("ptrace", "")):
+for name, title in (("run", "run /bin/true"), ("spaced", "run /bin/true, 100 ms apart"), ("cycle", "create + start + delete"), ("exec", "exec /bin/true"), ("ptrace", "")):
     res = {r["command"]: r for r in json.load(open(f"{work}/{name}.json"))["results"]}
     if name == "ptrace":
         p, t = res["plain"]["median"], res["ptrace"]["median"]
