@@ -37,12 +37,15 @@ unshare -m --propagation private bash -s "$work" "$runs" <<'INNER'
 set -euo pipefail
 work=$1 runs=$2
 if mountpoint -q /sys/fs/cgroup/unified; then umount -l /sys/fs/cgroup/unified; fi
+# State on tmpfs, as under /run where every runtime keeps it by default (on ext4, creating a
+# state file costs a scan of recently deleted inodes that no real host pays).
+mkdir "$work/state" && mount -t tmpfs -o mode=0700 runr-bench-state "$work/state"
 cd "$work/bundle"
 declare -A bin=([runr]="$work/runr" [runc]=runc [crun]=crun)
 names=(runr runc crun)
 run_cmds=() cycle_cmds=()
 for n in "${names[@]}"; do
-  b=${bin[$n]}; root="$work/root-$n"
+  b=${bin[$n]}; root="$work/state/root-$n"
   run_cmds+=(-n "$n" "$b --root $root run b-$n")
   cycle_cmds+=(-n "$n" "$b --root $root create b2-$n && $b --root $root start b2-$n && $b --root $root delete -f b2-$n")
 done
@@ -52,14 +55,14 @@ hyperfine -N --warmup 5 --runs "$runs" --export-json "$work/run.json" "${run_cmd
 hyperfine -N --warmup 2 --runs 20 --prepare "sleep 0.1" --export-json "$work/spaced.json" "${run_cmds[@]}" >/dev/null
 hyperfine --warmup 5 --runs "$runs" --export-json "$work/cycle.json" "${cycle_cmds[@]}" >/dev/null
 hyperfine -N --warmup 5 --runs "$runs" --export-json "$work/ptrace.json" \
-  -n plain "$work/runr --root $work/root-runr run b-plain" \
-  -n ptrace "$work/runr --root $work/root-runr run --bundle $work/pbundle b-ptrace" >/dev/null
+  -n plain "$work/runr --root $work/state/root-runr run b-plain" \
+  -n ptrace "$work/runr --root $work/state/root-runr run --bundle $work/pbundle b-ptrace" >/dev/null
 
 # Memory of an init waiting in the created state.
 sed -i 's/"\/bin\/true"/"\/bin\/sleep", "1"/' config.json
 echo "init in the created state:"
 for n in "${names[@]}"; do
-  b=${bin[$n]}; root="$work/root-$n"
+  b=${bin[$n]}; root="$work/state/root-$n"
   $b --root "$root" create "m-$n" >/dev/null 2>&1
   pid=$($b --root "$root" state "m-$n" | sed -n 's/.*"pid": \([0-9]*\).*/\1/p')
   # What the container's memory cgroup is charged for it, with nothing run yet: the pages
@@ -78,7 +81,7 @@ done
 sed -i 's/"\/bin\/sleep", "1"/"\/bin\/true"/' config.json
 echo "peak RSS during run:"
 for n in "${names[@]}"; do
-  b=${bin[$n]}; root="$work/root-$n"
+  b=${bin[$n]}; root="$work/state/root-$n"
   printf '  %-5s %6s kB\n' "$n" "$(/usr/bin/time -f %M $b --root "$root" run "p-$n" 2>&1 >/dev/null </dev/null | tail -1)"
 done
 sed -i 's/"\/bin\/true"/"\/bin\/sleep", "1"/' config.json
@@ -87,12 +90,12 @@ sed -i 's/"\/bin\/true"/"\/bin\/sleep", "1"/' config.json
 sed -i 's/"\/bin\/sleep", "1"/"\/bin\/sleep", "1000"/' config.json
 exec_cmds=()
 for n in "${names[@]}"; do
-  b=${bin[$n]}; root="$work/root-$n"
+  b=${bin[$n]}; root="$work/state/root-$n"
   $b --root "$root" run -d "e-$n" >/dev/null 2>&1 </dev/null
   exec_cmds+=(-n "$n" "$b --root $root exec e-$n /bin/true")
 done
 hyperfine -N --warmup 5 --runs "$runs" --export-json "$work/exec.json" "${exec_cmds[@]}" >/dev/null || { hyperfine -N --runs 2 --show-output "${exec_cmds[@]}" 2>&1 | tail -20; exit 1; }
-for n in "${names[@]}"; do ${bin[$n]} --root "$work/root-$n" delete -f "e-$n" >/dev/null 2>&1; done
+for n in "${names[@]}"; do ${bin[$n]} --root "$work/state/root-$n" delete -f "e-$n" >/dev/null 2>&1; done
 INNER
 
 python3 - "$work" <<'PY'
