@@ -2,8 +2,6 @@
 //! the init straight into its namespaces, put it in its cgroup before it can fork, write its
 //! id maps, run the runtime's hooks when it asks, and record it once it is ready. Any
 //! failure undoes everything: no state directory, cgroup, mount or process is left behind.
-//!
-//! Also here: waiting for a foreground container while forwarding signals to it.
 
 use crate::config;
 use crate::container::{
@@ -14,17 +12,16 @@ use crate::hooks::{self, HookState, Kind};
 use crate::init::{self, InitArgs};
 use crate::lsm::ExecLabels;
 use crate::namespaces::{self, Plan};
-use crate::notify::NotifyRelay;
 use crate::rootfs::CgroupMount;
 use crate::sync::{self, Message};
 use crate::sys::{self, Forked};
 use cgroups::{CgroupConfig, Layout, Manager};
 use nix::sys::signal::{SigSet, Signal};
-use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::Pid;
 use oci_spec::runtime::{LinuxDeviceCgroupBuilder, LinuxDeviceType, LinuxResources, Spec};
 use std::fs::File;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
@@ -543,182 +540,4 @@ fn cgroup_mounts(layout: &Layout, paths: &[(String, PathBuf)]) -> Vec<CgroupMoun
         });
     }
     out
-}
-
-/// Block every signal this process can forward, returning the mask to give the init.
-/// Call before [`create`] for a foreground container.
-pub fn block_forwarded_signals() -> Result<SigSet> {
-    let mut old = SigSet::empty();
-    nix::sys::signal::sigprocmask(
-        nix::sys::signal::SigmaskHow::SIG_BLOCK,
-        Some(&SigSet::all()),
-        Some(&mut old),
-    )
-    .ctx(|| "block signals for forwarding")?;
-    Ok(old)
-}
-
-/// Wait for the container init `pid` (our child) to exit, forwarding every signal we get
-/// to it and reaping any orphan handed to us as subreaper. With a `console` (the pty master
-/// of a foreground container), relay it to our stdin/stdout with our terminal in raw mode,
-/// and pass window size changes on. With a `notify` relay, pass the program's readiness
-/// notifications on meanwhile. Returns the exit code the shell would show: the status,
-/// or 128 + the signal number. Signals must have been blocked with
-/// [`block_forwarded_signals`].
-pub fn wait_forwarding_signals(
-    pid: i32,
-    console: Option<OwnedFd>,
-    mut notify: Option<NotifyRelay>,
-) -> Result<i32> {
-    use nix::sys::signalfd::{SfdFlags, SignalFd};
-    nix::sys::prctl::set_child_subreaper(true).ctx(|| "prctl(PR_SET_CHILD_SUBREAPER)")?;
-    let signals = SignalFd::with_flags(
-        &SigSet::all(),
-        SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK,
-    )
-    .ctx(|| "signalfd")?;
-    let stdin = std::io::stdin();
-    let _raw = console.as_ref().and_then(|_| RawTerminal::enter(&stdin));
-    if let Some(master) = &console {
-        copy_window_size(&stdin, master);
-    }
-    let mut exit_code = None;
-    let mut stdin_open = console.is_some();
-    let mut master_open = console.is_some();
-    let mut buf = vec![0u8; 16 * 1024];
-    loop {
-        if exit_code.is_none() {
-            exit_code = reap(pid)?;
-        }
-        if let (Some(code), false) = (exit_code, master_open) {
-            return Ok(code);
-        }
-        let mut fds = vec![signals.as_raw_fd()];
-        if let Some(m) = console.as_ref().filter(|_| master_open) {
-            fds.push(m.as_raw_fd());
-        }
-        if let Some(relay) = &notify {
-            fds.push(relay.as_fd().as_raw_fd());
-        }
-        if stdin_open && exit_code.is_none() {
-            fds.push(0);
-        }
-        // Once the container has exited, only drain what its terminal still holds.
-        let timeout = if exit_code.is_some() { 100 } else { -1 };
-        let ready = sys::poll_in(&fds, timeout).ctx(|| "poll while waiting for the container")?;
-        if let (false, Some(code)) = (ready.contains(&true), exit_code) {
-            // The container is gone and its terminal has been quiet: done.
-            return Ok(code);
-        }
-        for fd in fds
-            .iter()
-            .zip(&ready)
-            .filter(|(_, r)| **r)
-            .map(|(fd, _)| *fd)
-        {
-            if fd == signals.as_raw_fd() {
-                while let Ok(Some(info)) = signals.read_signal() {
-                    match info.ssi_signo as i32 {
-                        libc::SIGCHLD => {}
-                        libc::SIGWINCH => {
-                            if let Some(m) = &console {
-                                copy_window_size(&stdin, m);
-                            }
-                        }
-                        sig => {
-                            // SAFETY: plain kill(2) of our own child.
-                            unsafe { libc::kill(pid, sig) };
-                        }
-                    }
-                }
-            } else if notify.as_ref().is_some_and(|r| r.as_fd().as_raw_fd() == fd) {
-                // Done once READY=1 has passed; a failed relay must not end the wait for
-                // the container either.
-                let relayed = notify.as_ref().map_or(Ok(true), |r| r.relay_one());
-                if let Err(e) = &relayed {
-                    tracing::warn!("{e}");
-                }
-                if !matches!(relayed, Ok(false)) {
-                    notify = None;
-                }
-            } else if fd == 0 {
-                match nix::unistd::read(stdin.as_fd(), &mut buf) {
-                    Ok(0) | Err(_) => stdin_open = false,
-                    Ok(n) => {
-                        if let Some(m) = &console {
-                            let _ = write_all(m.as_fd(), &buf[..n]);
-                        }
-                    }
-                }
-            } else if let Some(m) = &console {
-                match nix::unistd::read(m.as_fd(), &mut buf) {
-                    // EIO: every slave descriptor is closed; the container is done with it.
-                    Ok(0) | Err(_) => master_open = false,
-                    Ok(n) => {
-                        let _ = write_all(std::io::stdout().as_fd(), &buf[..n]);
-                    }
-                }
-            }
-        }
-    }
-}
-
-/// Reap whatever exited; the init's exit code once it has.
-fn reap(pid: i32) -> Result<Option<i32>> {
-    loop {
-        match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
-            Ok(WaitStatus::Exited(p, code)) if p.as_raw() == pid => return Ok(Some(code)),
-            Ok(WaitStatus::Signaled(p, sig, _)) if p.as_raw() == pid => {
-                return Ok(Some(128 + sig as i32))
-            }
-            Ok(WaitStatus::StillAlive) | Err(nix::errno::Errno::ECHILD) => return Ok(None),
-            Ok(_) | Err(nix::errno::Errno::EINTR) => continue,
-            Err(e) => return Err(e).ctx(|| "waitpid for the container"),
-        }
-    }
-}
-
-fn write_all(fd: std::os::fd::BorrowedFd, mut data: &[u8]) -> nix::Result<()> {
-    while !data.is_empty() {
-        match nix::unistd::write(fd, data) {
-            Ok(n) => data = &data[n..],
-            Err(nix::errno::Errno::EINTR) => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(())
-}
-
-fn copy_window_size(from: &impl AsFd, to: &impl AsFd) {
-    if let Ok(ws) = rustix::termios::tcgetwinsize(from) {
-        let _ = rustix::termios::tcsetwinsize(to, ws);
-    }
-}
-
-/// Our terminal in raw mode for as long as this lives; restored on drop, also on error.
-struct RawTerminal {
-    saved: rustix::termios::Termios,
-}
-
-impl RawTerminal {
-    fn enter(stdin: &std::io::Stdin) -> Option<RawTerminal> {
-        if !rustix::termios::isatty(stdin) {
-            return None;
-        }
-        let saved = rustix::termios::tcgetattr(stdin).ok()?;
-        let mut raw = saved.clone();
-        raw.make_raw();
-        rustix::termios::tcsetattr(stdin, rustix::termios::OptionalActions::Now, &raw).ok()?;
-        Some(RawTerminal { saved })
-    }
-}
-
-impl Drop for RawTerminal {
-    fn drop(&mut self) {
-        let _ = rustix::termios::tcsetattr(
-            std::io::stdin(),
-            rustix::termios::OptionalActions::Now,
-            &self.saved,
-        );
-    }
 }

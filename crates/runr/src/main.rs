@@ -1,10 +1,11 @@
 //! `runr`: an OCI container runtime with runc's command line.
 //!
 //! Global flags and logging live here; each command is one file under `commands/`, a thin
-//! layer over the `container` library.
+//! layer over the `container` library; `relay` is the foreground wait of `run` and `exec`.
 
 mod commands;
 mod logging;
+mod relay;
 
 use clap::Parser;
 use std::path::PathBuf;

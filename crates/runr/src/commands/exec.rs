@@ -95,15 +95,11 @@ pub fn run(g: &Global, a: Args) -> anyhow::Result<i32> {
     };
     if !a.detach {
         // Signals that arrive from now on are forwarded to the process, not lost.
-        opts.sigmask = Some(container::process::block_forwarded_signals()?);
+        opts.sigmask = Some(crate::relay::block_forwarded_signals()?);
     }
     let execed = c.exec(&opts)?;
     if a.detach {
         return Ok(0);
     }
-    Ok(container::process::wait_forwarding_signals(
-        execed.pid,
-        execed.console,
-        None,
-    )?)
+    crate::relay::wait_forwarding_signals(execed.pid, execed.console, None)
 }

@@ -19,7 +19,7 @@ pub fn run(g: &Global, a: Args) -> anyhow::Result<i32> {
     let mut opts = a.flags.options(g, &a.id, a.detach);
     if !a.detach {
         // Signals that arrive from now on are forwarded to the container, not lost.
-        opts.init_sigmask = Some(container::process::block_forwarded_signals()?);
+        opts.init_sigmask = Some(crate::relay::block_forwarded_signals()?);
     }
     let mut c = container::create(&opts)?;
     let started = match c.start() {
@@ -42,7 +42,7 @@ pub fn run(g: &Global, a: Args) -> anyhow::Result<i32> {
     let console = c.take_console();
     c.unlock();
     drop(c);
-    let code = container::process::wait_forwarding_signals(pid, console, started.notify)?;
+    let code = crate::relay::wait_forwarding_signals(pid, console, started.notify)?;
     if !a.keep {
         super::warn_all(&Container::load(&g.root, &a.id)?.delete(true)?);
     }
