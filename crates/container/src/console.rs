@@ -14,7 +14,23 @@ use std::path::Path;
 /// The terminal flags of a create, run or exec fit together, as runc requires: a console
 /// socket only for a detached process with a terminal, a terminal in the background only
 /// with a console socket, and one in the foreground only if our stdin is a terminal to relay.
-pub(crate) fn check_flags(terminal: bool, detached: bool, socket: Option<&Path>) -> Result<()> {
+///
+/// With `in_process`, the caller (a program embedding the library) takes the master itself:
+/// then only no console socket may be given as well.
+pub(crate) fn check_flags(
+    terminal: bool,
+    detached: bool,
+    socket: Option<&Path>,
+    in_process: bool,
+) -> Result<()> {
+    if in_process {
+        if socket.is_some() {
+            return Err(Error::Invalid(
+                "a console socket and an in-process console exclude each other".into(),
+            ));
+        }
+        return Ok(());
+    }
     if socket.is_some() && !(detached && terminal) {
         return Err(Error::Invalid(
             "cannot use console socket if runr will not detach or allocate tty".into(),

@@ -114,6 +114,8 @@ pub struct Container {
     _lock: Option<File>,
     /// The pty master, for a foreground container with a terminal (just created).
     console: Option<std::os::fd::OwnedFd>,
+    /// The caller's ends of the init's piped stdio (just created).
+    io: crate::stdio::ProcessIo,
 }
 
 /// Take an exclusive flock on an open state directory.
@@ -180,6 +182,7 @@ impl Container {
             state,
             _lock: None,
             console: None,
+            io: Default::default(),
         })
     }
 
@@ -193,13 +196,33 @@ impl Container {
         state: SavedState,
         lock: File,
         console: Option<std::os::fd::OwnedFd>,
+        io: crate::stdio::ProcessIo,
     ) -> Container {
         Container {
             dir,
             state,
             _lock: Some(lock),
             console,
+            io,
         }
+    }
+
+    /// The caller's ends of the init's stdio, for a container just created with
+    /// [`crate::Stdio::Piped`].
+    pub fn take_io(&mut self) -> crate::stdio::ProcessIo {
+        std::mem::take(&mut self.io)
+    }
+
+    /// A handle on the init, for the process that created it (its parent): wait and
+    /// signal act on the init alone. `None` once it has gone.
+    pub fn init_handle(&mut self) -> Option<crate::ProcessHandle> {
+        let pidfd = self.init_pidfd()?;
+        Some(crate::ProcessHandle::new(
+            self.state.init_pid,
+            pidfd,
+            self.take_io(),
+            self.take_console(),
+        ))
     }
 
     /// The pty master of a container created in the foreground with a terminal.

@@ -10,9 +10,11 @@
 use crate::attrs::Attrs;
 use crate::container::Container;
 use crate::error::{Context, Error, Result};
+use crate::handle::ProcessHandle;
 use crate::init;
 use crate::lsm::ExecLabels;
 use crate::namespaces;
+use crate::stdio::{ChildStdio, Stdio};
 use crate::sync::{self, Message, SyncSocket};
 use crate::sys::{self, Forked};
 use cgroups::{FreezerState, SubCgroups};
@@ -27,13 +29,17 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 /// How to exec; mirrors the flags of `runc exec`.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct ExecOptions {
     /// The process to start (from `--process`, or built with [`process_from_args`]).
     pub process: Process,
     pub console_socket: Option<PathBuf>,
-    /// The caller will not stay attached to the process's stdio.
+    /// The caller will not stay attached to the process's stdio (runc's `--detach`).
     pub detached: bool,
+    /// The caller takes a terminal's pty master in-process ([`ProcessHandle::console`]);
+    /// runc's rules tying a terminal to `--detach`, `--console-socket` and a terminal on our
+    /// stdin do not apply.
+    pub console_in_process: bool,
     pub pid_file: Option<PathBuf>,
     /// Pass descriptors 3 to 3+N-1 on to the process.
     pub preserve_fds: u32,
@@ -46,15 +52,9 @@ pub struct ExecOptions {
     pub ignore_paused: bool,
     /// The signal mask the process must run with (the caller may block signals to forward).
     pub sigmask: Option<SigSet>,
-}
-
-/// A process started by [`Container::exec`].
-#[derive(Debug)]
-pub struct Execed {
-    /// Host pid; the process is our child.
-    pub pid: i32,
-    /// The pty master, for a foreground process with a terminal.
-    pub console: Option<OwnedFd>,
+    /// Where its stdin, stdout and stderr go (with a terminal: the pty, and this must be
+    /// [`Stdio::Inherit`]).
+    pub stdio: Stdio,
 }
 
 /// What `runc exec ID ARGS...` changes in the container's own process.
@@ -166,17 +166,23 @@ struct ChildArgs<'a> {
     new_keyring: bool,
     confine: init::Confine<'a>,
     sigmask: &'a SigSet,
+    stdio: &'a ChildStdio<'a>,
 }
 
 impl Container {
     /// Start `o.process` in this container. When this returns, the process has exec'd (or
     /// failed to, and is gone). The container must be created or running, or paused with
     /// `ignore_paused`. Must be called from a single-threaded process.
-    pub fn exec(mut self, o: &ExecOptions) -> Result<Execed> {
+    pub fn exec(mut self, o: &ExecOptions) -> Result<ProcessHandle> {
         let process = &o.process;
         validate_process(process)?;
         let terminal = process.terminal().unwrap_or(false);
-        crate::console::check_flags(terminal, o.detached, o.console_socket.as_deref())?;
+        crate::console::check_flags(
+            terminal,
+            o.detached,
+            o.console_socket.as_deref(),
+            o.console_in_process,
+        )?;
         // From here the init is pinned: if it dies, setns fails instead of finding another
         // process under a recycled pid.
         let init_pidfd = self
@@ -202,6 +208,7 @@ impl Container {
 
         guard_binary(&self, process, init_pid)?;
         let (parent_sock, child_sock) = sync::pair()?;
+        let (child_stdio, io) = o.stdio.prepare(terminal)?;
         let sigmask = o.sigmask.unwrap_or_else(SigSet::empty);
         attrs.apply_inherited()?;
         let rootless = !nix::unistd::geteuid().is_root();
@@ -237,13 +244,17 @@ impl Container {
                         seccomp: seccomp.as_ref(),
                     },
                     sigmask: &sigmask,
+                    stdio: &child_stdio,
                 };
                 sys::child_main(|| child(args))
             }
             Forked::Parent { pid } => pid,
         };
         drop(child_sock);
+        // Only the child holds the far ends of its pipes now: it sees EOF, the caller too.
+        drop(child_stdio);
         let guard = KillOnDrop(Some(pid));
+        let pidfd = sys::pidfd_open(pid).ctx(|| format!("pidfd_open the exec'd process {pid}"))?;
         if let Some(cpus) = &initial_cpus {
             nix::sched::sched_setaffinity(Pid::from_raw(pid), cpus)
                 .ctx(|| "sched_setaffinity for process.execCPUAffinity.initial")?;
@@ -289,7 +300,7 @@ impl Container {
             crate::process::write_atomic(pid_file, pid.to_string().as_bytes())?;
         }
         guard.disarm();
-        Ok(Execed { pid, console })
+        Ok(ProcessHandle::new(pid, pidfd, io, console))
     }
 }
 
@@ -421,6 +432,7 @@ fn child(a: ChildArgs) -> ! {
 }
 
 fn setup(a: &ChildArgs) -> Result<init::Ready> {
+    a.stdio.install()?;
     init::reset_signals(a.sigmask)?;
     let Message::Proceed { .. } = init::expect(a.sync, "the go-ahead")? else {
         return Err(Error::Init(

@@ -52,6 +52,8 @@ pub(crate) struct InitArgs<'a> {
     pub sigmask: &'a SigSet,
     /// State for the hooks the init runs itself; pid is filled in from `Proceed`.
     pub hook_state: HookState,
+    /// What goes on 0, 1 and 2 before anything else.
+    pub stdio: &'a crate::stdio::ChildStdio<'a>,
 }
 
 /// Run the init; never returns.
@@ -122,6 +124,7 @@ pub(crate) fn expect(sync: &SyncSocket, want: &str) -> Result<Message> {
 }
 
 fn setup(a: &mut InitArgs) -> Result<Ready> {
+    a.stdio.install()?;
     reset_signals(a.sigmask)?;
     // A runtime killed during create takes the half-made init with it (see `start`).
     set_parent_death_signal(libc::SIGKILL)?;

@@ -8,6 +8,8 @@
 //! - [`process`]: the parent side of creating a container (clone, sync, cgroups, state).
 //! - `init`: the child side, from clone to exec.
 //! - [`exec`]: another process in an existing container, both sides.
+//! - [`ProcessHandle`] (`handle`): pid, pidfd, signal and wait of a process the library
+//!   started; [`Stdio`] (`stdio`): its standard streams (inherited, piped, or given).
 //! - `namespaces`, `rootfs`, `security`, `seccomp`, `attrs`, [`hooks`], `user`: one concern
 //!   each.
 //! - [`signal`]: signal names as `kill` accepts them.
@@ -19,6 +21,7 @@ pub mod container;
 mod error;
 mod exe_guard;
 pub mod exec;
+mod handle;
 pub mod hooks;
 mod idmap;
 mod init;
@@ -32,14 +35,17 @@ mod rootfs;
 mod seccomp;
 mod security;
 pub mod signal;
+mod stdio;
 mod sync;
 mod sys;
 mod user;
 
 pub use container::{Container, Event, Started, Status};
 pub use error::{Error, Result};
+pub use handle::ProcessHandle;
 pub use process::{create, CreateOptions};
 pub use seccomp::library_version as libseccomp_version;
+pub use stdio::{ProcessIo, Stdio};
 
 /// What this build of runr supports, as the OCI features document describes it.
 pub mod features {

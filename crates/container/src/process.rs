@@ -13,6 +13,7 @@ use crate::init::{self, InitArgs};
 use crate::lsm::ExecLabels;
 use crate::namespaces::{self, Plan};
 use crate::rootfs::CgroupMount;
+use crate::stdio::Stdio;
 use crate::sync::{self, Message};
 use crate::sys::{self, Forked};
 use cgroups::{CgroupConfig, Layout, Manager};
@@ -26,7 +27,7 @@ use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
 /// How to create a container; mirrors the flags of `runc create`.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Default)]
 pub struct CreateOptions {
     /// State root (`--root`).
     pub root: PathBuf,
@@ -43,11 +44,20 @@ pub struct CreateOptions {
     pub systemd_cgroup: bool,
     /// The caller's `NOTIFY_SOCKET`: the container's program is the one to notify it.
     pub notify_socket: Option<PathBuf>,
-    /// The caller will not stay attached to the container's stdio.
+    /// The caller will not stay attached to the container's stdio (runc's `--detach`, with
+    /// runc's rules for a terminal: see `console_in_process`).
     pub detached: bool,
+    /// The caller takes a terminal's pty master in-process ([`Container::take_console`]),
+    /// as a program embedding the library does; runc's rules tying a terminal to
+    /// `--detach`, `--console-socket` and a terminal on our stdin do not apply.
+    pub console_in_process: bool,
     /// The signal mask the container's init must run with (the caller may have blocked
     /// signals in order to forward them).
     pub init_sigmask: Option<SigSet>,
+    /// Where the init's (and so the program's) stdin, stdout and stderr go; the caller's
+    /// ends of pipes come back with [`Container::take_io`]. With a terminal: the pty, and
+    /// this must be [`Stdio::Inherit`].
+    pub stdio: Stdio,
 }
 
 /// Create a container: when this returns, its init waits on the exec fifo for `start`.
@@ -70,7 +80,12 @@ pub fn create(o: &CreateOptions) -> Result<Container> {
     let linux = spec.linux().as_ref().expect("validated");
     let process = spec.process().as_ref().expect("validated");
     let terminal = process.terminal().unwrap_or(false);
-    crate::console::check_flags(terminal, o.detached, o.console_socket.as_deref())?;
+    crate::console::check_flags(
+        terminal,
+        o.detached,
+        o.console_socket.as_deref(),
+        o.console_in_process,
+    )?;
     let plan = Plan::new(linux)?;
     let uid_maps = linux.uid_mappings().as_deref().unwrap_or(&[]);
     let gid_maps = linux.gid_mappings().as_deref().unwrap_or(&[]);
@@ -150,6 +165,7 @@ pub fn create(o: &CreateOptions) -> Result<Container> {
     )
     .ctx(|| format!("open {}", fifo.display()))?;
     let (parent_sock, child_sock) = sync::pair()?;
+    let (child_stdio, io) = o.stdio.prepare(terminal)?;
     let cgroup_mounts = cgroup_mounts(&layout, &cgroup.paths());
     let annotations = spec.annotations().clone().unwrap_or_default();
     let mut hook_state = HookState {
@@ -210,6 +226,7 @@ pub fn create(o: &CreateOptions) -> Result<Container> {
                     seccomp: seccomp.as_ref(),
                 },
                 sigmask: &sigmask,
+                stdio: &child_stdio,
                 hook_state: hook_state.clone(),
             };
             sys::child_main(|| init::run(args))
@@ -218,6 +235,8 @@ pub fn create(o: &CreateOptions) -> Result<Container> {
     };
     undo.init = Some(pid);
     drop(child_sock);
+    // Only the init holds the far ends of its pipes now.
+    drop(child_stdio);
     hook_state.pid = pid;
     // The start time tells the init from a later process with a recycled pid.
     let (start, _) = sys::process_start(pid)
@@ -320,7 +339,7 @@ pub fn create(o: &CreateOptions) -> Result<Container> {
     if let Err(e) = parent_sock.send(&Message::Committed) {
         tracing::debug!("the init did not wait for the go-ahead to wait for start: {e}");
     }
-    Ok(Container::new_created(dir, state, lock, console))
+    Ok(Container::new_created(dir, state, lock, console, io))
 }
 
 /// How many systemd socket-activation descriptors (from fd 3 on) this process was handed:

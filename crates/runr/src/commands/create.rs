@@ -39,7 +39,10 @@ impl CreateFlags {
             systemd_cgroup: g.systemd_cgroup,
             notify_socket: std::env::var_os("NOTIFY_SOCKET").map(PathBuf::from),
             detached,
+            console_in_process: false,
             init_sigmask: None,
+            // The CLI's stdio is the container's: engines hand runc and runr pipes or fifos.
+            stdio: container::Stdio::Inherit,
         }
     }
 }

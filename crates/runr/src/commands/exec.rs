@@ -86,20 +86,22 @@ pub fn run(g: &Global, a: Args) -> anyhow::Result<i32> {
         process,
         console_socket: a.console_socket,
         detached: a.detach,
+        console_in_process: false,
         pid_file: a.pid_file,
         preserve_fds: a.preserve_fds,
         listen_fds: container::process::listen_fds_from_env(),
         cgroup: cgroups::SubCgroups::parse(&a.cgroup)?,
         ignore_paused: a.ignore_paused,
         sigmask: None,
+        stdio: container::Stdio::Inherit,
     };
     if !a.detach {
         // Signals that arrive from now on are forwarded to the process, not lost.
         opts.sigmask = Some(crate::relay::block_forwarded_signals()?);
     }
-    let execed = c.exec(&opts)?;
+    let mut execed = c.exec(&opts)?;
     if a.detach {
         return Ok(0);
     }
-    crate::relay::wait_forwarding_signals(execed.pid, execed.console, None)
+    crate::relay::wait_forwarding_signals(execed.pid(), execed.console.take(), None)
 }
