@@ -10,21 +10,17 @@
 use crate::error::{Context, Error, Result};
 use crate::hooks::{self, HookState, Kind};
 use crate::notify::NotifyRelay;
+use crate::state::{lock_dir, SavedState, EXEC_FIFO};
 use crate::sys;
 use cgroups::{FreezerState, Manager};
-use oci_spec::runtime::{LinuxResources, Spec};
-use serde::{Deserialize, Serialize};
+use oci_spec::runtime::LinuxResources;
+use serde::Serialize;
 use std::collections::HashMap;
 use std::fs::File;
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-pub(crate) const STATE_FILE: &str = "state.json";
-pub(crate) const EXEC_FIFO: &str = "exec.fifo";
-/// What `create` records before it makes anything: see [`InitRecord`].
-pub(crate) use crate::remnant::InitRecord;
-pub(crate) const INIT_RECORD: &str = "init.json";
 /// The OCI runtime spec version runr reports.
 pub const OCI_VERSION: &str = "1.2.0";
 
@@ -55,41 +51,6 @@ impl std::fmt::Display for Status {
     }
 }
 
-/// What state.json holds: written once, by `create`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct SavedState {
-    pub id: String,
-    pub init_pid: i32,
-    /// Start time of the init (clock ticks since boot): tells a recycled pid from ours.
-    pub init_start_time: u64,
-    pub bundle: PathBuf,
-    pub rootfs: PathBuf,
-    /// RFC 3339 with nanoseconds, UTC.
-    pub created: String,
-    #[serde(default)]
-    pub annotations: HashMap<String, String>,
-    /// The config the container was created with: `exec` joins what it set up and applies
-    /// its confinement, whatever has happened to the bundle since.
-    pub config: Spec,
-    /// `--no-new-keyring` was given at create: exec'd processes keep the caller's keyring too.
-    #[serde(default)]
-    pub no_new_keyring: bool,
-    /// The host's NOTIFY_SOCKET, to which `start` relays the program's readiness.
-    #[serde(default)]
-    pub notify_socket: Option<PathBuf>,
-    /// The container's cgroup directory per hierarchy.
-    pub cgroup_paths: Vec<(String, PathBuf)>,
-    /// The systemd scope that owns the cgroup (`--systemd-cgroup`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub systemd_unit: Option<String>,
-    /// The container has a pid namespace of its own: killing its init ends every process.
-    pub own_pid_ns: bool,
-    /// Without a mount namespace of its own: the id of the rootfs bind under which its
-    /// mounts were made in runr's namespace, detached (with them) on delete.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub rootfs_bind_mount_id: Option<u64>,
-}
-
 /// The state document `runr state` prints, field for field as runc prints it.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -116,36 +77,6 @@ pub struct Container {
     console: Option<std::os::fd::OwnedFd>,
 }
 
-/// Take an exclusive flock on an open state directory.
-pub(crate) fn lock_dir(dir: &Path) -> Result<File> {
-    let f = open_dir(dir)?;
-    flock(&f, dir, libc::LOCK_EX)?;
-    Ok(f)
-}
-
-pub(crate) fn open_dir(dir: &Path) -> Result<File> {
-    File::open(dir).map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => Error::NotExist,
-        _ => Error::Os {
-            what: format!("open state directory {}", dir.display()),
-            source: e,
-        },
-    })
-}
-
-/// flock(2) `op` on `f`; `Ok(false)` if LOCK_NB was given and someone else holds it.
-pub(crate) fn flock(f: &File, dir: &Path, op: libc::c_int) -> Result<bool> {
-    // SAFETY: flock on a descriptor we own; without LOCK_NB it blocks until the lock is ours.
-    if unsafe { libc::flock(f.as_raw_fd(), op) } == 0 {
-        return Ok(true);
-    }
-    let e = std::io::Error::last_os_error();
-    if e.raw_os_error() == Some(libc::EWOULDBLOCK) {
-        return Ok(false);
-    }
-    Err(e).ctx(|| format!("lock {}", dir.display()))
-}
-
 impl Container {
     /// Load and lock container `id` under `root`.
     pub fn load(root: &Path, id: &str) -> Result<Container> {
@@ -165,19 +96,9 @@ impl Container {
     }
 
     pub(crate) fn read(dir: &Path) -> Result<Container> {
-        let path = dir.join(STATE_FILE);
-        let text = std::fs::read(&path).map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => Error::NotExist,
-            _ => Error::Os {
-                what: format!("read {}", path.display()),
-                source: e,
-            },
-        })?;
-        let state = serde_json::from_slice(&text)
-            .map_err(|e| Error::Config(format!("corrupt state file {}: {e}", path.display())))?;
         Ok(Container {
             dir: dir.into(),
-            state,
+            state: SavedState::read(dir)?,
             _lock: None,
             console: None,
         })
@@ -284,10 +205,7 @@ impl Container {
         cgroups::resources::merge(&mut new, update);
         linux.set_resources(Some(new));
         self.state.config.set_linux(Some(linux));
-        crate::process::write_atomic(
-            &self.dir.join(STATE_FILE),
-            &serde_json::to_vec(&self.state).expect("state serializes"),
-        )
+        self.state.write(&self.dir)
     }
 
     /// Resource usage of the container's cgroup.
@@ -684,22 +602,4 @@ fn read_fifo(fifo: &std::os::fd::OwnedFd, pidfd: &std::os::fd::OwnedFd) -> Resul
             });
         }
     }
-}
-
-/// Ids of every container under `root`: each directory named like an id, complete or not
-/// (a half-made one is shown as `creating`, see [`crate::remnant`]).
-pub fn list_ids(root: &Path) -> Result<Vec<String>> {
-    let entries = match std::fs::read_dir(root) {
-        Ok(e) => e,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(e).ctx(|| format!("read {}", root.display())),
-    };
-    let mut ids: Vec<String> = entries
-        .filter_map(|e| e.ok())
-        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
-        .filter_map(|e| e.file_name().into_string().ok())
-        .filter(|name| crate::config::validate_id(name).is_ok())
-        .collect();
-    ids.sort();
-    Ok(ids)
 }

@@ -3,7 +3,8 @@
 //!
 //! Where things are:
 //! - [`config`]: loading and validating `config.json`, container ids.
-//! - [`container`]: the [`Container`], its status, and the state store under `--root`.
+//! - [`container`]: the [`Container`], its status, and the operations on an existing one.
+//! - [`state`]: the state store under `--root/<id>`: state.json, its locking, atomic writes.
 //! - [`remnant`]: what a killed create or an unreadable state.json leaves, and its removal.
 //! - [`process`]: the parent side of creating a container (clone, sync, cgroups, state).
 //! - `init`: the child side, from clone to exec.
@@ -32,6 +33,7 @@ mod rootfs;
 mod seccomp;
 mod security;
 pub mod signal;
+pub mod state;
 mod sync;
 mod sys;
 mod user;
