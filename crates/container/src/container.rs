@@ -8,64 +8,16 @@
 //! and only `create` writes state.json.
 
 use crate::error::{Context, Error, Result};
-use crate::hooks::{self, HookState, Kind};
+use crate::hooks::{self, Kind};
 use crate::notify::NotifyRelay;
-use crate::state::{lock_dir, SavedState, EXEC_FIFO};
+use crate::state::{lock_dir, OciState, SavedState, Status, EXEC_FIFO, OCI_VERSION};
 use crate::sys;
 use cgroups::{FreezerState, Manager};
 use oci_spec::runtime::LinuxResources;
-use serde::Serialize;
-use std::collections::HashMap;
 use std::fs::File;
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
-
-/// The OCI runtime spec version runr reports.
-pub const OCI_VERSION: &str = "1.2.0";
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Status {
-    Creating,
-    Created,
-    Running,
-    Paused,
-    Stopped,
-}
-
-impl Status {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Status::Creating => "creating",
-            Status::Created => "created",
-            Status::Running => "running",
-            Status::Paused => "paused",
-            Status::Stopped => "stopped",
-        }
-    }
-}
-
-impl std::fmt::Display for Status {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// The state document `runr state` prints, field for field as runc prints it.
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct OciState {
-    pub oci_version: String,
-    pub id: String,
-    pub pid: i32,
-    pub status: String,
-    pub bundle: PathBuf,
-    pub rootfs: PathBuf,
-    pub created: String,
-    pub owner: String,
-    #[serde(skip_serializing_if = "HashMap::is_empty")]
-    pub annotations: HashMap<String, String>,
-}
 
 /// An existing container, loaded from the state store. While a `Container` is alive its
 /// state directory is locked, so commands on one id run one after the other.
@@ -272,32 +224,32 @@ impl Container {
         self.init_alive().then_some(self.state.init_pid)
     }
 
+    /// The state `runr state` prints: pid 0 once the init has died.
     pub fn oci_state(&self) -> OciState {
         let status = self.status();
+        let pid = match status {
+            Status::Stopped => 0,
+            _ => self.state.init_pid,
+        };
+        self.state_as(status, pid)
+    }
+
+    /// The state hooks (and seccomp agents) are given at lifecycle point `status`: the
+    /// recorded init pid, also after the init has died (poststop).
+    pub(crate) fn hook_state(&self, status: Status) -> OciState {
+        self.state_as(status, self.state.init_pid)
+    }
+
+    fn state_as(&self, status: Status, pid: i32) -> OciState {
         OciState {
             oci_version: OCI_VERSION.into(),
             id: self.state.id.clone(),
-            pid: if status == Status::Stopped {
-                0
-            } else {
-                self.state.init_pid
-            },
-            status: status.as_str().into(),
+            pid,
+            status,
             bundle: self.state.bundle.clone(),
             rootfs: self.state.rootfs.clone(),
             created: self.state.created.clone(),
             owner: String::new(),
-            annotations: self.state.annotations.clone(),
-        }
-    }
-
-    pub(crate) fn hook_state(&self, status: Status) -> HookState {
-        HookState {
-            oci_version: OCI_VERSION.into(),
-            id: self.state.id.clone(),
-            status: status.as_str().into(),
-            pid: self.state.init_pid,
-            bundle: self.state.bundle.clone(),
             annotations: self.state.annotations.clone(),
         }
     }

@@ -6,16 +6,18 @@
 //! Also here: waiting for a foreground container while forwarding signals to it.
 
 use crate::config;
-use crate::container::{self, Container, OCI_VERSION};
+use crate::container::{self, Container};
 use crate::error::{Context, Error, Result};
-use crate::hooks::{self, HookState, Kind};
+use crate::hooks::{self, Kind};
 use crate::init::{self, InitArgs};
 use crate::lsm::ExecLabels;
 use crate::namespaces::{self, Plan};
 use crate::notify::NotifyRelay;
 use crate::remnant::InitRecord;
 use crate::rootfs::CgroupMount;
-use crate::state::{make_state_dir, write_atomic, SavedState, EXEC_FIFO, INIT_RECORD};
+use crate::state::{
+    make_state_dir, write_atomic, OciState, SavedState, Status, EXEC_FIFO, INIT_RECORD, OCI_VERSION,
+};
 use crate::sync::{self, Message};
 use crate::sys::{self, Forked};
 use cgroups::{CgroupConfig, Layout, Manager};
@@ -153,12 +155,16 @@ pub fn create(o: &CreateOptions) -> Result<Container> {
     let (parent_sock, child_sock) = sync::pair()?;
     let cgroup_mounts = cgroup_mounts(&layout, &cgroup.paths());
     let annotations = spec.annotations().clone().unwrap_or_default();
-    let mut hook_state = HookState {
+    // What hooks get; `rootfs`, `created` and `owner` are not in their form of it.
+    let mut hook_state = OciState {
         oci_version: OCI_VERSION.into(),
         id: o.id.clone(),
-        status: "creating".into(),
         pid: 0,
+        status: Status::Creating,
         bundle: bundle.clone(),
+        rootfs: rootfs.clone(),
+        created: String::new(),
+        owner: String::new(),
         annotations: annotations.clone(),
     };
     let sigmask = o.init_sigmask.unwrap_or_else(SigSet::empty);

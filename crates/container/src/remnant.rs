@@ -7,9 +7,9 @@
 //! against its start time so a recycled pid is never killed), its cgroups, the directory.
 //! Without it (the record is unreadable too), the cgroup is derived from the id.
 
-use crate::container::{self, Container, OciState, Status, OCI_VERSION};
+use crate::container::{self, Container};
 use crate::error::{Context, Error, Result};
-use crate::state::{self, INIT_RECORD, STATE_FILE};
+use crate::state::{self, OciState, Status, INIT_RECORD, OCI_VERSION, STATE_FILE};
 use crate::sys;
 use cgroups::{CgroupConfig, FreezerState, Layout, Manager};
 use serde::{Deserialize, Serialize};
@@ -164,7 +164,7 @@ impl Remnant {
                 .ok()
                 .and_then(|r| r.live_init())
                 .unwrap_or(0),
-            status: self.status().as_str().into(),
+            status: self.status(),
             bundle: PathBuf::new(),
             rootfs: PathBuf::new(),
             created: String::new(),

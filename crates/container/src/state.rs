@@ -3,8 +3,11 @@
 //! init record. Its existence is what "id in use" means; an exclusive flock on it is what
 //! makes commands on one id run one after the other.
 //!
-//! Only files and locks live here: what a container is and does with them is
-//! [`crate::container`], what a create killed part-way leaves is [`crate::remnant`].
+//! Also here: the OCI "state" object ([`OciState`]) with its [`Status`], in the two forms
+//! runr hands out (what `runr state` prints, what hooks read).
+//!
+//! Only files, locks and these documents live here: what a container is and does with them
+//! is [`crate::container`], what a create killed part-way leaves is [`crate::remnant`].
 
 use crate::error::{Context, Error, Result};
 use oci_spec::runtime::Spec;
@@ -22,6 +25,99 @@ pub(crate) const STATE_FILE: &str = "state.json";
 pub(crate) const EXEC_FIFO: &str = "exec.fifo";
 /// What `create` records before it makes anything: see [`crate::remnant`].
 pub(crate) const INIT_RECORD: &str = "init.json";
+
+/// The OCI runtime spec version runr reports.
+pub const OCI_VERSION: &str = "1.2.0";
+
+/// A container's status, as the runtime spec names it. Never stored: derived from the live
+/// init (see [`crate::container`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    Creating,
+    Created,
+    Running,
+    Paused,
+    Stopped,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Creating => "creating",
+            Status::Created => "created",
+            Status::Running => "running",
+            Status::Paused => "paused",
+            Status::Stopped => "stopped",
+        }
+    }
+}
+
+impl std::fmt::Display for Status {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// As the spec's string ([`Status::as_str`]), the form every state document has.
+impl Serialize for Status {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+/// The runtime spec's "state" object, of which two forms leave runr, each kept as it has
+/// always been since engines and hook authors parse them:
+/// - serialized as it is: what `runr state` and `runr list` print, field for field as runc
+///   prints it (`pid` before `status`, with `rootfs`, `created` and `owner`);
+/// - `OciState::for_hooks`: what hooks read on stdin and seccomp agents get, the spec's
+///   fields only (`status` before `pid`, no `rootfs`, `created` or `owner`).
+///
+/// Both leave out `annotations` when there are none.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OciState {
+    pub oci_version: String,
+    pub id: String,
+    pub pid: i32,
+    pub status: Status,
+    pub bundle: PathBuf,
+    pub rootfs: PathBuf,
+    pub created: String,
+    pub owner: String,
+    #[serde(skip_serializing_if = "HashMap::is_empty")]
+    pub annotations: HashMap<String, String>,
+}
+
+impl OciState {
+    /// The form hooks and seccomp agents get (see [`OciState`]).
+    pub(crate) fn for_hooks(&self) -> HookForm<'_> {
+        HookForm {
+            oci_version: &self.oci_version,
+            id: &self.id,
+            status: self.status,
+            pid: self.pid,
+            bundle: &self.bundle,
+            annotations: &self.annotations,
+        }
+    }
+}
+
+/// [`OciState`] as hooks read it: its fields in this order, and only these.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct HookForm<'a> {
+    oci_version: &'a str,
+    id: &'a str,
+    status: Status,
+    pid: i32,
+    bundle: &'a Path,
+    #[serde(skip_serializing_if = "no_annotations")]
+    annotations: &'a HashMap<String, String>,
+}
+
+fn no_annotations(a: &&HashMap<String, String>) -> bool {
+    a.is_empty()
+}
 
 /// What state.json holds: written once, by `create`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -160,4 +256,84 @@ pub fn list_ids(root: &Path) -> Result<Vec<String>> {
         .collect();
     ids.sort();
     Ok(ids)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state(annotations: &[(&str, &str)]) -> OciState {
+        OciState {
+            oci_version: OCI_VERSION.into(),
+            id: "ctr".into(),
+            pid: 42,
+            status: Status::Running,
+            bundle: "/b".into(),
+            rootfs: "/b/rootfs".into(),
+            created: "2026-01-01T00:00:00.000000000Z".into(),
+            owner: "root".into(),
+            annotations: annotations
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        }
+    }
+
+    /// Byte for byte what `runr state` printed before the two state types were one.
+    #[test]
+    fn state_form_is_unchanged() {
+        assert_eq!(
+            serde_json::to_string(&state(&[])).unwrap(),
+            r#"{"ociVersion":"1.2.0","id":"ctr","pid":42,"status":"running","bundle":"/b","rootfs":"/b/rootfs","created":"2026-01-01T00:00:00.000000000Z","owner":"root"}"#
+        );
+        assert_eq!(
+            serde_json::to_string(&state(&[("a.b", "c")])).unwrap(),
+            r#"{"ociVersion":"1.2.0","id":"ctr","pid":42,"status":"running","bundle":"/b","rootfs":"/b/rootfs","created":"2026-01-01T00:00:00.000000000Z","owner":"root","annotations":{"a.b":"c"}}"#
+        );
+    }
+
+    /// Byte for byte what hooks read (and seccomp agents got) before the two state types
+    /// were one.
+    #[test]
+    fn hook_form_is_unchanged() {
+        assert_eq!(
+            serde_json::to_string(&state(&[]).for_hooks()).unwrap(),
+            r#"{"ociVersion":"1.2.0","id":"ctr","status":"running","pid":42,"bundle":"/b"}"#
+        );
+        assert_eq!(
+            serde_json::to_string(&state(&[("a.b", "c")]).for_hooks()).unwrap(),
+            r#"{"ociVersion":"1.2.0","id":"ctr","status":"running","pid":42,"bundle":"/b","annotations":{"a.b":"c"}}"#
+        );
+        let s = state(&[("a.b", "c")]);
+        let agent = serde_json::json!({"ociVersion": s.oci_version, "state": s.for_hooks()});
+        assert_eq!(
+            serde_json::to_string(&agent).unwrap(),
+            r#"{"ociVersion":"1.2.0","state":{"annotations":{"a.b":"c"},"bundle":"/b","id":"ctr","ociVersion":"1.2.0","pid":42,"status":"running"}}"#
+        );
+    }
+
+    #[test]
+    fn status_strings() {
+        let all = [
+            Status::Creating,
+            Status::Created,
+            Status::Running,
+            Status::Paused,
+            Status::Stopped,
+        ];
+        let json: Vec<String> = all
+            .iter()
+            .map(|s| serde_json::to_string(s).unwrap())
+            .collect();
+        assert_eq!(
+            json,
+            [
+                "\"creating\"",
+                "\"created\"",
+                "\"running\"",
+                "\"paused\"",
+                "\"stopped\""
+            ]
+        );
+    }
 }

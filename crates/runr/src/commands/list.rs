@@ -45,7 +45,7 @@ pub fn run(g: &Global, a: Args) -> anyhow::Result<i32> {
                 [
                     s.id.clone(),
                     s.pid.to_string(),
-                    s.status.clone(),
+                    s.status.to_string(),
                     s.bundle.display().to_string(),
                     s.created.clone(),
                     s.owner.clone(),
