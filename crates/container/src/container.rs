@@ -8,103 +8,16 @@
 //! and only `create` writes state.json.
 
 use crate::error::{Context, Error, Result};
-use crate::hooks::{self, HookState, Kind};
+use crate::hooks::{self, Kind};
 use crate::notify::NotifyRelay;
+use crate::state::{lock_dir, OciState, SavedState, Status, EXEC_FIFO, OCI_VERSION};
 use crate::sys;
 use cgroups::{FreezerState, Manager};
-use oci_spec::runtime::{LinuxResources, Spec};
-use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
+use oci_spec::runtime::LinuxResources;
 use std::fs::File;
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
-
-pub(crate) const STATE_FILE: &str = "state.json";
-pub(crate) const EXEC_FIFO: &str = "exec.fifo";
-/// What `create` records before it makes anything: see [`InitRecord`].
-pub(crate) use crate::remnant::InitRecord;
-pub(crate) const INIT_RECORD: &str = "init.json";
-/// The OCI runtime spec version runr reports.
-pub const OCI_VERSION: &str = "1.2.0";
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Status {
-    Creating,
-    Created,
-    Running,
-    Paused,
-    Stopped,
-}
-
-impl Status {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Status::Creating => "creating",
-            Status::Created => "created",
-            Status::Running => "running",
-            Status::Paused => "paused",
-            Status::Stopped => "stopped",
-        }
-    }
-}
-
-impl std::fmt::Display for Status {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// What state.json holds: written once, by `create`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct SavedState {
-    pub id: String,
-    pub init_pid: i32,
-    /// Start time of the init (clock ticks since boot): tells a recycled pid from ours.
-    pub init_start_time: u64,
-    pub bundle: PathBuf,
-    pub rootfs: PathBuf,
-    /// RFC 3339 with nanoseconds, UTC.
-    pub created: String,
-    #[serde(default)]
-    pub annotations: HashMap<String, String>,
-    /// The config the container was created with: `exec` joins what it set up and applies
-    /// its confinement, whatever has happened to the bundle since.
-    pub config: Spec,
-    /// `--no-new-keyring` was given at create: exec'd processes keep the caller's keyring too.
-    #[serde(default)]
-    pub no_new_keyring: bool,
-    /// The host's NOTIFY_SOCKET, to which `start` relays the program's readiness.
-    #[serde(default)]
-    pub notify_socket: Option<PathBuf>,
-    /// The container's cgroup directory per hierarchy.
-    pub cgroup_paths: Vec<(String, PathBuf)>,
-    /// The systemd scope that owns the cgroup (`--systemd-cgroup`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub systemd_unit: Option<String>,
-    /// The container has a pid namespace of its own: killing its init ends every process.
-    pub own_pid_ns: bool,
-    /// Without a mount namespace of its own: the id of the rootfs bind under which its
-    /// mounts were made in runr's namespace, detached (with them) on delete.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub rootfs_bind_mount_id: Option<u64>,
-}
-
-/// The state document `runr state` prints, field for field as runc prints it.
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct OciState {
-    pub oci_version: String,
-    pub id: String,
-    pub pid: i32,
-    pub status: String,
-    pub bundle: PathBuf,
-    pub rootfs: PathBuf,
-    pub created: String,
-    pub owner: String,
-    #[serde(skip_serializing_if = "HashMap::is_empty")]
-    pub annotations: HashMap<String, String>,
-}
 
 /// An existing container, loaded from the state store. While a `Container` is alive its
 /// state directory is locked, so commands on one id run one after the other.
@@ -116,36 +29,6 @@ pub struct Container {
     console: Option<std::os::fd::OwnedFd>,
     /// The caller's ends of the init's piped stdio (just created).
     io: crate::stdio::ProcessIo,
-}
-
-/// Take an exclusive flock on an open state directory.
-pub(crate) fn lock_dir(dir: &Path) -> Result<File> {
-    let f = open_dir(dir)?;
-    flock(&f, dir, libc::LOCK_EX)?;
-    Ok(f)
-}
-
-pub(crate) fn open_dir(dir: &Path) -> Result<File> {
-    File::open(dir).map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => Error::NotExist,
-        _ => Error::Os {
-            what: format!("open state directory {}", dir.display()),
-            source: e,
-        },
-    })
-}
-
-/// flock(2) `op` on `f`; `Ok(false)` if LOCK_NB was given and someone else holds it.
-pub(crate) fn flock(f: &File, dir: &Path, op: libc::c_int) -> Result<bool> {
-    // SAFETY: flock on a descriptor we own; without LOCK_NB it blocks until the lock is ours.
-    if unsafe { libc::flock(f.as_raw_fd(), op) } == 0 {
-        return Ok(true);
-    }
-    let e = std::io::Error::last_os_error();
-    if e.raw_os_error() == Some(libc::EWOULDBLOCK) {
-        return Ok(false);
-    }
-    Err(e).ctx(|| format!("lock {}", dir.display()))
 }
 
 impl Container {
@@ -167,19 +50,9 @@ impl Container {
     }
 
     pub(crate) fn read(dir: &Path) -> Result<Container> {
-        let path = dir.join(STATE_FILE);
-        let text = std::fs::read(&path).map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => Error::NotExist,
-            _ => Error::Os {
-                what: format!("read {}", path.display()),
-                source: e,
-            },
-        })?;
-        let state = serde_json::from_slice(&text)
-            .map_err(|e| Error::Config(format!("corrupt state file {}: {e}", path.display())))?;
         Ok(Container {
             dir: dir.into(),
-            state,
+            state: SavedState::read(dir)?,
             _lock: None,
             console: None,
             io: Default::default(),
@@ -307,10 +180,7 @@ impl Container {
         cgroups::resources::merge(&mut new, update);
         linux.set_resources(Some(new));
         self.state.config.set_linux(Some(linux));
-        crate::process::write_atomic(
-            &self.dir.join(STATE_FILE),
-            &serde_json::to_vec(&self.state).expect("state serializes"),
-        )
+        self.state.write(&self.dir)
     }
 
     /// Resource usage of the container's cgroup.
@@ -377,32 +247,32 @@ impl Container {
         self.init_alive().then_some(self.state.init_pid)
     }
 
+    /// The state `runr state` prints: pid 0 once the init has died.
     pub fn oci_state(&self) -> OciState {
         let status = self.status();
+        let pid = match status {
+            Status::Stopped => 0,
+            _ => self.state.init_pid,
+        };
+        self.state_as(status, pid)
+    }
+
+    /// The state hooks (and seccomp agents) are given at lifecycle point `status`: the
+    /// recorded init pid, also after the init has died (poststop).
+    pub(crate) fn hook_state(&self, status: Status) -> OciState {
+        self.state_as(status, self.state.init_pid)
+    }
+
+    fn state_as(&self, status: Status, pid: i32) -> OciState {
         OciState {
             oci_version: OCI_VERSION.into(),
             id: self.state.id.clone(),
-            pid: if status == Status::Stopped {
-                0
-            } else {
-                self.state.init_pid
-            },
-            status: status.as_str().into(),
+            pid,
+            status,
             bundle: self.state.bundle.clone(),
             rootfs: self.state.rootfs.clone(),
             created: self.state.created.clone(),
             owner: String::new(),
-            annotations: self.state.annotations.clone(),
-        }
-    }
-
-    pub(crate) fn hook_state(&self, status: Status) -> HookState {
-        HookState {
-            oci_version: OCI_VERSION.into(),
-            id: self.state.id.clone(),
-            status: status.as_str().into(),
-            pid: self.state.init_pid,
-            bundle: self.state.bundle.clone(),
             annotations: self.state.annotations.clone(),
         }
     }
@@ -707,22 +577,4 @@ fn read_fifo(fifo: &std::os::fd::OwnedFd, pidfd: &std::os::fd::OwnedFd) -> Resul
             });
         }
     }
-}
-
-/// Ids of every container under `root`: each directory named like an id, complete or not
-/// (a half-made one is shown as `creating`, see [`crate::remnant`]).
-pub fn list_ids(root: &Path) -> Result<Vec<String>> {
-    let entries = match std::fs::read_dir(root) {
-        Ok(e) => e,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(e).ctx(|| format!("read {}", root.display())),
-    };
-    let mut ids: Vec<String> = entries
-        .filter_map(|e| e.ok())
-        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
-        .filter_map(|e| e.file_name().into_string().ok())
-        .filter(|name| crate::config::validate_id(name).is_ok())
-        .collect();
-    ids.sort();
-    Ok(ids)
 }

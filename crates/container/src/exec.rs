@@ -297,7 +297,7 @@ impl Container {
             }
         }
         if let Some(pid_file) = &o.pid_file {
-            crate::process::write_atomic(pid_file, pid.to_string().as_bytes())?;
+            crate::state::write_atomic(pid_file, pid.to_string().as_bytes())?;
         }
         guard.disarm();
         Ok(ProcessHandle::new(pid, pidfd, io, console))

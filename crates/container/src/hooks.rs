@@ -3,28 +3,13 @@
 //! reported when the hook fails.
 
 use crate::error::{Error, Result};
+use crate::state::OciState;
 use crate::sys;
 use oci_spec::runtime::{Hook, Hooks};
-use serde::Serialize;
-use std::collections::HashMap;
 use std::io::{Read, Seek, Write};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
-use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::Duration;
-
-/// The state a hook reads on stdin (the OCI "state" object).
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct HookState {
-    pub oci_version: String,
-    pub id: String,
-    pub status: String,
-    pub pid: i32,
-    pub bundle: PathBuf,
-    #[serde(skip_serializing_if = "HashMap::is_empty")]
-    pub annotations: HashMap<String, String>,
-}
 
 /// Which lifecycle point a list of hooks belongs to (for messages).
 #[derive(Debug, Clone, Copy)]
@@ -103,7 +88,7 @@ pub(crate) const START_HOOK_FAILED: &str = "startContainer hook failed: ";
 
 /// Run the hooks of `kind` in order; the first failure stops the rest and is returned. A
 /// hook without `env` inherits the environment of the process that runs it, as with runc.
-pub fn run(kind: Kind, hooks: Option<&Hooks>, state: &HookState) -> Result<()> {
+pub fn run(kind: Kind, hooks: Option<&Hooks>, state: &OciState) -> Result<()> {
     run_with_env(kind, hooks, state, None)
 }
 
@@ -112,7 +97,7 @@ pub fn run(kind: Kind, hooks: Option<&Hooks>, state: &HookState) -> Result<()> {
 pub(crate) fn run_with_env(
     kind: Kind,
     hooks: Option<&Hooks>,
-    state: &HookState,
+    state: &OciState,
     default_env: Option<&[String]>,
 ) -> Result<()> {
     let Some(hooks) = hooks else { return Ok(()) };
@@ -120,7 +105,7 @@ pub(crate) fn run_with_env(
     if list.is_empty() {
         return Ok(());
     }
-    let json = serde_json::to_vec(state).expect("hook state always serializes");
+    let json = serde_json::to_vec(&state.for_hooks()).expect("hook state always serializes");
     for (i, hook) in list.iter().enumerate() {
         run_one(hook, &json, default_env).map_err(|e| {
             Error::Hook(format!(
@@ -135,11 +120,11 @@ pub(crate) fn run_with_env(
 
 /// Run every hook of `kind` in order; a failure is a warning and the rest still run
 /// (poststart, poststop). Returns the warnings, for the caller to show.
-pub fn run_all_warn(kind: Kind, hooks: Option<&Hooks>, state: &HookState) -> Vec<String> {
+pub fn run_all_warn(kind: Kind, hooks: Option<&Hooks>, state: &OciState) -> Vec<String> {
     let Some(hooks) = hooks else {
         return Vec::new();
     };
-    let json = serde_json::to_vec(state).expect("hook state always serializes");
+    let json = serde_json::to_vec(&state.for_hooks()).expect("hook state always serializes");
     let mut warnings = Vec::new();
     for (i, hook) in kind.of(hooks).iter().enumerate() {
         if let Err(e) = run_one(hook, &json, None) {
@@ -225,14 +210,17 @@ mod tests {
     use super::*;
     use oci_spec::runtime::{HookBuilder, HooksBuilder};
 
-    fn state() -> HookState {
-        HookState {
+    fn state() -> OciState {
+        OciState {
             oci_version: "1.0.2".into(),
             id: "t".into(),
-            status: "creating".into(),
             pid: 1,
+            status: crate::state::Status::Creating,
             bundle: "/b".into(),
-            annotations: HashMap::new(),
+            rootfs: "/b/rootfs".into(),
+            created: String::new(),
+            owner: String::new(),
+            annotations: Default::default(),
         }
     }
 

@@ -5,13 +5,14 @@
 
 use crate::attrs::Attrs;
 use crate::error::{Context, Error, Result};
-use crate::hooks::{self, HookState, Kind};
+use crate::hooks::{self, Kind};
 use crate::lsm::ExecLabels;
 use crate::namespaces::Plan;
 use crate::program::Program;
 use crate::rootfs::{self, CgroupMount};
 use crate::seccomp::Filter;
 use crate::security;
+use crate::state::{OciState, Status};
 use crate::sync::{Message, SyncSocket};
 use crate::sys;
 use nix::sched::CloneFlags;
@@ -51,7 +52,7 @@ pub(crate) struct InitArgs<'a> {
     /// The signal mask to restore (the parent may block signals to forward them).
     pub sigmask: &'a SigSet,
     /// State for the hooks the init runs itself; pid is filled in from `Proceed`.
-    pub hook_state: HookState,
+    pub hook_state: OciState,
     /// What goes on 0, 1 and 2 before anything else.
     pub stdio: &'a crate::stdio::ChildStdio<'a>,
 }
@@ -315,7 +316,7 @@ fn start(
     // Blocks until `start` opens the fifo for reading.
     let fifo = open_exec_fifo(a.exec_fifo).map_err(|e| (None, e))?;
     let mut state = a.hook_state.clone();
-    state.status = "created".into();
+    state.status = Status::Created;
     // A hook without env gets the program's environment (runc's do), not the runtime's.
     let env = a.spec.process().as_ref().and_then(|p| p.env().as_deref());
     let hooks = a.spec.hooks().as_ref();

@@ -3,7 +3,9 @@
 //!
 //! Where things are:
 //! - [`config`]: loading and validating `config.json`, container ids.
-//! - [`container`]: the [`Container`], its status, and the state store under `--root`.
+//! - [`container`]: the [`Container`], its status, and the operations on an existing one.
+//! - [`state`]: the state store under `--root/<id>`: state.json, its locking, atomic writes;
+//!   the OCI state object ([`OciState`]) that `runr state` prints and hooks read.
 //! - [`remnant`]: what a killed create or an unreadable state.json leaves, and its removal.
 //! - [`process`]: the parent side of creating a container (clone, sync, cgroups, state).
 //! - `init`: the child side, from clone to exec.
@@ -35,16 +37,18 @@ mod rootfs;
 mod seccomp;
 mod security;
 pub mod signal;
+pub mod state;
 mod stdio;
 mod sync;
 mod sys;
 mod user;
 
-pub use container::{Container, Event, Started, Status};
+pub use container::{Container, Event, Started};
 pub use error::{Error, Result};
 pub use handle::ProcessHandle;
 pub use process::{create, CreateOptions};
 pub use seccomp::library_version as libseccomp_version;
+pub use state::{OciState, Status};
 pub use stdio::{ProcessIo, Stdio};
 
 /// What this build of runr supports, as the OCI features document describes it.
@@ -56,7 +60,7 @@ pub mod features {
         caps.sort();
         json!({
             "ociVersionMin": "1.0.0",
-            "ociVersionMax": crate::container::OCI_VERSION,
+            "ociVersionMax": crate::state::OCI_VERSION,
             "hooks": ["prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"],
             "mountOptions": crate::rootfs::known_options(),
             "linux": {

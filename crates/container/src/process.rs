@@ -4,15 +4,17 @@
 //! failure undoes everything: no state directory, cgroup, mount or process is left behind.
 
 use crate::config;
-use crate::container::{
-    self, Container, InitRecord, SavedState, EXEC_FIFO, INIT_RECORD, OCI_VERSION, STATE_FILE,
-};
+use crate::container::{self, Container};
 use crate::error::{Context, Error, Result};
-use crate::hooks::{self, HookState, Kind};
+use crate::hooks::{self, Kind};
 use crate::init::{self, InitArgs};
 use crate::lsm::ExecLabels;
 use crate::namespaces::{self, Plan};
+use crate::remnant::InitRecord;
 use crate::rootfs::CgroupMount;
+use crate::state::{
+    make_state_dir, write_atomic, OciState, SavedState, Status, EXEC_FIFO, INIT_RECORD, OCI_VERSION,
+};
 use crate::stdio::Stdio;
 use crate::sync::{self, Message};
 use crate::sys::{self, Forked};
@@ -21,10 +23,8 @@ use nix::sys::signal::{SigSet, Signal};
 use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::Pid;
 use oci_spec::runtime::{LinuxDeviceCgroupBuilder, LinuxDeviceType, LinuxResources, Spec};
-use std::fs::File;
 use std::os::fd::OwnedFd;
-use std::os::unix::fs::DirBuilderExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 /// How to create a container; mirrors the flags of `runc create`.
 #[derive(Debug, Default)]
@@ -168,12 +168,16 @@ pub fn create(o: &CreateOptions) -> Result<Container> {
     let (child_stdio, io) = o.stdio.prepare(terminal)?;
     let cgroup_mounts = cgroup_mounts(&layout, &cgroup.paths());
     let annotations = spec.annotations().clone().unwrap_or_default();
-    let mut hook_state = HookState {
+    // What hooks get; `rootfs`, `created` and `owner` are not in their form of it.
+    let mut hook_state = OciState {
         oci_version: OCI_VERSION.into(),
         id: o.id.clone(),
-        status: "creating".into(),
         pid: 0,
+        status: Status::Creating,
         bundle: bundle.clone(),
+        rootfs: rootfs.clone(),
+        created: String::new(),
+        owner: String::new(),
         annotations: annotations.clone(),
     };
     let sigmask = o.init_sigmask.unwrap_or_else(SigSet::empty);
@@ -327,10 +331,7 @@ pub fn create(o: &CreateOptions) -> Result<Container> {
         own_pid_ns: plan.own_pid,
         rootfs_bind_mount_id,
     };
-    write_atomic(
-        &dir.join(STATE_FILE),
-        &serde_json::to_vec(&state).expect("state serializes"),
-    )?;
+    state.write(&dir)?;
     if let Some(pid_file) = &o.pid_file {
         write_atomic(pid_file, pid.to_string().as_bytes())?;
     }
@@ -356,36 +357,6 @@ pub fn listen_fds_from_env() -> u32 {
         .ok()
         .and_then(|n| n.parse().ok())
         .unwrap_or(0)
-}
-
-/// The state directory, created exclusively (its existence is what "id in use" means) and
-/// locked. 0711: the init, whatever its user, must reach the exec fifo inside.
-fn make_state_dir(root: &Path, dir: &Path) -> Result<File> {
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(root)
-        .ctx(|| format!("create state root {}", root.display()))?;
-    match std::fs::DirBuilder::new().mode(0o711).create(dir) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Err(Error::Exists),
-        Err(e) => return Err(e).ctx(|| format!("create state directory {}", dir.display())),
-    }
-    container::lock_dir(dir).inspect_err(|_| {
-        let _ = std::fs::remove_dir_all(dir);
-    })
-}
-
-/// Write `data` to a temporary file beside `path` and rename it into place, so readers see
-/// the old file or the new one, never half of one. No fsync: state lives on tmpfs.
-pub(crate) fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
-    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-    std::fs::write(&tmp, data).ctx(|| format!("write {}", tmp.display()))?;
-    std::fs::rename(&tmp, path)
-        .inspect_err(|_| {
-            let _ = std::fs::remove_file(&tmp);
-        })
-        .ctx(|| format!("rename {} to {}", tmp.display(), path.display()))
 }
 
 /// What to tear down if create fails part-way.

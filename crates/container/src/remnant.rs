@@ -7,8 +7,9 @@
 //! against its start time so a recycled pid is never killed), its cgroups, the directory.
 //! Without it (the record is unreadable too), the cgroup is derived from the id.
 
-use crate::container::{self, Container, OciState, Status, INIT_RECORD, OCI_VERSION, STATE_FILE};
+use crate::container::{self, Container};
 use crate::error::{Context, Error, Result};
+use crate::state::{self, OciState, Status, INIT_RECORD, OCI_VERSION, STATE_FILE};
 use crate::sys;
 use cgroups::{CgroupConfig, FreezerState, Layout, Manager};
 use serde::{Deserialize, Serialize};
@@ -35,7 +36,7 @@ pub(crate) struct InitRecord {
 
 impl InitRecord {
     pub(crate) fn write(&self, path: &Path) -> Result<()> {
-        crate::process::write_atomic(path, &serde_json::to_vec(self).expect("record serializes"))
+        state::write_atomic(path, &serde_json::to_vec(self).expect("record serializes"))
     }
 
     fn read(dir: &Path) -> Result<InitRecord, String> {
@@ -78,14 +79,14 @@ pub struct Remnant {
 pub fn load_for_delete(root: &Path, id: &str) -> Result<Loaded> {
     crate::config::validate_id(id)?;
     let dir = root.join(id);
-    let lock = container::open_dir(&dir)?;
-    if !container::flock(&lock, &dir, libc::LOCK_EX | libc::LOCK_NB)? {
+    let lock = state::open_dir(&dir)?;
+    if !state::flock(&lock, &dir, libc::LOCK_EX | libc::LOCK_NB)? {
         if Container::read(&dir).is_err() {
             return Err(Error::Status(format!(
                 "container {id} is still being created"
             )));
         }
-        container::flock(&lock, &dir, libc::LOCK_EX)?;
+        state::flock(&lock, &dir, libc::LOCK_EX)?;
     }
     match Container::read(&dir) {
         Ok(c) => Ok(Loaded::Container(Box::new(c.with_lock(lock)))),
@@ -163,7 +164,7 @@ impl Remnant {
                 .ok()
                 .and_then(|r| r.live_init())
                 .unwrap_or(0),
-            status: self.status().as_str().into(),
+            status: self.status(),
             bundle: PathBuf::new(),
             rootfs: PathBuf::new(),
             created: String::new(),

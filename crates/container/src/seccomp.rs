@@ -14,7 +14,7 @@
 //! profile), so compiled programs are cached under the state root (see [`compile`]).
 
 use crate::error::{Context, Error, Result};
-use crate::hooks::HookState;
+use crate::state::OciState;
 use libseccomp::{
     ScmpAction, ScmpArch, ScmpArgCompare, ScmpCompareOp, ScmpFilterContext, ScmpSyscall,
 };
@@ -616,7 +616,7 @@ pub(crate) fn send_to_agent(
     listener: &Listener,
     fd: &OwnedFd,
     pid: i32,
-    state: &HookState,
+    state: &OciState,
 ) -> Result<()> {
     use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
     let message = serde_json::json!({
@@ -624,7 +624,7 @@ pub(crate) fn send_to_agent(
         "fds": ["seccompFd"],
         "pid": pid,
         "metadata": listener.metadata.clone().unwrap_or_default(),
-        "state": state,
+        "state": state.for_hooks(),
     });
     let path: &Path = &listener.path;
     let sock = std::os::unix::net::UnixStream::connect(path)
@@ -648,7 +648,7 @@ pub(crate) fn relay(
     filter: Option<&Filter>,
     fd: Option<OwnedFd>,
     pid: i32,
-    state: &HookState,
+    state: &OciState,
     sync: &crate::sync::SyncSocket,
 ) -> Result<()> {
     let listener = filter.and_then(|f| f.listener.as_ref());

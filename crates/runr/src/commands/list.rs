@@ -14,7 +14,7 @@ pub struct Args {
 
 pub fn run(g: &Global, a: Args) -> anyhow::Result<i32> {
     let mut states = Vec::new();
-    for id in container::container::list_ids(&g.root)? {
+    for id in container::state::list_ids(&g.root)? {
         let mut s = match Container::load_unlocked(&g.root, &id) {
             Ok(c) => c.oci_state(),
             // Half-made (or its state.json unreadable): shown so that it can be deleted. One
@@ -45,7 +45,7 @@ pub fn run(g: &Global, a: Args) -> anyhow::Result<i32> {
                 [
                     s.id.clone(),
                     s.pid.to_string(),
-                    s.status.clone(),
+                    s.status.to_string(),
                     s.bundle.display().to_string(),
                     s.created.clone(),
                     s.owner.clone(),

@@ -99,7 +99,7 @@ pub fn version_text() -> String {
         "runr version {}\ncommit: {}\nspec: {}\nlibseccomp: {}\n",
         env!("CARGO_PKG_VERSION"),
         env!("RUNR_COMMIT"),
-        container::container::OCI_VERSION,
+        container::state::OCI_VERSION,
         container::libseccomp_version()
     )
 }
