@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Benchmark runr against runc and crun with hyperfine: `run` of /bin/true (back to back and
-# 100 ms apart), create + start + delete, exec into a running container; the created init's
-# RSS, threads and cgroup charge; each runtime's peak RSS during `run`.
+# 100 ms apart), create + start + delete, exec into a running container, and the same through
+# the library in-process; the created init's RSS, threads and cgroup charge; each runtime's
+# peak RSS during `run`.
 # Run as root. All three run inside one private mount namespace where the host's cgroup2
 # mount is hidden, because crun refuses this host's hybrid layout otherwise; runr and runc
 # see the same view, so the comparison is fair.
@@ -11,7 +12,7 @@ bash scripts/deps.sh
 command -v hyperfine >/dev/null && command -v runc >/dev/null && command -v crun >/dev/null && [ -x /usr/bin/time ] || {
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq hyperfine runc crun time >/dev/null
 }
-cargo build --release --quiet
+cargo build --release --quiet -p runr --bins --example inproc
 work=$(mktemp -d /tmp/runr-bench.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 mkdir -p "$work/bundle/rootfs/bin"
@@ -19,6 +20,7 @@ cp "$(command -v busybox)" "$work/bundle/rootfs/bin/busybox"
 ln -s busybox "$work/bundle/rootfs/bin/true"
 ln -s busybox "$work/bundle/rootfs/bin/sleep"
 cp "$PWD/target/x86_64-unknown-linux-gnu/release/runr" "$work/runr"
+cp "$PWD/target/x86_64-unknown-linux-gnu/release/examples/inproc" "$work/inproc"
 (cd "$work/bundle" && "$work/runr" spec && sed -i 's/"terminal": true/"terminal": false/; s/"sh"$/"\/bin\/true"/' config.json)
 runs=${RUNS:-50}
 # The same container with CAP_SYS_PTRACE (as --privileged has it): runr then runs from a
@@ -57,6 +59,10 @@ hyperfine --warmup 5 --runs "$runs" --export-json "$work/cycle.json" "${cycle_cm
 hyperfine -N --warmup 5 --runs "$runs" --export-json "$work/ptrace.json" \
   -n plain "$work/runr --root $work/state/root-runr run b-plain" \
   -n ptrace "$work/runr --root $work/state/root-runr run --bundle $work/pbundle b-ptrace" >/dev/null
+
+# The library from a long-lived program (crates/runr/examples/inproc.rs): no runr process
+# per call.
+"$work/inproc" --root "$work/state/root-inproc" --bundle "$work/bundle" --runs "$runs" >"$work/inproc.txt"
 
 # Memory of an init waiting in the created state.
 sed -i 's/"\/bin\/true"/"\/bin\/sleep", "1"/' config.json
@@ -114,3 +120,5 @@ for name, title in (("run", "run /bin/true"), ("spaced", "run /bin/true, 100 ms 
         print(f"  {cmd:5s} {r['median']*1000:7.2f} ms ({r['mean']*1000:6.2f} ± {r['stddev']*1000:5.2f})   {r['median']/base:5.2f}x runr's time")
     print(f"  runr / crun: {base/res['crun']['median']:.2f}")
 PY
+echo "runr as a library (the same work, in-process):"
+sed 's/^/  /' "$work/inproc.txt"
