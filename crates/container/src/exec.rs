@@ -29,7 +29,7 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 /// How to exec; mirrors the flags of `runc exec`.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub struct ExecOptions {
     /// The process to start (from `--process`, or built with [`process_from_args`]).
     pub process: Process,

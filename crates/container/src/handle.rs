@@ -39,21 +39,8 @@ impl ProcessHandle {
 
     /// Send `signal` to this process (pidfd_send_signal: never to another that took its pid).
     pub fn signal(&self, signal: i32) -> Result<()> {
-        // SAFETY: pidfd_send_signal with our own pidfd, no siginfo, no flags.
-        let r = unsafe {
-            libc::syscall(
-                libc::SYS_pidfd_send_signal,
-                self.pidfd.as_raw_fd(),
-                signal,
-                std::ptr::null::<libc::siginfo_t>(),
-                0,
-            )
-        };
-        if r < 0 {
-            return Err(std::io::Error::last_os_error())
-                .ctx(|| format!("send signal {signal} to process {}", self.pid));
-        }
-        Ok(())
+        crate::sys::pidfd_send_signal(&self.pidfd, signal)
+            .ctx(|| format!("send signal {signal} to process {}", self.pid))
     }
 
     /// Wait for the process to exit and reap it: its exit status, or 128 + N if signal N

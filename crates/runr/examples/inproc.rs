@@ -106,15 +106,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 fn exec_options(process: oci_spec::runtime::Process) -> ExecOptions {
     ExecOptions {
         process,
-        console_socket: None,
-        detached: true,
-        console_in_process: false,
-        pid_file: None,
-        preserve_fds: 0,
-        listen_fds: 0,
-        cgroup: Default::default(),
-        ignore_paused: false,
-        sigmask: None,
-        stdio: Stdio::Inherit,
+        ..Default::default()
     }
 }

@@ -40,16 +40,9 @@ fn exec(env: &Env, id: &str, args: &[&str], stdio: Stdio) -> ProcessHandle {
     .unwrap();
     c.exec(&ExecOptions {
         process,
-        console_socket: None,
         detached: true,
-        console_in_process: false,
-        pid_file: None,
-        preserve_fds: 0,
-        listen_fds: 0,
-        cgroup: Default::default(),
-        ignore_paused: false,
-        sigmask: None,
         stdio,
+        ..Default::default()
     })
     .unwrap()
 }
