@@ -89,7 +89,7 @@ pub trait Manager {
 /// Sub-cgroups of a container's cgroup for an exec'd process, from `--cgroup` values of the
 /// form `[controller[,controller...]:]path`; a value without controllers applies to every
 /// hierarchy no other value names.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct SubCgroups {
     entries: Vec<(Vec<String>, PathBuf)>,
 }

@@ -103,6 +103,11 @@ impl Container {
         self.console.take()
     }
 
+    /// The state directory's lock, for a spawner's worker to hand to its caller.
+    pub(crate) fn take_lock(&mut self) -> Option<File> {
+        self._lock.take()
+    }
+
     /// Let other commands at this container (the foreground `run` does while it waits).
     pub fn unlock(&mut self) {
         self._lock = None;

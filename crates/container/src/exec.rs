@@ -20,7 +20,6 @@ use crate::sys::{self, Forked};
 use cgroups::{FreezerState, SubCgroups};
 use nix::sched::CloneFlags;
 use nix::sys::signal::SigSet;
-use nix::sys::wait::waitpid;
 use nix::unistd::Pid;
 use oci_spec::runtime::{Capabilities, Capability, LinuxNamespaceType, Process};
 use std::os::fd::OwnedFd;
@@ -29,7 +28,7 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 /// How to exec; mirrors the flags of `runc exec`.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct ExecOptions {
     /// The process to start (from `--process`, or built with [`process_from_args`]).
     pub process: Process,
@@ -51,9 +50,11 @@ pub struct ExecOptions {
     /// Exec into a paused container (the process stays frozen until it is resumed).
     pub ignore_paused: bool,
     /// The signal mask the process must run with (the caller may block signals to forward).
+    #[serde(with = "crate::spawner::sigmask")]
     pub sigmask: Option<SigSet>,
     /// Where its stdin, stdout and stderr go (with a terminal: the pty, and this must be
     /// [`Stdio::Inherit`]).
+    #[serde(skip)]
     pub stdio: Stdio,
 }
 
@@ -221,7 +222,7 @@ impl Container {
         } else {
             namespaces::ParentRestore::default()
         };
-        let forked = restore.after_clone(sys::clone_process(
+        let forked = restore.after_clone(crate::children::clone(
             0,
             sys::Dumpable::Never,
             "the exec'd process",
@@ -412,9 +413,7 @@ impl KillOnDrop {
 impl Drop for KillOnDrop {
     fn drop(&mut self) {
         if let Some(pid) = self.0 {
-            // Our own child and not yet reaped, so the pid cannot have been recycled.
-            let _ = nix::sys::signal::kill(Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
-            let _ = waitpid(Pid::from_raw(pid), None);
+            crate::children::kill_and_reap(pid);
         }
     }
 }

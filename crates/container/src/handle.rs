@@ -26,6 +26,11 @@ impl ProcessHandle {
         }
     }
 
+    /// What a spawner's worker sends to its caller.
+    pub(crate) fn into_parts(self) -> (i32, OwnedFd, ProcessIo, Option<OwnedFd>) {
+        (self.pid, self.pidfd, self.io, self.console)
+    }
+
     /// Host pid.
     pub fn pid(&self) -> i32 {
         self.pid

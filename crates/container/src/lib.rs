@@ -17,6 +17,7 @@
 //! - [`signal`]: signal names as `kill` accepts them.
 
 mod attrs;
+mod children;
 pub mod config;
 mod console;
 pub mod container;
@@ -37,6 +38,7 @@ mod rootfs;
 mod seccomp;
 mod security;
 pub mod signal;
+mod spawner;
 pub mod state;
 mod stdio;
 mod sync;
@@ -48,6 +50,7 @@ pub use error::{Error, Result};
 pub use handle::ProcessHandle;
 pub use process::{create, CreateOptions};
 pub use seccomp::library_version as libseccomp_version;
+pub use spawner::Spawner;
 pub use state::{OciState, Status};
 pub use stdio::{ProcessIo, Stdio};
 

@@ -249,10 +249,7 @@ impl ParentRestore {
             Ok(Forked::Parent { pid }) => match self.restore() {
                 Ok(()) => Ok(Forked::Parent { pid }),
                 Err(e) => {
-                    // Our own child and not yet reaped, so the pid cannot have been recycled.
-                    let child = nix::unistd::Pid::from_raw(pid);
-                    let _ = nix::sys::signal::kill(child, nix::sys::signal::Signal::SIGKILL);
-                    let _ = nix::sys::wait::waitpid(child, None);
+                    crate::children::kill_and_reap(pid);
                     Err(e)
                 }
             },

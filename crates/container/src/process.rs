@@ -20,14 +20,13 @@ use crate::sync::{self, Message};
 use crate::sys::{self, Forked};
 use cgroups::{CgroupConfig, Layout, Manager};
 use nix::sys::signal::{SigSet, Signal};
-use nix::sys::wait::{waitpid, WaitStatus};
-use nix::unistd::Pid;
+use nix::sys::wait::WaitStatus;
 use oci_spec::runtime::{LinuxDeviceCgroupBuilder, LinuxDeviceType, LinuxResources, Spec};
 use std::os::fd::OwnedFd;
 use std::path::PathBuf;
 
 /// How to create a container; mirrors the flags of `runc create`.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct CreateOptions {
     /// State root (`--root`).
     pub root: PathBuf,
@@ -53,10 +52,12 @@ pub struct CreateOptions {
     pub console_in_process: bool,
     /// The signal mask the container's init must run with (the caller may have blocked
     /// signals in order to forward them).
+    #[serde(with = "crate::spawner::sigmask")]
     pub init_sigmask: Option<SigSet>,
     /// Where the init's (and so the program's) stdin, stdout and stderr go; the caller's
     /// ends of pipes come back with [`Container::take_io`]. With a terminal: the pty, and
     /// this must be [`Stdio::Inherit`].
+    #[serde(skip)]
     pub stdio: Stdio,
 }
 
@@ -199,7 +200,7 @@ pub fn create(o: &CreateOptions) -> Result<Container> {
         }
         _ => sys::Dumpable::Never,
     };
-    let forked = restore.after_clone(sys::clone_process(
+    let forked = restore.after_clone(crate::children::clone(
         plan.flags_for_clone().bits() as u64,
         dumpable,
         "the container init",
@@ -380,9 +381,7 @@ impl Undo<'_> {
 impl Drop for Undo<'_> {
     fn drop(&mut self) {
         if let Some(pid) = self.init {
-            // Our own child and not yet reaped, so the pid cannot have been recycled.
-            let _ = nix::sys::signal::kill(Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
-            let _ = waitpid(Pid::from_raw(pid), None);
+            crate::children::kill_and_reap(pid);
         }
         if let Some((rootfs, id)) = &self.rootfs_bind {
             if let Err(e) = crate::rootfs::detach_inherited_ns_bind(rootfs, *id) {
@@ -402,14 +401,14 @@ impl Drop for Undo<'_> {
 
 /// Why the init closed the sync channel without a word (it died).
 fn describe_early_exit(pid: i32, cgroup: &dyn Manager) -> String {
-    match waitpid(Pid::from_raw(pid), None) {
-        Ok(WaitStatus::Exited(_, code)) => {
+    match crate::children::wait_exit(pid) {
+        Some(WaitStatus::Exited(_, code)) => {
             format!("the container init exited with status {code} during setup")
         }
-        Ok(WaitStatus::Signaled(_, Signal::SIGKILL, _)) if cgroup.oom_kill_count() > 0 => {
+        Some(WaitStatus::Signaled(_, Signal::SIGKILL, _)) if cgroup.oom_kill_count() > 0 => {
             container::oom_message("during its setup")
         }
-        Ok(WaitStatus::Signaled(_, sig, _)) => {
+        Some(WaitStatus::Signaled(_, sig, _)) => {
             format!("the container init was killed by {sig} during setup")
         }
         _ => "the container init died during setup".into(),

@@ -51,9 +51,14 @@ pub(crate) fn clone_process(flags: u64, dumpable: Dumpable, what: &str) -> Resul
             nix::sys::prctl::set_dumpable(true).ctx(|| "prctl(PR_SET_DUMPABLE, 1)")?
         }
     }
+    // With CLONE_PARENT the child gets our own exit signal, and clone3 wants 0 here.
+    let exit_signal = match flags & libc::CLONE_PARENT as u64 {
+        0 => libc::SIGCHLD as u64,
+        _ => 0,
+    };
     let mut args = CloneArgs {
         flags,
-        exit_signal: libc::SIGCHLD as u64,
+        exit_signal,
         ..Default::default()
     };
     // SAFETY: clone3 without CLONE_VM and without a stack behaves like fork(2): the child gets
