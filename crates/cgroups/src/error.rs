@@ -36,21 +36,29 @@ pub enum CgroupError {
     Invalid(String),
     #[error("{0}")]
     Unsupported(String),
+    /// A cgroup error another process met and reported (e.g. a library's helper process).
+    #[error("{message}")]
+    Relayed { message: String, errno: Option<i32> },
 }
 
 impl CgroupError {
-    /// The kernel said no for lack of rights (an unprivileged user, a read-only cgroupfs).
-    pub fn is_permission_denied(&self) -> bool {
-        let io = match self {
+    /// The errno of the failed file operation, if that is what this is.
+    pub fn errno(&self) -> Option<i32> {
+        match self {
             CgroupError::Read { source, .. }
             | CgroupError::Write { source, .. }
             | CgroupError::Create { source, .. }
             | CgroupError::Remove { source, .. }
-            | CgroupError::Enter { source, .. } => source,
-            _ => return false,
-        };
+            | CgroupError::Enter { source, .. } => source.raw_os_error(),
+            CgroupError::Relayed { errno, .. } => *errno,
+            _ => None,
+        }
+    }
+
+    /// The kernel said no for lack of rights (an unprivileged user, a read-only cgroupfs).
+    pub fn is_permission_denied(&self) -> bool {
         matches!(
-            io.raw_os_error(),
+            self.errno(),
             Some(libc::EACCES) | Some(libc::EPERM) | Some(libc::EROFS)
         )
     }

@@ -7,7 +7,7 @@
 //! `stopped`. So a container whose init died is `stopped` without anyone writing that down,
 //! and only `create` writes state.json.
 
-use crate::error::{Context, Error, Result};
+use crate::error::{Context, Error, Result, WrongStatus};
 use crate::hooks::{self, Kind};
 use crate::notify::NotifyRelay;
 use crate::state::{lock_dir, OciState, SavedState, Status, EXEC_FIFO, OCI_VERSION};
@@ -159,7 +159,7 @@ impl Container {
             Status::Created | Status::Running => {
                 Ok(self.cgroup().set_freezer(FreezerState::Frozen)?)
             }
-            _ => Err(Error::Status("container not running".into())),
+            _ => Err(Error::Status(WrongStatus::NotRunning)),
         }
     }
 
@@ -168,7 +168,7 @@ impl Container {
     /// written before it is set back, so the container is left as it was.
     pub fn update(&mut self, update: &LinuxResources) -> Result<()> {
         if self.status() == Status::Stopped {
-            return Err(Error::Status("container not running".into()));
+            return Err(Error::Status(WrongStatus::NotRunning));
         }
         let update = &cgroups::resources::without_unset_zeros(update);
         let mut linux = self.state.config.linux().clone().unwrap_or_default();
@@ -191,9 +191,8 @@ impl Container {
     /// Resource usage of the container's cgroup.
     pub fn stats(&self) -> Result<cgroups::Stats> {
         if self.status() == Status::Stopped {
-            return Err(Error::Status(format!(
-                "container with id {} is not running",
-                self.state.id
+            return Err(Error::Status(WrongStatus::NotRunningId(
+                self.state.id.clone(),
             )));
         }
         Ok(self.cgroup().stats()?)
@@ -206,12 +205,9 @@ impl Container {
         interval: Duration,
         mut emit: impl FnMut(Event) -> Result<()>,
     ) -> Result<()> {
-        let pidfd = self.init_pidfd().ok_or_else(|| {
-            Error::Status(format!(
-                "container with id {} is not running",
-                self.state.id
-            ))
-        })?;
+        let pidfd = self
+            .init_pidfd()
+            .ok_or_else(|| Error::Status(WrongStatus::NotRunningId(self.state.id.clone())))?;
         let cgroup = self.cgroup();
         let mut oom = match cgroup.oom_watch() {
             Ok(w) => Some(w),
@@ -243,7 +239,7 @@ impl Container {
     pub fn resume(&self) -> Result<()> {
         match self.status() {
             Status::Paused => Ok(self.cgroup().set_freezer(FreezerState::Thawed)?),
-            _ => Err(Error::Status("container not paused".into())),
+            _ => Err(Error::Status(WrongStatus::NotPaused)),
         }
     }
 
@@ -298,11 +294,9 @@ impl Container {
         // `true` may have exec'd and exited before we could look at it afterwards.
         let pidfd = self
             .init_pidfd()
-            .ok_or_else(|| Error::Status("cannot start a container that has stopped".into()))?;
+            .ok_or(Error::Status(WrongStatus::StartStopped))?;
         if self.cgroup().freezer()? == FreezerState::Frozen {
-            return Err(Error::Status(
-                "cannot start a container in the paused state".into(),
-            ));
+            return Err(Error::Status(WrongStatus::StartPaused));
         }
         // Bound before the program runs, so nothing it sends is lost.
         let notify = match &self.state.notify_socket {
@@ -317,11 +311,7 @@ impl Container {
             rustix::fs::Mode::empty(),
         ) {
             Ok(f) => f,
-            Err(rustix::io::Errno::NOENT) => {
-                return Err(Error::Status(
-                    "cannot start an already running container".into(),
-                ))
-            }
+            Err(rustix::io::Errno::NOENT) => return Err(Error::Status(WrongStatus::StartRunning)),
             Err(e) => return Err(e).ctx(|| format!("open exec fifo {}", fifo_path.display())),
         };
         let report = read_fifo(&fifo, &pidfd)?;
@@ -335,9 +325,9 @@ impl Container {
                 tracing::error!("{}", &msg[hooks::START_HOOK_FAILED.len()..]);
                 return Ok(self.after_start(notify));
             }
-            FifoReport::Failed(msg) => return Err(Error::Init(msg)),
+            FifoReport::Failed(msg) => return Err(Error::init(msg)),
             FifoReport::InitDied => {
-                return Err(Error::Init(
+                return Err(Error::init(
                     self.explain_init_death("before it could start"),
                 ));
             }
@@ -348,7 +338,7 @@ impl Container {
         if self.cgroup().oom_kill_count() > 0
             && sys::pidfd_wait_exit(&pidfd, Some(Duration::from_millis(200))).unwrap_or(false)
         {
-            return Err(Error::Init(oom_message("while starting")));
+            return Err(Error::init(oom_message("while starting")));
         }
         Ok(self.after_start(notify))
     }
@@ -385,7 +375,7 @@ impl Container {
     pub fn kill(&self, signal: i32, all: bool) -> Result<()> {
         let status = self.status();
         if status == Status::Stopped {
-            return Err(Error::Status("container not running".into()));
+            return Err(Error::Status(WrongStatus::NotRunning));
         }
         if all {
             let cgroup = self.cgroup();
@@ -403,7 +393,7 @@ impl Container {
         } else {
             let pidfd = self
                 .init_pidfd()
-                .ok_or_else(|| Error::Status("container not running".into()))?;
+                .ok_or(Error::Status(WrongStatus::NotRunning))?;
             sys::pidfd_send_signal(&pidfd, signal).ctx(|| {
                 format!(
                     "send signal {signal} to the container init (pid {})",
@@ -434,10 +424,10 @@ impl Container {
                 self.kill_init_and_wait()?
             }
             _ => {
-                return Err(Error::Status(format!(
-                    "cannot delete container {} that is not stopped: {status}",
-                    self.state.id
-                )))
+                return Err(Error::Status(WrongStatus::DeleteNotStopped {
+                    id: self.state.id.clone(),
+                    status,
+                }))
             }
         }
         let cgroup = self.cgroup();
@@ -470,7 +460,7 @@ impl Container {
         if !sys::pidfd_wait_exit(&pidfd, Some(Duration::from_secs(10)))
             .ctx(|| "wait for the container init")?
         {
-            return Err(Error::Status(format!(
+            return Err(Error::Timeout(format!(
                 "the container init (pid {}) did not die within 10s of SIGKILL",
                 self.state.init_pid
             )));
@@ -525,7 +515,7 @@ pub(crate) fn kill_all_and_wait(cgroup: &dyn Manager) -> Result<()> {
         }
         std::thread::sleep(Duration::from_millis(5));
     }
-    Err(Error::Status(
+    Err(Error::Timeout(
         "processes of the container survived SIGKILL for a second".into(),
     ))
 }

@@ -154,18 +154,18 @@ struct Layout {
 impl Layout {
     fn read() -> Result<Layout> {
         let image = own_image().ok_or_else(|| {
-            Error::Init("runr's program headers (PT_PHDR) are not where the kernel says".into())
+            Error::init("runr's program headers (PT_PHDR) are not where the kernel says")
         })?;
         let maps = std::fs::read_to_string("/proc/self/maps").ctx(|| "read /proc/self/maps")?;
         let mappings = mappings_of(&maps, image.span);
         if mappings.is_empty() {
-            return Err(Error::Init(
-                "/proc/self/maps shows no mapping of runr's own binary".into(),
+            return Err(Error::init(
+                "/proc/self/maps shows no mapping of runr's own binary",
             ));
         }
         let stat = std::fs::read_to_string("/proc/self/stat").ctx(|| "read /proc/self/stat")?;
         let stat = MmFields::parse(&stat)
-            .ok_or_else(|| Error::Init(format!("unexpected /proc/self/stat: {stat:?}")))?;
+            .ok_or_else(|| Error::init(format!("unexpected /proc/self/stat: {stat:?}")))?;
         Ok(Layout {
             mappings,
             relro: image.relro,

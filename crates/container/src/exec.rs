@@ -9,7 +9,7 @@
 
 use crate::attrs::Attrs;
 use crate::container::Container;
-use crate::error::{Context, Error, Result};
+use crate::error::{Context, Error, Result, WrongStatus};
 use crate::handle::ProcessHandle;
 use crate::init;
 use crate::lsm::ExecLabels;
@@ -188,12 +188,10 @@ impl Container {
         // process under a recycled pid.
         let init_pidfd = self
             .init_pidfd()
-            .ok_or_else(|| Error::Status("cannot exec in a stopped container".into()))?;
+            .ok_or(Error::Status(WrongStatus::ExecStopped))?;
         let cgroup = self.cgroup();
         if !o.ignore_paused && cgroup.freezer()? == FreezerState::Frozen {
-            return Err(Error::Status(
-                "cannot exec in a paused container (use --ignore-paused to override)".into(),
-            ));
+            return Err(Error::Status(WrongStatus::ExecPaused));
         }
         let init_pid = self.saved().init_pid;
         let (mut join, join_pid) = namespaces_to_join(&self, init_pid)?;
@@ -274,8 +272,7 @@ impl Container {
         loop {
             match parent_sock.recv_fd()? {
                 Some((Message::Console, fd)) => {
-                    let master =
-                        fd.ok_or_else(|| Error::Init("the process sent no pty master".into()))?;
+                    let master = fd.ok_or_else(|| Error::init("the process sent no pty master"))?;
                     match &o.console_socket {
                         Some(path) => crate::console::send_to_socket(path, &master)?,
                         None => console = Some(master),
@@ -287,9 +284,9 @@ impl Container {
                     crate::seccomp::relay(seccomp.as_ref(), fd, pid, &state, &parent_sock)?;
                 }
                 Some((Message::Warning(w), _)) => tracing::warn!("{w}"),
-                Some((Message::Error(msg), _)) => return Err(Error::Init(msg)),
+                Some((Message::Error(f), _)) => return Err(Error::Init(f)),
                 Some((other, _)) => {
-                    return Err(Error::Init(format!(
+                    return Err(Error::init(format!(
                         "unexpected message from the exec'd process: {other:?}"
                     )))
                 }
@@ -424,7 +421,7 @@ fn child(a: ChildArgs) -> ! {
         Ok(ready) => ready.exec(),
         Err(e) => e,
     };
-    let _ = a.sync.send(&Message::Error(err.to_string()));
+    let _ = a.sync.send(&Message::Error((&err).into()));
     // SAFETY: _exit skips the parent's atexit handlers and buffers, which this copy of the
     // process must not run.
     unsafe { libc::_exit(1) }
@@ -434,9 +431,7 @@ fn setup(a: &ChildArgs) -> Result<init::Ready> {
     a.stdio.install()?;
     init::reset_signals(a.sigmask)?;
     let Message::Proceed { .. } = init::expect(a.sync, "the go-ahead")? else {
-        return Err(Error::Init(
-            "unexpected message instead of the go-ahead".into(),
-        ));
+        return Err(Error::init("unexpected message instead of the go-ahead"));
     };
     namespaces::join_process(a.init_pidfd, a.init_pid, a.join)?;
     if !a.join.contains(CloneFlags::CLONE_NEWNS) {

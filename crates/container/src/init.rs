@@ -79,7 +79,7 @@ pub(crate) fn run(mut args: InitArgs) -> ! {
         },
         Err(e) => e,
     };
-    let _ = args.sync.send(&Message::Error(err.to_string()));
+    let _ = args.sync.send(&Message::Error((&err).into()));
     // SAFETY: as above.
     unsafe { libc::_exit(1) }
 }
@@ -108,7 +108,7 @@ impl Ready {
 pub(crate) fn wait_joined(sync: &SyncSocket) -> Result<()> {
     match expect(sync, "its cgroup")? {
         Message::Joined => Ok(()),
-        other => Err(Error::Init(format!(
+        other => Err(Error::init(format!(
             "unexpected message instead of Joined: {other:?}"
         ))),
     }
@@ -116,9 +116,9 @@ pub(crate) fn wait_joined(sync: &SyncSocket) -> Result<()> {
 
 pub(crate) fn expect(sync: &SyncSocket, want: &str) -> Result<Message> {
     match sync.recv()? {
-        Some(Message::Error(e)) => Err(Error::Init(e)),
+        Some(Message::Error(f)) => Err(Error::Init(f)),
         Some(m) => Ok(m),
-        None => Err(Error::Init(format!(
+        None => Err(Error::init(format!(
             "the runtime went away while the init waited for {want}"
         ))),
     }
@@ -130,9 +130,7 @@ fn setup(a: &mut InitArgs) -> Result<Ready> {
     // A runtime killed during create takes the half-made init with it (see `start`).
     set_parent_death_signal(libc::SIGKILL)?;
     let Message::Proceed { host_pid } = expect(a.sync, "the go-ahead")? else {
-        return Err(Error::Init(
-            "unexpected message instead of the go-ahead".into(),
-        ));
+        return Err(Error::init("unexpected message instead of the go-ahead"));
     };
     a.hook_state.pid = host_pid;
     // Dumpable until now only if an unprivileged parent had to write our id maps.
@@ -177,9 +175,7 @@ fn setup(a: &mut InitArgs) -> Result<Ready> {
     if parent_hooks {
         a.sync.send(&Message::RunHooks)?;
         if expect(a.sync, "the runtime's hooks")? != Message::HooksDone {
-            return Err(Error::Init(
-                "unexpected message instead of HooksDone".into(),
-            ));
+            return Err(Error::init("unexpected message instead of HooksDone"));
         }
     }
     hooks::run(Kind::CreateContainer, spec_hooks, &a.hook_state)?;
@@ -278,9 +274,7 @@ fn load_seccomp(filter: Option<Filter>, sync: &SyncSocket) -> Result<()> {
     if let Some(fd) = filter.load()? {
         sync.send_fd(&Message::SeccompFd, &fd)?;
         if expect(sync, "the seccomp agent")? != Message::SeccompDone {
-            return Err(Error::Init(
-                "unexpected message instead of SeccompDone".into(),
-            ));
+            return Err(Error::init("unexpected message instead of SeccompDone"));
         }
     }
     Ok(())
@@ -308,7 +302,7 @@ fn start(
     match expect(a.sync, "the runtime to record the container") {
         Ok(Message::Committed) => {}
         Ok(_) => {
-            let e = Error::Init("unexpected message instead of Committed".into());
+            let e = Error::init("unexpected message instead of Committed");
             return Err((None, e));
         }
         Err(e) => return Err((None, e)),
@@ -333,13 +327,13 @@ fn start(
 fn open_exec_fifo(opath: &OwnedFd) -> Result<std::fs::File> {
     let path = crate::rootfs::fd_path(opath);
     let what = || format!("open the exec fifo (through {path}; the container needs /proc)");
-    let cpath = std::ffi::CString::new(path.as_str()).map_err(|_| Error::Init(what()))?;
+    let cpath = std::ffi::CString::new(path.as_str()).map_err(|_| Error::init(what()))?;
     // The init may wait in this open for a long time: it gives back what memory it can
     // first, and nothing between that and the open faults much of it back in.
     let fd = sys::release_memory_then_open(&cpath, rustix::fs::OFlags::WRONLY).ctx(what)?;
     let id = |fd: &OwnedFd| rustix::fs::fstat(fd).map(|st| (st.st_dev, st.st_ino));
     if id(&fd).ctx(what)? != id(opath).ctx(what)? {
-        return Err(Error::Init(format!("{}: not the exec fifo", what())));
+        return Err(Error::init(format!("{}: not the exec fifo", what())));
     }
     Ok(fd.into())
 }

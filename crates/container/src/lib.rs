@@ -46,7 +46,7 @@ mod sys;
 mod user;
 
 pub use container::{Container, Event, Started};
-pub use error::{Error, Result};
+pub use error::{Error, InitFailure, Result, WrongStatus};
 pub use handle::ProcessHandle;
 pub use process::{create, CreateOptions};
 pub use seccomp::library_version as libseccomp_version;

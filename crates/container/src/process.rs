@@ -245,7 +245,7 @@ pub fn create(o: &CreateOptions) -> Result<Container> {
     hook_state.pid = pid;
     // The start time tells the init from a later process with a recycled pid.
     let (start, _) = sys::process_start(pid)
-        .ok_or_else(|| Error::Init("the container init died right after its clone".into()))?;
+        .ok_or_else(|| Error::init("the container init died right after its clone"))?;
     record.init_pid = pid;
     record.init_start_time = start;
     record.write(&record_path)?;
@@ -281,7 +281,7 @@ pub fn create(o: &CreateOptions) -> Result<Container> {
         };
         match msg {
             Some(Message::Console) => {
-                let master = fd.ok_or_else(|| Error::Init("the init sent no pty master".into()))?;
+                let master = fd.ok_or_else(|| Error::init("the init sent no pty master"))?;
                 match &o.console_socket {
                     Some(path) => crate::console::send_to_socket(path, &master)?,
                     None => console = Some(master),
@@ -292,7 +292,7 @@ pub fn create(o: &CreateOptions) -> Result<Container> {
                 let ran = hooks::run(Kind::Prestart, hooks, &hook_state)
                     .and_then(|()| hooks::run(Kind::CreateRuntime, hooks, &hook_state));
                 if let Err(e) = ran {
-                    let _ = parent_sock.send(&Message::Error(e.to_string()));
+                    let _ = parent_sock.send(&Message::Error((&e).into()));
                     return Err(e);
                 }
                 parent_sock.send(&Message::HooksDone)?;
@@ -302,16 +302,16 @@ pub fn create(o: &CreateOptions) -> Result<Container> {
             }
             Some(Message::Ready) => break,
             Some(Message::Warning(w)) => tracing::warn!("{w}"),
-            Some(Message::Error(msg)) => return Err(Error::Init(msg)),
+            Some(Message::Error(f)) => return Err(Error::Init(f)),
             Some(other) => {
-                return Err(Error::Init(format!(
+                return Err(Error::init(format!(
                     "unexpected message from the init: {other:?}"
                 )))
             }
             None => {
                 // describe_early_exit reaps the init: its pid is no longer ours to kill.
                 undo.init = None;
-                return Err(Error::Init(describe_early_exit(pid, cgroup.as_ref())));
+                return Err(Error::init(describe_early_exit(pid, cgroup.as_ref())));
             }
         }
     }

@@ -8,7 +8,7 @@
 //! Without it (the record is unreadable too), the cgroup is derived from the id.
 
 use crate::container::{self, Container};
-use crate::error::{Context, Error, Result};
+use crate::error::{Context, Error, Result, WrongStatus};
 use crate::state::{self, OciState, Status, INIT_RECORD, OCI_VERSION, STATE_FILE};
 use crate::sys;
 use cgroups::{CgroupConfig, FreezerState, Layout, Manager};
@@ -82,9 +82,7 @@ pub fn load_for_delete(root: &Path, id: &str) -> Result<Loaded> {
     let lock = state::open_dir(&dir)?;
     if !state::flock(&lock, &dir, libc::LOCK_EX | libc::LOCK_NB)? {
         if Container::read(&dir).is_err() {
-            return Err(Error::Status(format!(
-                "container {id} is still being created"
-            )));
+            return Err(Error::Status(WrongStatus::StillCreating(id.into())));
         }
         state::flock(&lock, &dir, libc::LOCK_EX)?;
     }
@@ -116,7 +114,7 @@ pub fn load_remnant_unlocked(root: &Path, id: &str) -> Result<Remnant> {
         return Err(Error::NotExist);
     }
     let why = match Container::read(&dir) {
-        Ok(_) => return Err(Error::Status(format!("container {id} is complete"))),
+        Ok(_) => return Err(Error::Status(WrongStatus::Complete(id.into()))),
         Err(e) => e.to_string(),
     };
     Ok(Remnant::open(dir, id, why, None))
@@ -248,7 +246,7 @@ fn kill_verified(r: &InitRecord) -> Result<()> {
     if !sys::pidfd_wait_exit(&pidfd, Some(Duration::from_secs(10)))
         .ctx(|| "wait for the container init")?
     {
-        return Err(Error::Status(format!(
+        return Err(Error::Timeout(format!(
             "the container init (pid {}) did not die within 10s of SIGKILL",
             r.init_pid
         )));

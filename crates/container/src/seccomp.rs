@@ -653,8 +653,8 @@ pub(crate) fn relay(
 ) -> Result<()> {
     let listener = filter.and_then(|f| f.listener.as_ref());
     let (Some(listener), Some(fd)) = (listener, fd) else {
-        return Err(Error::Init(
-            "the process sent a seccomp descriptor nobody asked for".into(),
+        return Err(Error::init(
+            "the process sent a seccomp descriptor nobody asked for",
         ));
     };
     send_to_agent(listener, &fd, pid, state)?;

@@ -18,7 +18,7 @@
 //! own worker, so a slow hook in one create does not hold up the others.
 
 use crate::container::Container;
-use crate::error::{Context, Error, Result};
+use crate::error::{Context, Error, Result, WireError};
 use crate::exec::ExecOptions;
 use crate::handle::ProcessHandle;
 use crate::process::CreateOptions;
@@ -68,7 +68,7 @@ enum Answer {
     /// From the worker: the outcome, and the container processes it killed, which the caller
     /// reaps. The descriptors attached are those `passed` names, in that order.
     Done {
-        outcome: std::result::Result<Outcome, String>,
+        outcome: std::result::Result<Outcome, WireError>,
         passed: Vec<Passed>,
         reap: Vec<i32>,
     },
@@ -245,7 +245,7 @@ impl Spawner {
         }
         match outcome {
             Ok(o) => Ok((o, passed)),
-            Err(message) => Err(Error::Init(message)),
+            Err(e) => Err(e.into()),
         }
     }
 }
@@ -344,7 +344,7 @@ fn serve(control: OwnedFd, parent: i32) {
             }
             Err(e) => {
                 let done = Answer::Done {
-                    outcome: Err(e.to_string()),
+                    outcome: Err((&e).into()),
                     passed: vec![],
                     reap: vec![],
                 };
@@ -361,7 +361,7 @@ fn work(request: &[u8], stdio: Vec<OwnedFd>, answer: OwnedFd) {
         .unwrap_or_else(|_| Err(Error::Invalid("the spawner's worker panicked".into())));
     let (outcome, fds) = match outcome {
         Ok((o, fds)) => (Ok(o), fds),
-        Err(e) => (Err(e.to_string()), vec![]),
+        Err(e) => (Err((&e).into()), vec![]),
     };
     let passed = fds.iter().map(|(p, _)| *p).collect();
     let raw: Vec<RawFd> = fds.iter().map(|(_, f)| f.as_raw_fd()).collect();

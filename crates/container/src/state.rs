@@ -41,6 +41,19 @@ pub enum Status {
 }
 
 impl Status {
+    /// The status named as the spec names it.
+    pub fn from_name(name: &str) -> Option<Status> {
+        [
+            Status::Creating,
+            Status::Created,
+            Status::Running,
+            Status::Paused,
+            Status::Stopped,
+        ]
+        .into_iter()
+        .find(|s| s.as_str() == name)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Status::Creating => "creating",

@@ -1,7 +1,7 @@
 //! The typed messages the parent and the container init exchange over a SOCK_SEQPACKET
 //! socketpair. One message is one datagram, so no framing is needed.
 
-use crate::error::{Context, Result};
+use crate::error::{Context, InitFailure, Result};
 use serde::{Deserialize, Serialize};
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 
@@ -33,8 +33,8 @@ pub(crate) enum Message {
     Committed,
     /// Init → parent: something the runtime should log (never the container's stderr).
     Warning(String),
-    /// Either way: this step failed; the text says which and why.
-    Error(String),
+    /// Either way: this step failed; which, with what errno, and the whole message.
+    Error(InitFailure),
 }
 
 pub(crate) struct SyncSocket(OwnedFd);
@@ -87,7 +87,7 @@ impl SyncSocket {
 
     /// The error the other end already sent, if one is waiting: when a step of ours failed
     /// because the other side had failed first, its reason is the one to report.
-    pub(crate) fn pending_error(&self) -> Option<String> {
+    pub(crate) fn pending_error(&self) -> Option<InitFailure> {
         loop {
             match self.recv_with(nix::sys::socket::MsgFlags::MSG_DONTWAIT) {
                 Ok(Some((Message::Error(e), _))) => return Some(e),
@@ -148,7 +148,7 @@ impl SyncSocket {
             return Ok(None);
         }
         let msg = serde_json::from_slice(&buf[..n]).map_err(|e| {
-            crate::Error::Init(format!("malformed message on the init sync channel: {e}"))
+            crate::Error::init(format!("malformed message on the init sync channel: {e}"))
         })?;
         Ok(Some((msg, fd)))
     }
@@ -158,17 +158,21 @@ impl SyncSocket {
 mod tests {
     use super::*;
 
+    fn eperm() -> InitFailure {
+        InitFailure {
+            step: Some("mount /proc".into()),
+            errno: Some(libc::EPERM),
+            message: "mount /proc: Operation not permitted (os error 1)".into(),
+        }
+    }
+
     #[test]
     fn messages_cross_the_pair_in_order() {
         let (a, b) = pair().unwrap();
         a.send(&Message::Proceed { host_pid: 7 }).unwrap();
-        b.send(&Message::Error("mount /proc: EPERM".into()))
-            .unwrap();
+        b.send(&Message::Error(eperm())).unwrap();
         assert_eq!(b.recv().unwrap(), Some(Message::Proceed { host_pid: 7 }));
-        assert_eq!(
-            a.recv().unwrap(),
-            Some(Message::Error("mount /proc: EPERM".into()))
-        );
+        assert_eq!(a.recv().unwrap(), Some(Message::Error(eperm())));
         drop(b);
         assert_eq!(a.recv().unwrap(), None);
     }
@@ -178,9 +182,8 @@ mod tests {
         let (a, b) = pair().unwrap();
         assert_eq!(a.pending_error(), None);
         b.send(&Message::Warning("w".into())).unwrap();
-        b.send(&Message::Error("mount /proc: EPERM".into()))
-            .unwrap();
-        assert_eq!(a.pending_error().as_deref(), Some("mount /proc: EPERM"));
+        b.send(&Message::Error(eperm())).unwrap();
+        assert_eq!(a.pending_error(), Some(eperm()));
         assert_eq!(a.pending_error(), None);
     }
 
@@ -188,14 +191,10 @@ mod tests {
     fn what_a_dead_peer_sent_is_read_although_it_left_ours_unread() {
         let (a, b) = pair().unwrap();
         a.send(&Message::Joined).unwrap();
-        b.send(&Message::Error("mount /proc: EPERM".into()))
-            .unwrap();
+        b.send(&Message::Error(eperm())).unwrap();
         // b goes away with Joined unread: a first hears of a reset, then b's error.
         drop(b);
-        assert_eq!(
-            a.recv().unwrap(),
-            Some(Message::Error("mount /proc: EPERM".into()))
-        );
+        assert_eq!(a.recv().unwrap(), Some(Message::Error(eperm())));
         assert_eq!(a.recv().unwrap(), None);
     }
 }

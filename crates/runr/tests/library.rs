@@ -7,7 +7,7 @@ mod common;
 
 use common::Env;
 use container::exec::{process_from_args, ExecOptions, ProcessOverrides};
-use container::{Container, CreateOptions, ProcessHandle, Stdio};
+use container::{Container, CreateOptions, Error, ProcessHandle, Status, Stdio, WrongStatus};
 use std::io::{Read, Write};
 
 fn options(env: &Env, id: &str, stdio: Stdio) -> CreateOptions {
@@ -146,8 +146,82 @@ fn shell_on_an_in_process_pty() {
         .unwrap();
 }
 
+/// Errors a service maps to its status codes: an unknown id, a wrong status, an init that
+/// failed at a named step with an errno.
+fn errors_are_typed() {
+    let env = Env::new("lib-errors");
+    let missing = env.id("missing");
+    assert!(matches!(
+        Container::load(&env.root, &missing),
+        Err(Error::NotExist)
+    ));
+    assert!(matches!(
+        Container::load_unlocked(&env.root, &missing),
+        Err(Error::NotExist)
+    ));
+    assert!(matches!(
+        container::remnant::load_for_delete(&env.root, &missing),
+        Err(Error::NotExist)
+    ));
+    assert!(matches!(
+        Container::load(&env.root, "../x"),
+        Err(Error::InvalidId)
+    ));
+
+    env.args(&["sleep", "100"]);
+    let id = env.id("a");
+    let c = container::create(&options(&env, &id, Stdio::Inherit)).unwrap();
+    assert!(matches!(
+        c.resume(),
+        Err(Error::Status(WrongStatus::NotPaused))
+    ));
+    c.start().unwrap();
+    assert!(matches!(
+        c.start(),
+        Err(Error::Status(WrongStatus::StartRunning))
+    ));
+    let err = c.delete(false).unwrap_err();
+    assert!(
+        matches!(
+            &err,
+            Error::Status(WrongStatus::DeleteNotStopped {
+                status: Status::Running,
+                ..
+            })
+        ),
+        "{err:?}"
+    );
+    assert_eq!(
+        err.to_string(),
+        format!("cannot delete container {id} that is not stopped: running")
+    );
+    Container::load(&env.root, &id)
+        .unwrap()
+        .delete(true)
+        .unwrap();
+
+    env.args(&["true"]);
+    // No such filesystem type: mount(2) fails with ENODEV.
+    env.edit(|c| {
+        c["mounts"].as_array_mut().unwrap().push(serde_json::json!({
+            "destination": "/mnt", "type": "nosuchfs", "source": "none"
+        }))
+    });
+    let bad = env.id("b");
+    let err = container::create(&options(&env, &bad, Stdio::Inherit))
+        .map(|_| ())
+        .unwrap_err();
+    let Error::Init(failure) = &err else {
+        panic!("not an init failure: {err:?}");
+    };
+    assert_eq!(failure.errno, Some(libc::ENODEV), "{failure:?}");
+    assert!(failure.step.is_some(), "{failure:?}");
+    env.assert_gone(&bad);
+}
+
 fn main() {
-    let tests: [(&str, fn()); 4] = [
+    let tests: [(&str, fn()); 5] = [
+        ("errors_are_typed", errors_are_typed),
         ("shell_on_an_in_process_pty", shell_on_an_in_process_pty),
         (
             "init_output_and_status_come_back",

@@ -8,7 +8,7 @@ mod common;
 
 use common::Env;
 use container::exec::{process_from_args, ExecOptions, ProcessOverrides};
-use container::{Container, CreateOptions, ProcessHandle, Spawner, Stdio};
+use container::{Container, CreateOptions, Error, ProcessHandle, Spawner, Stdio, WrongStatus};
 use std::sync::Arc;
 use tokio::io::unix::AsyncFd;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -147,6 +147,18 @@ async fn execs_concurrently(spawner: &Arc<Spawner>, env: &Env, id: String) {
     assert_eq!(exit_status(&sleeper).await, 128 + libc::SIGTERM);
     init.signal(libc::SIGKILL).unwrap();
     assert_eq!(exit_status(&init).await, 128 + libc::SIGKILL);
+    // The worker's typed error reaches the caller as it was.
+    let (s, root, id2) = (spawner.clone(), env.root.clone(), id.clone());
+    let err = blocking(move || {
+        let c = Container::load(&root, &id2).unwrap();
+        let o = exec_options(&c, &["true"], Stdio::Inherit);
+        s.exec(c, o).unwrap_err()
+    })
+    .await;
+    assert!(
+        matches!(err, Error::Status(WrongStatus::ExecStopped)),
+        "{err:?}"
+    );
     let root = env.root.clone();
     blocking(move || Container::load(&root, &id).unwrap().delete(false).unwrap()).await;
 }
@@ -158,6 +170,20 @@ async fn failed_create_leaves_nothing(spawner: &Arc<Spawner>, env: &Env, id: Str
     let err = blocking(move || s.create(o).map(|_| ()).unwrap_err()).await;
     let text = err.to_string();
     assert!(text.contains("/no/such/source"), "unexpected error: {text}");
+    // The init's failure names its step and errno.
+    let Error::Init(failure) = &err else {
+        panic!("not an init failure: {err:?}");
+    };
+    assert_eq!(failure.errno, Some(libc::ENOENT), "{failure:?}");
+    assert!(
+        failure
+            .step
+            .as_deref()
+            .unwrap_or("")
+            .contains("/no/such/source"),
+        "{failure:?}"
+    );
+    assert_eq!(err.errno(), Some(libc::ENOENT));
     env.assert_gone(&id);
 }
 
