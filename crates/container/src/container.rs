@@ -28,7 +28,7 @@ pub struct Container {
     /// The pty master, for a foreground container with a terminal (just created).
     console: Option<std::os::fd::OwnedFd>,
     /// The caller's ends of the init's piped stdio (just created).
-    io: crate::stdio::ProcessIo,
+    io: crate::process::stdio::ProcessIo,
 }
 
 impl Container {
@@ -69,7 +69,7 @@ impl Container {
         state: SavedState,
         lock: File,
         console: Option<std::os::fd::OwnedFd>,
-        io: crate::stdio::ProcessIo,
+        io: crate::process::stdio::ProcessIo,
     ) -> Container {
         Container {
             dir,
@@ -82,7 +82,7 @@ impl Container {
 
     /// The caller's ends of the init's stdio, for a container just created with
     /// [`crate::Stdio::Piped`].
-    pub fn take_io(&mut self) -> crate::stdio::ProcessIo {
+    pub fn take_io(&mut self) -> crate::process::stdio::ProcessIo {
         std::mem::take(&mut self.io)
     }
 

@@ -3,56 +3,49 @@
 //!
 //! Where things are:
 //! - [`config`]: loading and validating `config.json`, container ids.
-//! - [`container`]: the [`Container`], its status, and the operations on an existing one.
 //! - [`state`]: the state store under `--root/<id>`: state.json, its locking, atomic writes;
 //!   the OCI state object ([`OciState`]) that `runr state` prints and hooks read.
+//! - [`container`]: the [`Container`], its status, and the operations on an existing one.
 //! - [`remnant`]: what a killed create or an unreadable state.json leaves, and its removal.
-//! - [`process`]: the parent side of creating a container (clone, sync, cgroups, state).
-//! - `init`: the child side, from clone to exec.
-//! - [`exec`]: another process in an existing container, both sides.
-//! - [`ProcessHandle`] (`handle`): pid, pidfd, signal and wait of a process the library
-//!   started; [`Stdio`] (`stdio`): its standard streams (inherited, piped, or given).
-//! - `namespaces`, `rootfs`, `security`, `seccomp`, `attrs`, [`hooks`], `user`: one concern
-//!   each.
-//! - [`signal`]: signal names as `kill` accepts them.
+//! - [`process`]: the parent's side of a container's processes: [`create`] in named steps,
+//!   [`exec`], the clone and sync loop both share (`spawn`), and the [`ProcessHandle`] and
+//!   [`Stdio`] the caller keeps.
+//! - `init`: the child's side, from clone to exec: the init, an exec'd process's first
+//!   steps (`setns`), the last steps both share (`confine`), the program's exec.
+//! - `rootfs`: mounts, devices, pivot_root, masked and read-only paths.
+//! - `security`: capabilities, seccomp, LSM labels, process attributes, and runr's own
+//!   binary kept out of reach (CVE-2019-5736).
+//! - [`Spawner`] (`spawner`): creates and execs for a multi-threaded program.
+//! - `namespaces`, `idmap`, `console`, [`notify`], [`hooks`], `sys`, `user`: one concern
+//!   each; [`signal`]: signal names as `kill` accepts them.
+//! - [`Error`] (`error`): one error type, with [`WrongStatus`] and [`InitFailure`].
 
-mod attrs;
-mod children;
 pub mod config;
 mod console;
 pub mod container;
 mod error;
-mod exe_guard;
-pub mod exec;
-mod handle;
 pub mod hooks;
 mod idmap;
 mod init;
-mod lsm;
 mod namespaces;
 pub mod notify;
 pub mod process;
-mod program;
 pub mod remnant;
 mod rootfs;
-mod seccomp;
 mod security;
 pub mod signal;
 mod spawner;
 pub mod state;
-mod stdio;
-mod sync;
 mod sys;
 mod user;
 
 pub use container::{Container, Event, Started};
 pub use error::{Error, InitFailure, Result, WrongStatus};
-pub use handle::ProcessHandle;
-pub use process::{create, CreateOptions};
-pub use seccomp::library_version as libseccomp_version;
+pub use process::exec;
+pub use process::{create, CreateOptions, ProcessHandle, ProcessIo, Stdio};
+pub use security::seccomp::library_version as libseccomp_version;
 pub use spawner::Spawner;
 pub use state::{OciState, Status};
-pub use stdio::{ProcessIo, Stdio};
 
 /// What this build of runr supports, as the OCI features document describes it.
 pub mod features {

@@ -249,7 +249,7 @@ impl ParentRestore {
             Ok(Forked::Parent { pid }) => match self.restore() {
                 Ok(()) => Ok(Forked::Parent { pid }),
                 Err(e) => {
-                    crate::children::kill_and_reap(pid);
+                    crate::process::children::kill_and_reap(pid);
                     Err(e)
                 }
             },

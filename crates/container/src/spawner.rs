@@ -19,11 +19,11 @@
 
 use crate::container::Container;
 use crate::error::{Context, Error, Result, WireError};
-use crate::exec::ExecOptions;
-use crate::handle::ProcessHandle;
+use crate::process::exec::ExecOptions;
+use crate::process::stdio::{ProcessIo, Stdio};
 use crate::process::CreateOptions;
+use crate::process::ProcessHandle;
 use crate::state::SavedState;
-use crate::stdio::{ProcessIo, Stdio};
 use nix::sys::socket::{self, ControlMessage, ControlMessageOwned, MsgFlags};
 use serde::{Deserialize, Serialize};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
@@ -356,7 +356,7 @@ fn serve(control: OwnedFd, parent: i32) {
 
 /// A worker's life: do what was asked, answer, and let `serve`'s caller exit.
 fn work(request: &[u8], stdio: Vec<OwnedFd>, answer: OwnedFd) {
-    crate::children::hand_to_parent(answer.as_raw_fd());
+    crate::process::children::hand_to_parent(answer.as_raw_fd());
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| act(request, stdio)))
         .unwrap_or_else(|_| Err(Error::Invalid("the spawner's worker panicked".into())));
     let (outcome, fds) = match outcome {
@@ -368,7 +368,7 @@ fn work(request: &[u8], stdio: Vec<OwnedFd>, answer: OwnedFd) {
     let done = Answer::Done {
         outcome,
         passed,
-        reap: crate::children::take_to_reap(),
+        reap: crate::process::children::take_to_reap(),
     };
     if let Err(e) = answer_with(&answer, &done, &raw) {
         tracing::error!("the spawner's worker could not answer: {e}");

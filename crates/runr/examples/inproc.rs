@@ -1,11 +1,13 @@
 //! The library from a long-lived program: creates, starts and waits for containers of one
 //! bundle in a loop, in-process (no runr process per call), then execs into one; prints the
-//! median times. scripts/bench.sh runs it next to the CLI's figures.
+//! median times, called directly (as a single-threaded program does) and through a
+//! `Spawner` (as a multi-threaded one must). scripts/bench.sh runs it next to the CLI's
+//! figures.
 //!
 //! Usage: inproc --root DIR --bundle DIR [--runs N]   (the bundle runs /bin/true)
 
 use container::exec::{process_from_args, ExecOptions, ProcessOverrides};
-use container::{Container, CreateOptions, Stdio};
+use container::{Container, CreateOptions, ProcessHandle, Spawner, Stdio};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -32,9 +34,38 @@ fn options(root: &Path, bundle: &Path, id: &str) -> CreateOptions {
     }
 }
 
+/// How the program reaches the library.
+enum Via {
+    Direct,
+    Spawner(Spawner),
+}
+
+impl Via {
+    fn name(&self) -> &'static str {
+        match self {
+            Via::Direct => "in-process",
+            Via::Spawner(_) => "in-process through a spawner",
+        }
+    }
+
+    fn create(&self, o: CreateOptions) -> container::Result<Container> {
+        match self {
+            Via::Direct => container::create(&o),
+            Via::Spawner(s) => s.create(o),
+        }
+    }
+
+    fn exec(&self, c: Container, o: ExecOptions) -> container::Result<ProcessHandle> {
+        match self {
+            Via::Direct => c.exec(&o),
+            Via::Spawner(s) => s.exec(c, o),
+        }
+    }
+}
+
 /// create + start + wait + delete of the bundle's process.
-fn run_once(root: &Path, bundle: &Path, id: &str) -> container::Result<i32> {
-    let mut c = container::create(&options(root, bundle, id))?;
+fn run_once(via: &Via, root: &Path, bundle: &Path, id: &str) -> container::Result<i32> {
+    let mut c = via.create(options(root, bundle, id))?;
     let init = c.init_handle().expect("the init runs");
     c.start()?;
     drop(c);
@@ -47,24 +78,37 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let root = PathBuf::from(arg("--root").ok_or("--root DIR is needed")?);
     let bundle = PathBuf::from(arg("--bundle").ok_or("--bundle DIR is needed")?);
     let runs: usize = arg("--runs").map_or(Ok(50), |r| r.parse())?;
+    let spawner = Spawner::start()?;
+    for via in [Via::Direct, Via::Spawner(spawner)] {
+        measure(&via, &root, &bundle, runs)?;
+    }
+    Ok(())
+}
 
+fn measure(
+    via: &Via,
+    root: &Path,
+    bundle: &Path,
+    runs: usize,
+) -> Result<(), Box<dyn std::error::Error>> {
     let mut times = Vec::new();
     for i in 0..runs + 5 {
         let t = Instant::now();
-        run_once(&root, &bundle, &format!("inproc-{i}"))?;
+        run_once(via, root, bundle, &format!("inproc-{i}"))?;
         if i >= 5 {
             times.push(t.elapsed());
         }
     }
     println!(
-        "in-process create+start+wait+delete: {:.2} ms",
+        "{} create+start+wait+delete: {:.2} ms",
+        via.name(),
         median(times)
     );
 
     // exec into a running container: its process comes from the saved config with the
     // args replaced.
     let id = "inproc-exec";
-    let mut c = container::create(&options(&root, &bundle, id))?;
+    let mut c = via.create(options(root, bundle, id))?;
     let init = c.init_handle().expect("the init runs");
     let base = c.saved().config.process().clone().unwrap_or_default();
     let process = process_from_args(
@@ -77,7 +121,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     drop(c);
     // The init stays created (started, it would run the bundle's /bin/true and end the
     // container); an exec'd `sleep` keeps the container busy, and /bin/true is exec'd beside.
-    let sleeper = Container::load(&root, id)?.exec(&exec_options(process))?;
+    let sleeper = via.exec(Container::load(root, id)?, exec_options(process))?;
     let mut times = Vec::new();
     for i in 0..runs + 5 {
         let p = process_from_args(
@@ -88,18 +132,18 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             },
         )?;
         let t = Instant::now();
-        let h = Container::load(&root, id)?.exec(&exec_options(p))?;
+        let h = via.exec(Container::load(root, id)?, exec_options(p))?;
         h.wait()?;
         if i >= 5 {
             times.push(t.elapsed());
         }
     }
-    println!("in-process exec+wait: {:.2} ms", median(times));
+    println!("{} exec+wait: {:.2} ms", via.name(), median(times));
     sleeper.signal(libc::SIGKILL)?;
     sleeper.wait()?;
     init.signal(libc::SIGKILL)?;
     init.wait()?;
-    Container::load(&root, id)?.delete(true)?;
+    Container::load(root, id)?.delete(true)?;
     Ok(())
 }
 

@@ -310,7 +310,7 @@ fn mount_fs(
         .unwrap_or_else(|| typ.to_string());
     let flags = opts.flags - MsFlags::MS_REMOUNT;
     let mut data = opts.data_string();
-    if let Some(context) = crate::lsm::mount_label_option(mount_label, typ) {
+    if let Some(context) = crate::security::lsm::mount_label_option(mount_label, typ) {
         data = if data.is_empty() {
             context
         } else {

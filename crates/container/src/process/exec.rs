@@ -7,16 +7,16 @@
 //! and the same confinement as the init, and execs. Its failures reach the caller over the
 //! sync socket; success is the socket closing with the exec.
 
-use crate::attrs::Attrs;
 use crate::container::Container;
 use crate::error::{Context, Error, Result, WrongStatus};
-use crate::handle::ProcessHandle;
-use crate::init;
-use crate::lsm::ExecLabels;
+use crate::init::{self, setns};
 use crate::namespaces;
-use crate::stdio::{ChildStdio, Stdio};
-use crate::sync::{self, Message, SyncSocket};
-use crate::sys::{self, Forked};
+use crate::process::spawn::{spawn, Ended, Serve};
+use crate::process::stdio::Stdio;
+use crate::process::ProcessHandle;
+use crate::security::attrs::Attrs;
+use crate::security::lsm::ExecLabels;
+use crate::sys;
 use cgroups::{FreezerState, SubCgroups};
 use nix::sched::CloneFlags;
 use nix::sys::signal::SigSet;
@@ -156,20 +156,6 @@ pub fn load_process(path: &Path) -> Result<Process> {
         .map_err(|e| Error::Invalid(format!("{}: malformed process: {e}", path.display())))
 }
 
-/// What the exec'd child needs, borrowed from the parent's memory (the clone copied it).
-struct ChildArgs<'a> {
-    process: &'a Process,
-    sync: &'a SyncSocket,
-    init_pidfd: &'a OwnedFd,
-    init_pid: i32,
-    /// Namespaces to join (all but pid, which the child was born in).
-    join: CloneFlags,
-    new_keyring: bool,
-    confine: init::Confine<'a>,
-    sigmask: &'a SigSet,
-    stdio: &'a ChildStdio<'a>,
-}
-
 impl Container {
     /// Start `o.process` in this container. When this returns, the process has exec'd (or
     /// failed to, and is gone). The container must be created or running, or paused with
@@ -198,43 +184,34 @@ impl Container {
         let labels = ExecLabels::for_process(process)?;
         // The same filter and attributes as the init's, from the config saved at create.
         let linux = self.saved().config.linux().as_ref();
-        let seccomp = crate::seccomp::for_config(linux, self.dir().parent().unwrap_or(self.dir()))?;
+        let seccomp =
+            crate::security::seccomp::for_config(linux, self.dir().parent().unwrap_or(self.dir()))?;
         let mut attrs = Attrs::from_config(process, linux)?;
-        let initial_cpus = crate::attrs::exec_affinity(process, &mut attrs)?;
+        let initial_cpus = crate::security::attrs::exec_affinity(process, &mut attrs)?;
         // Nothing below needs the container to stay as it is, and a process that stays
         // frozen (--ignore-paused) must not keep other commands waiting on the lock.
         self.unlock();
 
         guard_binary(&self, process, init_pid)?;
-        let (parent_sock, child_sock) = sync::pair()?;
         let (child_stdio, io) = o.stdio.prepare(terminal)?;
         let sigmask = o.sigmask.unwrap_or_else(SigSet::empty);
         attrs.apply_inherited()?;
-        let rootless = !nix::unistd::geteuid().is_root();
-        let restore = if join_pid && rootless && join.contains(CloneFlags::CLONE_NEWUSER) {
-            // The child is then born in the container's user namespace.
-            join.remove(CloneFlags::CLONE_NEWUSER);
-            namespaces::join_user_and_pid_for_children(&init_pidfd)?
-        } else if join_pid {
-            namespaces::join_pid_for_children(&init_pidfd)?
-        } else {
-            namespaces::ParentRestore::default()
-        };
-        let forked = restore.after_clone(crate::children::clone(
+        let restore = enter_for_children(join_pid, &mut join, &init_pidfd)?;
+        let new_keyring = !self.saved().no_new_keyring;
+        let mut child = spawn(
             0,
             sys::Dumpable::Never,
             "the exec'd process",
-        ))?;
-        let pid = match forked {
-            Forked::Child => {
-                drop(parent_sock);
-                let args = ChildArgs {
+            restore,
+            &[],
+            |sync| {
+                setns::run(setns::Args {
                     process,
-                    sync: &child_sock,
+                    sync,
                     init_pidfd: &init_pidfd,
                     init_pid,
                     join,
-                    new_keyring: !self.saved().no_new_keyring,
+                    new_keyring,
                     confine: init::Confine {
                         attrs: &attrs,
                         labels: &labels,
@@ -244,15 +221,12 @@ impl Container {
                     },
                     sigmask: &sigmask,
                     stdio: &child_stdio,
-                };
-                sys::child_main(|| child(args))
-            }
-            Forked::Parent { pid } => pid,
-        };
-        drop(child_sock);
+                })
+            },
+        )?;
         // Only the child holds the far ends of its pipes now: it sees EOF, the caller too.
         drop(child_stdio);
-        let guard = KillOnDrop(Some(pid));
+        let pid = child.pid;
         let pidfd = sys::pidfd_open(pid).ctx(|| format!("pidfd_open the exec'd process {pid}"))?;
         if let Some(cpus) = &initial_cpus {
             nix::sched::sched_setaffinity(Pid::from_raw(pid), cpus)
@@ -260,45 +234,48 @@ impl Container {
         }
         // The child joins the namespaces while we put it in the cgroup; it waits for
         // `Joined` before its last steps (see `Message::Proceed`).
-        parent_sock.send(&Message::Proceed { host_pid: pid })?;
-        let joined = cgroup
-            .enter_exec(pid, &o.cgroup)
-            .map_err(Error::from)
-            .and_then(|()| parent_sock.send(&Message::Joined));
-        if let Err(e) = joined {
-            return Err(parent_sock.pending_error().map_or(e, Error::Init));
-        }
-        let mut console = None;
-        loop {
-            match parent_sock.recv_fd()? {
-                Some((Message::Console, fd)) => {
-                    let master = fd.ok_or_else(|| Error::init("the process sent no pty master"))?;
-                    match &o.console_socket {
-                        Some(path) => crate::console::send_to_socket(path, &master)?,
-                        None => console = Some(master),
-                    }
-                }
-                Some((Message::SeccompFd, fd)) => {
-                    let mut state = self.hook_state(crate::Status::Running);
-                    state.pid = pid;
-                    crate::seccomp::relay(seccomp.as_ref(), fd, pid, &state, &parent_sock)?;
-                }
-                Some((Message::Warning(w), _)) => tracing::warn!("{w}"),
-                Some((Message::Error(f), _)) => return Err(Error::Init(f)),
-                Some((other, _)) => {
-                    return Err(Error::init(format!(
-                        "unexpected message from the exec'd process: {other:?}"
-                    )))
-                }
-                // The sync socket closes on exec.
-                None => break,
+        child.hand_over(true, || Ok(cgroup.enter_exec(pid, &o.cgroup)?))?;
+        let mut state = self.hook_state(crate::Status::Running);
+        state.pid = pid;
+        let serve = Serve {
+            console_socket: o.console_socket.as_deref(),
+            seccomp: seccomp.as_ref(),
+            state: &state,
+            hooks: None,
+        };
+        // The sync socket closes on exec.
+        let console = match child.converse(&serve)? {
+            (Ended::Closed, console) => console,
+            (Ended::Ready, _) => {
+                return Err(Error::init(
+                    "unexpected message from the exec'd process: Ready",
+                ))
             }
-        }
+        };
         if let Some(pid_file) = &o.pid_file {
             crate::state::write_atomic(pid_file, pid.to_string().as_bytes())?;
         }
-        guard.disarm();
+        child.release();
         Ok(ProcessHandle::new(pid, pidfd, io, console))
+    }
+}
+
+/// Point the namespaces our children are born in at the container's pid namespace (and,
+/// unprivileged, its user namespace, which `join` then no longer lists), for the clone.
+fn enter_for_children(
+    join_pid: bool,
+    join: &mut CloneFlags,
+    init_pidfd: &OwnedFd,
+) -> Result<namespaces::ParentRestore> {
+    let rootless = !nix::unistd::geteuid().is_root();
+    if join_pid && rootless && join.contains(CloneFlags::CLONE_NEWUSER) {
+        // The child is then born in the container's user namespace.
+        join.remove(CloneFlags::CLONE_NEWUSER);
+        namespaces::join_user_and_pid_for_children(init_pidfd)
+    } else if join_pid {
+        namespaces::join_pid_for_children(init_pidfd)
+    } else {
+        Ok(namespaces::ParentRestore::default())
     }
 }
 
@@ -339,7 +316,7 @@ const TRACER_MARK: &str = "tracer";
 /// CVE-2019-5736: before cloning into a container whose processes may ptrace ours, move
 /// onto a read-only view of runr's binary (see `exe_guard`).
 fn guard_binary(c: &Container, process: &Process, init_pid: i32) -> Result<()> {
-    use crate::exe_guard::{grants_ptrace, protect_own_binary};
+    use crate::security::exe_guard::{grants_ptrace, protect_own_binary};
     if !nix::unistd::geteuid().is_root() {
         // Unprivileged: the container has a user namespace of its own.
         return Ok(());
@@ -396,62 +373,6 @@ fn ns_id(path: &str) -> Result<(u64, u64)> {
         }
         Err(e) => Err(e).ctx(|| format!("stat {path}")),
     }
-}
-
-/// Our child, not yet known to have exec'd: killed and reaped if exec fails part-way.
-struct KillOnDrop(Option<i32>);
-
-impl KillOnDrop {
-    fn disarm(mut self) {
-        self.0 = None;
-    }
-}
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        if let Some(pid) = self.0 {
-            crate::children::kill_and_reap(pid);
-        }
-    }
-}
-
-/// The child: never returns.
-fn child(a: ChildArgs) -> ! {
-    let err = match setup(&a) {
-        Ok(ready) => ready.exec(),
-        Err(e) => e,
-    };
-    let _ = a.sync.send(&Message::Error((&err).into()));
-    // SAFETY: _exit skips the parent's atexit handlers and buffers, which this copy of the
-    // process must not run.
-    unsafe { libc::_exit(1) }
-}
-
-fn setup(a: &ChildArgs) -> Result<init::Ready> {
-    a.stdio.install()?;
-    init::reset_signals(a.sigmask)?;
-    let Message::Proceed { .. } = init::expect(a.sync, "the go-ahead")? else {
-        return Err(Error::init("unexpected message instead of the go-ahead"));
-    };
-    namespaces::join_process(a.init_pidfd, a.init_pid, a.join)?;
-    if !a.join.contains(CloneFlags::CLONE_NEWNS) {
-        // The container shares runr's mount namespace and its init is chrooted into the
-        // rootfs: so is every process exec'd into it.
-        crate::rootfs::chroot_like(a.init_pid)?;
-    }
-    if a.join.contains(CloneFlags::CLONE_NEWUSER) {
-        namespaces::become_root_in_user_ns()?;
-    }
-    nix::unistd::setsid().ctx(|| "setsid")?;
-    if a.new_keyring {
-        init::join_new_session_keyring()?;
-    }
-    init::wait_joined(a.sync)?;
-    if a.process.terminal().unwrap_or(false) {
-        let master = crate::console::setup_in_container(a.process, false)?;
-        a.sync.send_fd(&Message::Console, &master)?;
-    }
-    init::confine(a.process, &a.confine, a.sync)
 }
 
 #[cfg(test)]

@@ -3,7 +3,7 @@
 //! stdio, and `signal` / `wait` that act on this process only: nothing else is reaped.
 
 use crate::error::{Context, Result};
-use crate::stdio::ProcessIo;
+use crate::process::stdio::ProcessIo;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 
 #[derive(Debug)]

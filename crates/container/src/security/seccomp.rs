@@ -642,14 +642,14 @@ pub(crate) fn send_to_agent(
     Ok(())
 }
 
-/// The parent's side of [`Message::SeccompFd`](crate::sync::Message): pass the descriptor
+/// The parent's side of [`Message::SeccompFd`](crate::process::sync::Message): pass the descriptor
 /// on to the agent, then let the process go on.
 pub(crate) fn relay(
     filter: Option<&Filter>,
     fd: Option<OwnedFd>,
     pid: i32,
     state: &OciState,
-    sync: &crate::sync::SyncSocket,
+    sync: &crate::process::sync::SyncSocket,
 ) -> Result<()> {
     let listener = filter.and_then(|f| f.listener.as_ref());
     let (Some(listener), Some(fd)) = (listener, fd) else {
@@ -658,7 +658,7 @@ pub(crate) fn relay(
         ));
     };
     send_to_agent(listener, &fd, pid, state)?;
-    sync.send(&crate::sync::Message::SeccompDone)
+    sync.send(&crate::process::sync::Message::SeccompDone)
 }
 
 #[cfg(test)]
