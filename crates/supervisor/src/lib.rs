@@ -1,0 +1,28 @@
+//! The supervisor core of runr's long-lived front ends (an agent behind Kata's API, a shim
+//! behind containerd's): a table of containers and their processes keyed by (container id,
+//! exec id), their stdio (pipes or a pty master), exit statuses kept until asked for, and
+//! an event stream.
+//!
+//! Containers are created through the library's [`container::Spawner`], which the program
+//! starts while it is still single-threaded (first thing in `main`, before the tokio
+//! runtime); every container process is then the program's child, and the supervisor reaps
+//! each one through its own pidfd, never with `waitpid(-1)`.
+//!
+//! - [`Supervisor`] (`supervisor`): the operations.
+//! - `table`: the table of containers and processes.
+//! - `watch`: the reaper of each process and the OOM watcher of each container.
+//! - [`Stdio`], [`OutputReader`] (`io`): a process's streams.
+//! - [`Event`], [`ExitInfo`] (`event`), [`Error`] (`error`).
+
+mod error;
+mod event;
+mod io;
+mod supervisor;
+mod table;
+mod watch;
+
+pub use error::{Error, Result};
+pub use event::{Event, ExitInfo};
+pub use io::{Output, OutputReader, Stdio};
+pub use supervisor::{ContainerState, Supervisor};
+pub use watch::UNKNOWN_STATUS;
