@@ -534,11 +534,21 @@ impl Inner {
             let entry = table.get(&id)?;
             (entry.processes(), entry.reporter.clone())
         };
-        let warnings = self
+        match self
             .with_container(&id, "delete", move |c| c.delete(force))
-            .await?;
-        for warning in warnings {
-            tracing::warn!("container {id}: {warning}");
+            .await
+        {
+            Ok(warnings) => {
+                for warning in warnings {
+                    tracing::warn!("container {id}: {warning}");
+                }
+            }
+            // Removed behind the supervisor's back (`runr delete`): what is left of it goes.
+            Err(Error::NotFound { .. }) => {
+                tracing::warn!("container {id} was removed by someone else");
+                kill_all(&processes);
+            }
+            Err(e) => return Err(e),
         }
         let exits = reaped(&id, &processes).await;
         let init = processes[0].pid();
@@ -555,6 +565,15 @@ impl Inner {
             exited_at: exit.exited_at,
         });
         Ok(exit)
+    }
+}
+
+/// SIGKILL each of `processes` that has not ended.
+fn kill_all(processes: &[Arc<Process>]) {
+    for p in processes.iter().filter(|p| p.exit_info().is_none()) {
+        if let Err(e) = p.handle.signal(libc::SIGKILL) {
+            tracing::debug!("kill process {}: {e}", p.pid());
+        }
     }
 }
 

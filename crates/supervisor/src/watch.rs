@@ -35,15 +35,17 @@ impl Reporter {
         let _ = self.events.send(event);
     }
 
-    /// Send an `Oom` for each OOM kill in the container not reported yet. Call it with the
-    /// gate held.
-    fn report_oom_kills(&self) {
-        let Some(oom) = &self.oom else { return };
-        for _ in 0..oom.take_new() {
+    /// Send an `Oom` for each OOM kill in the container not reported yet; how many. Call
+    /// it with the gate held.
+    fn report_oom_kills(&self) -> u64 {
+        let Some(oom) = &self.oom else { return 0 };
+        let new = oom.take_new();
+        for _ in 0..new {
             self.emit(Event::Oom {
                 id: self.id.clone(),
             });
         }
+        new
     }
 }
 
@@ -170,7 +172,18 @@ pub(crate) async fn report_oom_kills(watch: OomWatch, to: Reporter) {
         };
         ready.get_inner_mut().0.take();
         ready.clear_ready();
+        report_coming_kill(&to).await;
+    }
+}
+
+/// After an OOM notification: report the kill, which cgroup v1 counts only after it has
+/// notified (as the OOM begins), so the count is looked at again for a moment.
+async fn report_coming_kill(to: &Reporter) {
+    for delay_ms in [0, 5, 20, 100, 400] {
+        tokio::time::sleep(Duration::from_millis(delay_ms)).await;
         let _gate = to.gate.lock().await;
-        to.report_oom_kills();
+        if to.report_oom_kills() > 0 {
+            return;
+        }
     }
 }

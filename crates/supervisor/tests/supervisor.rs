@@ -216,12 +216,21 @@ async fn execs_with_their_own_stdio(t: T) {
         .await
         .contains("/dev/pts/"));
     assert_eq!(t.sup.wait(id, "tty").await.unwrap().status, 4);
+    let cat = t.process(&["cat"], true);
+    t.sup
+        .exec(id, "tty-cat", cat, Stdio::Terminal)
+        .await
+        .unwrap();
+    t.sup.write_stdin(id, "tty-cat", b"abc\n").await.unwrap();
+    t.read_until(id, "tty-cat", "abc\r\nabc\r\n").await;
+    t.sup.close_stdin(id, "tty-cat").await.unwrap();
+    assert_eq!(t.sup.wait(id, "tty-cat").await.unwrap().status, 0);
     let mut state = t.sup.state(id).await.unwrap();
     assert_eq!(state.status, container::Status::Running);
-    assert_eq!(state.exec_ids, ["cat", "e1", "tty"]);
+    assert_eq!(state.exec_ids, ["cat", "e1", "tty", "tty-cat"]);
     assert_eq!(t.sup.remove_process(id, "e1").unwrap().status, 5);
     state = t.sup.state(id).await.unwrap();
-    assert_eq!(state.exec_ids, ["cat", "tty"]);
+    assert_eq!(state.exec_ids, ["cat", "tty", "tty-cat"]);
     assert_eq!(t.sup.delete(id, true).await.unwrap().status, 137);
     let got = summary(&events_until_deleted(&mut events, id).await);
     assert_eq!(
@@ -238,6 +247,9 @@ async fn execs_with_their_own_stdio(t: T) {
             "exec-added tty",
             "exec-started tty",
             "exit tty 4",
+            "exec-added tty-cat",
+            "exec-started tty-cat",
+            "exit tty-cat 0",
             &format!("exit {id} 137"),
             "deleted 137",
         ]
@@ -258,6 +270,18 @@ async fn killed_by_a_signal(t: T) {
         Err(Error::FailedPrecondition(_))
     ));
     t.sup.delete(id, false).await.unwrap();
+
+    let id2 = "killed-all";
+    t.run(id2, &bundle, Stdio::Piped).await;
+    let sleep = t.process(&["sleep", "1000"], false);
+    t.sup.exec(id2, "sleep", sleep, Stdio::Piped).await.unwrap();
+    t.sup.signal(id2, id2, libc::SIGTERM, true).await.unwrap();
+    assert_eq!(
+        t.sup.wait(id2, "sleep").await.unwrap().status,
+        128 + libc::SIGTERM
+    );
+    t.sup.delete(id2, true).await.unwrap();
+
     let events = events_until_deleted(&mut events, id).await;
     assert!(
         events.iter().any(
@@ -340,11 +364,14 @@ async fn update_sets_the_cgroup(t: T) {
     t.sup.delete(id, true).await.unwrap();
 }
 
-/// A process over its memory limit: an Oom event, and the init killed.
-async fn oom_kill_is_reported(t: T) {
+/// Processes over the container's memory limit: an Oom event as the kill happens (for a
+/// process the supervisor does not reap, from the cgroup's OOM notification), and for one
+/// it reaps, before that process's Exit.
+async fn oom_kills_are_reported(t: T) {
     let id = "oom";
     let mut events = t.sup.subscribe();
-    let bundle = t.env.bundle(id, &["tail", "/dev/zero"], |s| {
+    let script = "tail /dev/zero; echo survived; exec sleep 1000";
+    let bundle = t.env.bundle(id, &["sh", "-c", script], |s| {
         let limit = 16 * 1024 * 1024;
         let memory = LinuxMemoryBuilder::default()
             .limit(limit)
@@ -357,10 +384,77 @@ async fn oom_kill_is_reported(t: T) {
         linux.set_resources(Some(resources));
     });
     t.run(id, &bundle, Stdio::Piped).await;
-    assert_eq!(t.sup.wait(id, id).await.unwrap().status, 137);
-    t.sup.delete(id, false).await.unwrap();
+    assert_eq!(t.read_until(id, id, "survived").await, "survived\n");
+    let tail = t.process(&["tail", "/dev/zero"], false);
+    t.sup.exec(id, "tail", tail, Stdio::Piped).await.unwrap();
+    assert_eq!(t.sup.wait(id, "tail").await.unwrap().status, 137);
+    assert_eq!(t.sup.delete(id, true).await.unwrap().status, 137);
     let got = summary(&events_until_deleted(&mut events, id).await);
-    assert!(got.contains(&"oom".to_string()), "no Oom event: {got:?}");
+    assert_eq!(
+        got,
+        [
+            "created",
+            "started",
+            "oom",
+            "exec-added tail",
+            "exec-started tail",
+            "oom",
+            "exit tail 137",
+            &format!("exit {id} 137"),
+            "deleted 137"
+        ]
+    );
+}
+
+/// A container deleted before it was started (its init killed), one removed behind the
+/// supervisor's back, and a create that fails: nothing left of any, the id free again.
+async fn deletes_and_failed_creates(t: T) {
+    let id = "never-started";
+    let mut events = t.sup.subscribe();
+    let bundle = t.bundle(id, &["sleep", "1000"]);
+    let pid = t.sup.create(id, &bundle, Stdio::Piped).await.unwrap();
+    assert_eq!(
+        t.sup.state(id).await.unwrap().status,
+        container::Status::Created
+    );
+    assert_eq!(t.sup.delete(id, false).await.unwrap().status, 137);
+    let got = summary(&events_until_deleted(&mut events, id).await);
+    assert_eq!(got, ["created", &format!("exit {id} 137"), "deleted 137"]);
+    assert!(pid > 0);
+
+    let id = "behind-its-back";
+    t.run(id, &bundle, Stdio::Piped).await;
+    let (root, cid) = (t.env.root.clone(), id.to_string());
+    tokio::task::spawn_blocking(move || {
+        container::Container::load(&root, &cid)
+            .unwrap()
+            .delete(true)
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert_eq!(t.sup.delete(id, false).await.unwrap().status, 137);
+
+    let id = "fails";
+    let bad = t.env.bundle(id, &["true"], |s| {
+        let mut mounts = s.mounts().clone().unwrap_or_default();
+        mounts.push(
+            oci_spec::runtime::MountBuilder::default()
+                .destination("/mnt")
+                .typ("bind")
+                .source("/no/such/source")
+                .options(vec!["rbind".to_string()])
+                .build()
+                .unwrap(),
+        );
+        s.set_mounts(Some(mounts));
+    });
+    let err = t.sup.create(id, &bad, Stdio::Piped).await.unwrap_err();
+    assert!(matches!(err, Error::Library { .. }), "{err:?}");
+    assert!(err.to_string().contains("/no/such/source"), "{err}");
+    assert!(t.env.leftovers().is_empty());
+    t.run(id, &bundle, Stdio::Piped).await;
+    t.sup.delete(id, true).await.unwrap();
 }
 
 /// Unknown ids, duplicate ids, and stdio that does not fit the process.
@@ -495,7 +589,8 @@ fn main() {
         stdin_closed_gives_eof,
         pause_and_resume,
         update_sets_the_cgroup,
-        oom_kill_is_reported,
+        oom_kills_are_reported,
+        deletes_and_failed_creates,
         errors_are_typed,
         many_containers_at_once,
     ] {
