@@ -65,6 +65,9 @@ impl Stdio {
     }
 }
 
+/// The most one read of a process's output returns.
+const MAX_READ: usize = 1 << 20;
+
 /// Which output stream of a process.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Output {
@@ -234,7 +237,7 @@ impl Streams {
                 "the process has no {which:?} to read (not piped, or taken)"
             )));
         };
-        let mut buf = vec![0u8; max];
+        let mut buf = vec![0u8; max.min(MAX_READ)];
         let n = r
             .read(&mut buf)
             .await

@@ -11,6 +11,7 @@ use cgroups::{OomWatch, Stats};
 use container::exec::ExecOptions;
 use container::{Container, CreateOptions, ProcessHandle, Spawner, Status};
 use oci_spec::runtime::{LinuxResources, Process as OciProcess};
+
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -54,7 +55,7 @@ pub struct ContainerState {
 }
 
 /// A process just created by the library, before it is in the table.
-struct Started {
+struct NewProcess {
     handle: ProcessHandle,
     console: Option<std::os::fd::OwnedFd>,
 }
@@ -68,14 +69,14 @@ struct RecordedInit {
 
 /// What a create leaves besides the init.
 struct Created {
-    init: Started,
+    init: NewProcess,
     oom_kills: Arc<OomKills>,
     oom: Option<OomWatch>,
 }
 
 impl Supervisor {
-    /// A supervisor creating containers through `spawner`, with its state under `root`
-    /// (the `--root` of the CLI). Call it within the tokio runtime.
+    /// A supervisor creating containers through `spawner`, with their state under `root`
+    /// (the `--root` of the CLI). Its operations must be called within a tokio runtime.
     pub fn new(spawner: Arc<Spawner>, root: PathBuf) -> Supervisor {
         Supervisor {
             inner: Arc::new(Inner {
@@ -96,8 +97,21 @@ impl Supervisor {
     /// Create container `id` from `bundle`, its init waiting to be started; its host pid.
     /// `stdio` must fit the config's `process.terminal`.
     pub async fn create(&self, id: &str, bundle: &Path, stdio: Stdio) -> Result<i32> {
-        let (inner, id, bundle) = (self.inner.clone(), id.to_string(), bundle.to_path_buf());
-        to_completion(async move { inner.create(id, bundle, stdio).await }).await
+        let options = CreateOptions {
+            id: id.into(),
+            bundle: bundle.into(),
+            ..Default::default()
+        };
+        self.create_with(options, stdio).await
+    }
+
+    /// [`Supervisor::create`] with the library's other options (`no_pivot`,
+    /// `systemd_cgroup`, `init_sigmask`, ...). Its `root`, `detached`,
+    /// `console_in_process` and `stdio` are the supervisor's to set; the descriptors of
+    /// `preserve_fds` and `listen_fds` cannot be passed through a spawner.
+    pub async fn create_with(&self, options: CreateOptions, stdio: Stdio) -> Result<i32> {
+        let inner = self.inner.clone();
+        to_completion(async move { inner.create(options, stdio).await }).await
     }
 
     /// Let the container's program run.
@@ -107,7 +121,7 @@ impl Supervisor {
     }
 
     /// Start `process` in container `id` as `exec_id` (unique in the container, and not the
-    /// container's own id); its host pid.
+    /// container's own id); its host pid. `stdio` must fit `process.terminal`.
     pub async fn exec(
         &self,
         id: &str,
@@ -115,9 +129,26 @@ impl Supervisor {
         process: OciProcess,
         stdio: Stdio,
     ) -> Result<i32> {
+        let options = ExecOptions {
+            process,
+            ..Default::default()
+        };
+        self.exec_with(id, exec_id, options, stdio).await
+    }
+
+    /// [`Supervisor::exec`] with the library's other options (`cgroup`, `ignore_paused`,
+    /// `sigmask`, ...). Its `detached`, `console_in_process` and `stdio` are the
+    /// supervisor's to set.
+    pub async fn exec_with(
+        &self,
+        id: &str,
+        exec_id: &str,
+        options: ExecOptions,
+        stdio: Stdio,
+    ) -> Result<i32> {
         let inner = self.inner.clone();
         let (id, exec_id) = (id.to_string(), exec_id.to_string());
-        to_completion(async move { inner.exec(id, exec_id, process, stdio).await }).await
+        to_completion(async move { inner.exec(id, exec_id, options, stdio).await }).await
     }
 
     /// Send `signal` to a process. For the init, `all` sends it to every process of the
@@ -178,8 +209,8 @@ impl Supervisor {
         process.streams.close_stdin().await
     }
 
-    /// Up to `max` bytes of the process's stdout or stderr, as soon as there are any; empty
-    /// at end-of-file (every writer gone, everything read).
+    /// Up to `max` bytes (at most 1 MiB) of the process's stdout or stderr, as soon as there
+    /// are any; empty at end-of-file (every writer gone, everything read).
     pub async fn read_output(
         &self,
         id: &str,
@@ -219,22 +250,18 @@ impl Supervisor {
 
     /// Freeze every process of the container.
     pub async fn pause(&self, id: &str) -> Result<()> {
-        self.inner.check_exists(id)?;
+        let event = Event::Paused { id: id.into() };
         self.inner
-            .with_container(id, "pause", |c| c.pause())
-            .await?;
-        self.inner.emit(id, Event::Paused { id: id.into() }).await;
-        Ok(())
+            .change_and_emit(id, "pause", |c| c.pause(), event)
+            .await
     }
 
     /// Thaw a paused container.
     pub async fn resume(&self, id: &str) -> Result<()> {
-        self.inner.check_exists(id)?;
+        let event = Event::Resumed { id: id.into() };
         self.inner
-            .with_container(id, "resume", |c| c.resume())
-            .await?;
-        self.inner.emit(id, Event::Resumed { id: id.into() }).await;
-        Ok(())
+            .change_and_emit(id, "resume", |c| c.resume(), event)
+            .await
     }
 
     /// Change the container's resources (the fields `resources` sets).
@@ -316,17 +343,20 @@ impl Inner {
         Ok(self.table().get(id)?.reporter.clone())
     }
 
-    /// Send `event` of container `id` in its order.
-    async fn emit(&self, id: &str, event: Event) {
-        match self.reporter(id) {
-            Ok(to) => {
-                let _gate = to.gate.lock().await;
-                to.emit(event);
-            }
-            Err(_) => {
-                let _ = self.events.send(event);
-            }
-        }
+    /// Run `f` on container `id`, then send `event`, with its gate held throughout: two
+    /// changes' events come in the order of the changes.
+    async fn change_and_emit(
+        &self,
+        id: &str,
+        what: &str,
+        f: impl FnOnce(Container) -> container::Result<()> + Send + 'static,
+        event: Event,
+    ) -> Result<()> {
+        let to = self.reporter(id)?;
+        let _gate = to.gate.lock().await;
+        self.with_container(id, what, f).await?;
+        to.emit(event);
+        Ok(())
     }
 
     fn table_state(&self, id: &str) -> Result<ContainerState> {
@@ -357,9 +387,10 @@ impl Inner {
             .map_err(|e| Error::library(id, what, e))
     }
 
-    async fn create(self: Arc<Self>, id: String, bundle: PathBuf, stdio: Stdio) -> Result<i32> {
+    async fn create(self: Arc<Self>, options: CreateOptions, stdio: Stdio) -> Result<i32> {
+        let (id, bundle) = (options.id.clone(), options.bundle.clone());
         self.table().reserve_container(&id)?;
-        let created = self.create_reserved(&id, &bundle, stdio).await;
+        let created = self.create_reserved(options, stdio).await;
         let init = match created.and_then(|c| self.record_init(&id, c)) {
             Ok(init) => init,
             Err(e) => {
@@ -422,14 +453,12 @@ impl Inner {
         })
     }
 
-    async fn create_reserved(&self, id: &str, bundle: &Path, stdio: Stdio) -> Result<Created> {
+    async fn create_reserved(&self, options: CreateOptions, stdio: Stdio) -> Result<Created> {
         let options = CreateOptions {
             root: self.root.clone(),
-            id: id.to_string(),
-            bundle: bundle.to_path_buf(),
             detached: true,
             console_in_process: true,
-            ..Default::default()
+            ..options
         };
         let spawner = self.spawner.clone();
         blocking(move || create_container(&spawner, options, stdio)).await
@@ -452,7 +481,7 @@ impl Inner {
         self: Arc<Self>,
         id: String,
         exec_id: String,
-        process: OciProcess,
+        options: ExecOptions,
         stdio: Stdio,
     ) -> Result<i32> {
         if exec_id.is_empty() {
@@ -460,9 +489,9 @@ impl Inner {
                 "an exec id must not be empty".into(),
             ));
         }
-        stdio.check_terminal(process.terminal().unwrap_or(false))?;
+        stdio.check_terminal(options.process.terminal().unwrap_or(false))?;
         self.table().reserve_exec(&id, &exec_id)?;
-        let started = self.exec_reserved(&id, process, stdio).await;
+        let started = self.exec_reserved(&id, options, stdio).await;
         if let Ok(entry) = self.table().get_mut(&id) {
             entry.pending_execs.remove(&exec_id);
         }
@@ -499,19 +528,23 @@ impl Inner {
         Ok(entry.reporter.clone())
     }
 
-    async fn exec_reserved(&self, id: &str, process: OciProcess, stdio: Stdio) -> Result<Started> {
+    async fn exec_reserved(
+        &self,
+        id: &str,
+        options: ExecOptions,
+        stdio: Stdio,
+    ) -> Result<NewProcess> {
         let options = ExecOptions {
-            process,
             detached: true,
             console_in_process: true,
             stdio: stdio.into_library(),
-            ..Default::default()
+            ..options
         };
         let spawner = self.spawner.clone();
         let handle = self
             .with_container(id, "exec", move |c| spawner.exec(c, options))
             .await?;
-        Ok(Started::from_handle(handle))
+        Ok(NewProcess::from_handle(handle))
     }
 
     /// ExecAdded and ExecStarted, together, before the process's reaper may send its Exit.
@@ -600,10 +633,10 @@ async fn reaped(id: &str, processes: &[Arc<Process>]) -> Vec<ExitInfo> {
     exits
 }
 
-impl Started {
-    fn from_handle(mut handle: ProcessHandle) -> Started {
+impl NewProcess {
+    fn from_handle(mut handle: ProcessHandle) -> NewProcess {
         let console = handle.console.take();
-        Started { handle, console }
+        NewProcess { handle, console }
     }
 }
 
@@ -611,9 +644,9 @@ impl Started {
 /// On failure the handle comes back, for the process to be discarded.
 fn new_process(
     exec_id: String,
-    started: Started,
+    started: NewProcess,
 ) -> std::result::Result<Process, (Error, ProcessHandle)> {
-    let Started {
+    let NewProcess {
         mut handle,
         console,
     } = started;
@@ -686,7 +719,7 @@ fn create_container(
         .inspect_err(|e| tracing::warn!("container {id}: no OOM events: {e}"))
         .ok();
     Ok(Created {
-        init: Started::from_handle(init),
+        init: NewProcess::from_handle(init),
         oom_kills: Arc::new(OomKills::new(cgroup)),
         oom,
     })

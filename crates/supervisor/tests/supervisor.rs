@@ -171,8 +171,13 @@ async fn interactive_shell_on_a_pty(t: T) {
     t.sup.resize_pty(id, id, 31, 101).unwrap();
     t.sup.write_stdin(id, id, b"stty size\n").await.unwrap();
     t.read_until(id, id, "31 101").await;
-    t.sup.write_stdin(id, id, b"exit 3\n").await.unwrap();
-    t.read_all(id, id, Output::Stdout).await;
+    // What the shell writes just before it exits is still read.
+    t.sup
+        .write_stdin(id, id, b"echo b''ye; exit 3\n")
+        .await
+        .unwrap();
+    let rest = t.read_all(id, id, Output::Stdout).await;
+    assert!(rest.contains("\r\nbye\r\n"), "{rest:?}");
     assert_eq!(t.sup.wait(id, id).await.unwrap().status, 3);
     t.sup.delete(id, false).await.unwrap();
 }
@@ -332,6 +337,8 @@ async fn pause_and_resume(t: T) {
         t.sup.resume(id).await,
         Err(Error::FailedPrecondition(_))
     ));
+    t.sup.pause(id).await.unwrap();
+    // A paused container is thawed to die.
     t.sup.delete(id, true).await.unwrap();
     let got = summary(&events_until_deleted(&mut events, id).await);
     assert_eq!(
@@ -341,6 +348,7 @@ async fn pause_and_resume(t: T) {
             "started",
             "paused",
             "resumed",
+            "paused",
             &format!("exit {id} 137"),
             "deleted 137"
         ]
