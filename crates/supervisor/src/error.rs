@@ -88,3 +88,37 @@ impl Error {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn library_errors_map_to_the_supervisors_kinds() {
+        let e = Error::library("c", "start", container::Error::NotExist);
+        assert!(
+            matches!(e, Error::NotFound { ref id, ref exec_id } if id == "c" && exec_id == "c")
+        );
+        let e = Error::library("c", "create", container::Error::Exists);
+        assert!(matches!(e, Error::AlreadyExists { .. }));
+        let e = Error::library(
+            "c",
+            "pause",
+            container::Error::Status("container not running".into()),
+        );
+        assert_eq!(e.to_string(), "pause: container not running");
+        assert!(matches!(e, Error::FailedPrecondition(_)));
+    }
+
+    #[test]
+    fn os_errors_keep_their_message_and_errno() {
+        let os = container::Error::Os {
+            what: "open /x".into(),
+            source: std::io::Error::from_raw_os_error(libc::ENOENT),
+        };
+        let e = Error::library("c", "exec", os);
+        assert_eq!(e.errno(), Some(libc::ENOENT));
+        assert!(e.to_string().starts_with("exec: open /x: "), "{e}");
+        assert_eq!(Error::InvalidArgument("x".into()).errno(), None);
+    }
+}

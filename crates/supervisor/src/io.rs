@@ -331,3 +331,34 @@ impl PtyFile {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stdio_must_fit_the_terminal_flag() {
+        assert!(Stdio::Terminal.check_terminal(true).is_ok());
+        assert!(Stdio::Piped.check_terminal(false).is_ok());
+        assert!(matches!(
+            Stdio::Terminal.check_terminal(false),
+            Err(Error::InvalidArgument(_))
+        ));
+        assert!(matches!(
+            Stdio::Piped.check_terminal(true),
+            Err(Error::InvalidArgument(_))
+        ));
+    }
+
+    #[test]
+    fn a_terminal_inherits_nothing_but_takes_its_pty() {
+        assert!(matches!(
+            Stdio::Terminal.into_library(),
+            container::Stdio::Inherit
+        ));
+        assert!(matches!(
+            Stdio::Piped.into_library(),
+            container::Stdio::Piped
+        ));
+    }
+}

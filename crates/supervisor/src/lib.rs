@@ -8,6 +8,34 @@
 //! runtime); every container process is then the program's child, and the supervisor reaps
 //! each one through its own pidfd, never with `waitpid(-1)`.
 //!
+//! ```no_run
+//! use std::sync::Arc;
+//! use supervisor::{Output, Stdio, Supervisor};
+//!
+//! fn main() {
+//!     // First, while the program has one thread.
+//!     let spawner = Arc::new(container::Spawner::start().expect("start the spawner"));
+//!     let runtime = tokio::runtime::Builder::new_multi_thread()
+//!         .enable_all()
+//!         .build()
+//!         .unwrap();
+//!     runtime.block_on(async {
+//!         let sup = Supervisor::new(spawner, "/run/runr".into());
+//!         let mut events = sup.subscribe();
+//!         sup.create("web", "/bundles/web".as_ref(), Stdio::Piped).await.unwrap();
+//!         sup.start("web").await.unwrap();
+//!         let out = sup.read_output("web", "web", Output::Stdout, 4096).await.unwrap();
+//!         println!("{}", String::from_utf8_lossy(&out));
+//!         let exit = sup.wait("web", "web").await.unwrap();
+//!         println!("exited with {}", exit.status);
+//!         sup.delete("web", false).await.unwrap();
+//!         while let Ok(event) = events.try_recv() {
+//!             println!("{event:?}");
+//!         }
+//!     });
+//! }
+//! ```
+//!
 //! - [`Supervisor`] (`supervisor`): the operations.
 //! - `table`: the table of containers and processes.
 //! - `watch`: the reaper of each process and the OOM watcher of each container.

@@ -11,7 +11,6 @@ use cgroups::{OomWatch, Stats};
 use container::exec::ExecOptions;
 use container::{Container, CreateOptions, ProcessHandle, Spawner, Status};
 use oci_spec::runtime::{LinuxResources, Process as OciProcess};
-
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -25,7 +24,9 @@ const EVENT_BACKLOG: usize = 1024;
 const REAP_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Containers and their processes, for a long-lived program on a tokio runtime (an agent,
-/// a shim). Cheap to clone: every clone is the same supervisor.
+/// a shim). Cheap to clone: every clone is the same supervisor. Dropping the last clone
+/// leaves the containers as they are (like the library's `Container`); their reapers go on
+/// until the runtime shuts down.
 #[derive(Debug, Clone)]
 pub struct Supervisor {
     inner: Arc<Inner>,
