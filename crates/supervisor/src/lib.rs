@@ -36,7 +36,8 @@
 //! }
 //! ```
 //!
-//! - [`Supervisor`] (`supervisor`): the operations.
+//! - [`Supervisor`] (`supervisor`): the operations; `lifecycle`: those that change the
+//!   table (create, start, exec, delete).
 //! - `table`: the table of containers and processes.
 //! - `watch`: the reaper of each process and the OOM watcher of each container.
 //! - [`Stdio`], [`OutputReader`] (`io`): a process's streams.
@@ -45,6 +46,7 @@
 mod error;
 mod event;
 mod io;
+mod lifecycle;
 mod supervisor;
 mod table;
 mod watch;
