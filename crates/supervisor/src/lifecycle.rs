@@ -82,7 +82,7 @@ impl Inner {
                 execs: Default::default(),
                 pending_execs: Default::default(),
                 reporter: to,
-                oom_task: oom_task.map(|t| t.abort_handle()),
+                oom_task,
             },
         );
         Ok(pid)
@@ -248,9 +248,12 @@ impl Inner {
         }
         let exits = reaped(&id, &processes).await;
         let init = processes[0].pid();
+        drop(processes);
         let entry = self.table().containers.remove(&id);
         if let Some(task) = entry.and_then(|e| e.oom_task) {
+            // Awaited, so its descriptor is closed by the time the delete returns.
             task.abort();
+            let _ = task.await;
         }
         let exit = exits[0];
         let _gate = to.gate.lock().await;

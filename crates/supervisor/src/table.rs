@@ -10,7 +10,7 @@ use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::Arc;
 use tokio::sync::watch;
-use tokio::task::AbortHandle;
+use tokio::task::JoinHandle;
 
 /// One process the supervisor started: a container's init or an exec'd process.
 #[derive(Debug)]
@@ -65,7 +65,7 @@ pub(crate) struct Entry {
     /// overtakes its `Started`.
     pub(crate) reporter: Reporter,
     /// The task that reports OOM kills in the container's cgroup.
-    pub(crate) oom_task: Option<AbortHandle>,
+    pub(crate) oom_task: Option<JoinHandle<()>>,
 }
 
 impl Entry {

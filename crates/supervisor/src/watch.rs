@@ -94,6 +94,10 @@ pub(crate) async fn reap(process: Arc<Process>, to: Reporter) {
         exited_at: info.exited_at,
     });
     process.exit.send_replace(Some(info));
+    // Let go of the process (its pidfd, its streams) before the gate: once a delete has
+    // the gate after this, the table holds the last reference.
+    drop(process);
+    drop(_gate);
 }
 
 /// The process's exit status, once it has exited; it is reaped.

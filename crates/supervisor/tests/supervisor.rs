@@ -268,8 +268,18 @@ async fn killed_by_a_signal(t: T) {
     let mut events = t.sup.subscribe();
     let bundle = t.bundle(id, &["sleep", "1000"]);
     let pid = t.run(id, &bundle, Stdio::Piped).await;
+    let waiters: Vec<_> = (0..3)
+        .map(|_| {
+            let sup = t.sup.clone();
+            tokio::spawn(async move { sup.wait(id, id).await.unwrap() })
+        })
+        .collect();
     t.sup.signal(id, id, libc::SIGKILL, false).await.unwrap();
-    assert_eq!(t.sup.wait(id, id).await.unwrap().status, 137);
+    let exit = t.sup.wait(id, id).await.unwrap();
+    assert_eq!(exit.status, 137);
+    for w in waiters {
+        assert_eq!(w.await.unwrap(), exit, "every waiter gets the same exit");
+    }
     assert!(matches!(
         t.sup.signal(id, id, libc::SIGTERM, false).await,
         Err(Error::FailedPrecondition(_))
@@ -543,6 +553,24 @@ async fn errors_are_typed(t: T) {
 
 const CONCURRENT: usize = 20;
 
+/// A create whose caller stops waiting still completes: the container is in the table
+/// and can be deleted.
+async fn an_abandoned_create_completes(t: T) {
+    let id = "abandoned";
+    let mut events = t.sup.subscribe();
+    let bundle = t.bundle(id, &["sleep", "1000"]);
+    let create = t.sup.create(id, &bundle, Stdio::Piped);
+    assert!(tokio::time::timeout(Duration::from_micros(10), create)
+        .await
+        .is_err());
+    let created = events.recv().await.unwrap();
+    assert!(
+        matches!(&created, Event::Created { id: i, .. } if i == id),
+        "{created:?}"
+    );
+    assert_eq!(t.sup.delete(id, false).await.unwrap().status, 137);
+}
+
 /// Twenty containers created, fed, read, waited for and deleted at once.
 async fn many_containers_at_once(t: T) {
     let bundle = t.bundle("many", &["cat"]);
@@ -589,6 +617,7 @@ fn main() {
         .unwrap();
     let filter = std::env::args().nth(1).filter(|a| !a.starts_with('-'));
     let mut failed = Vec::new();
+    let fds_before = open_fds();
     for (name, test) in tests![
         piped_output_and_kept_status,
         interactive_shell_on_a_pty,
@@ -600,6 +629,7 @@ fn main() {
         oom_kills_are_reported,
         deletes_and_failed_creates,
         errors_are_typed,
+        an_abandoned_create_completes,
         many_containers_at_once,
     ] {
         if filter.as_deref().is_some_and(|f| !name.contains(f)) {
@@ -621,7 +651,7 @@ fn main() {
                 Err(e) => Err(format!("panicked: {e}")),
             }
         });
-        let outcome = outcome.and_then(|()| nothing_left(&env));
+        let outcome = outcome.and_then(|()| nothing_left(&env, fds_before));
         match outcome {
             Ok(()) => println!("{name}: ok ({:?})", started.elapsed()),
             Err(why) => {
@@ -639,8 +669,24 @@ fn main() {
     }
 }
 
-/// No container in the state root, no child of the program (but the spawner's helper).
-fn nothing_left(env: &Env) -> Result<(), String> {
+fn open_fds() -> usize {
+    std::fs::read_dir("/proc/self/fd").unwrap().count()
+}
+
+/// No container in the state root, no child of the program (but the spawner's helper), no
+/// descriptor more than before the tests.
+fn nothing_left(env: &Env, fds_before: usize) -> Result<(), String> {
+    let fds = open_fds();
+    if fds > fds_before {
+        let list: Vec<_> = std::fs::read_dir("/proc/self/fd")
+            .unwrap()
+            .flatten()
+            .filter_map(|e| std::fs::read_link(e.path()).ok())
+            .collect();
+        return Err(format!(
+            "{fds} descriptors open, {fds_before} before: {list:?}"
+        ));
+    }
     let left = env.leftovers();
     if !left.is_empty() {
         return Err(format!("containers left: {left:?}"));
