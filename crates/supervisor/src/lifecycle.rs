@@ -348,6 +348,17 @@ fn has_pipes(io: &container::ProcessIo) -> bool {
     io.stdin.is_some() || io.stdout.is_some() || io.stderr.is_some()
 }
 
+/// The spawner brings the library's errors back as text: what the supervisor can tell
+/// apart (a bad id, one taken by a container it does not know of) it checks first.
+fn check_new_id(root: &Path, id: &str) -> Result<()> {
+    container::config::validate_id(id)
+        .map_err(|_| Error::InvalidArgument(format!("invalid container id {id:?}")))?;
+    if root.join(id).exists() {
+        return Err(Error::exists(id, id));
+    }
+    Ok(())
+}
+
 /// On the blocking pool: the library's create, then what the supervisor keeps of it. The
 /// container is let go of (its lock dropped) before this returns.
 fn create_container(
@@ -361,6 +372,7 @@ fn create_container(
         let what = what.to_string();
         move |e| Error::library(&id, what, e)
     };
+    check_new_id(&options.root, &id)?;
     let spec = container::config::load(&options.bundle).map_err(lib("read the bundle's config"))?;
     let terminal = spec
         .process()

@@ -124,6 +124,13 @@ impl Table {
         if exec_id == id || entry.execs.contains_key(exec_id) {
             return Err(Error::exists(id, exec_id));
         }
+        // The library would refuse it too, but its reason comes back through the spawner
+        // as text.
+        if entry.init.exit_info().is_some() {
+            return Err(Error::FailedPrecondition(format!(
+                "cannot exec in container {id}: its init has exited"
+            )));
+        }
         if !entry.pending_execs.insert(exec_id.to_string()) {
             return Err(Error::exists(id, exec_id));
         }

@@ -20,6 +20,7 @@ use tokio::sync::broadcast;
 /// What every test gets: a supervisor of its own over the shared state root.
 struct T {
     sup: Supervisor,
+    spawner: Arc<container::Spawner>,
     env: Arc<Env>,
 }
 
@@ -473,6 +474,12 @@ async fn deletes_and_failed_creates(t: T) {
     assert!(t.env.leftovers().is_empty());
     t.run(id, &bundle, Stdio::Piped).await;
     t.sup.delete(id, true).await.unwrap();
+
+    let id = "no-program";
+    let missing = t.bundle(id, &["/no/such/program"]);
+    let err = t.sup.create(id, &missing, Stdio::Piped).await.unwrap_err();
+    assert!(matches!(err, Error::Library { .. }), "{err:?}");
+    assert!(err.to_string().contains("/no/such/program"), "{err}");
 }
 
 /// Unknown ids, duplicate ids, and stdio that does not fit the process.
@@ -548,7 +555,32 @@ async fn errors_are_typed(t: T) {
         t.sup.wait(id, "x").await,
         Err(Error::NotFound { .. })
     ));
-    t.sup.delete(id, true).await.unwrap();
+    t.sup.signal(id, id, libc::SIGKILL, false).await.unwrap();
+    t.sup.wait(id, id).await.unwrap();
+    let err = t
+        .sup
+        .exec(id, "late", sleep(), Stdio::Piped)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::FailedPrecondition(_)), "{err}");
+    t.sup.delete(id, false).await.unwrap();
+
+    // A container of another supervisor (or left by an earlier program) under the root.
+    let other = Supervisor::new(t.spawner.clone(), t.env.root.clone());
+    other.create("theirs", &bundle, Stdio::Piped).await.unwrap();
+    let err = t
+        .sup
+        .create("theirs", &bundle, Stdio::Piped)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::AlreadyExists { .. }), "{err}");
+    other.delete("theirs", false).await.unwrap();
+    let err = t
+        .sup
+        .create("../x", &bundle, Stdio::Piped)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::InvalidArgument(_)), "{err}");
 }
 
 const CONCURRENT: usize = 20;
@@ -571,7 +603,7 @@ async fn an_abandoned_create_completes(t: T) {
     assert_eq!(t.sup.delete(id, false).await.unwrap().status, 137);
 }
 
-/// Twenty containers created, fed, read, waited for and deleted at once.
+/// Twenty containers created, fed, read, exec'd into, waited for and deleted at once.
 async fn many_containers_at_once(t: T) {
     let bundle = t.bundle("many", &["cat"]);
     let tasks: Vec<_> = (0..CONCURRENT)
@@ -581,6 +613,11 @@ async fn many_containers_at_once(t: T) {
                 let id = format!("many-{n}");
                 sup.create(&id, &bundle, Stdio::Piped).await.unwrap();
                 sup.start(&id).await.unwrap();
+                let mut p = Spec::default().process().clone().unwrap();
+                p.set_args(Some(vec!["sh".into(), "-c".into(), format!("exit {n}")]));
+                p.set_terminal(Some(false));
+                sup.exec(&id, "exec", p, Stdio::Piped).await.unwrap();
+                assert_eq!(sup.wait(&id, "exec").await.unwrap().status, n as i32);
                 let line = format!("I am {id}\n");
                 sup.write_stdin(&id, &id, line.as_bytes()).await.unwrap();
                 sup.close_stdin(&id, &id).await.unwrap();
@@ -639,6 +676,7 @@ fn main() {
             let _in_runtime = runtime.enter();
             T {
                 sup: Supervisor::new(spawner.clone(), env.root.clone()),
+                spawner: spawner.clone(),
                 env: env.clone(),
             }
         };
