@@ -8,6 +8,19 @@
 //! runtime); every container process is then the program's child, and the supervisor reaps
 //! each one through its own pidfd, never with `waitpid(-1)`.
 //!
+//! What a front end can count on:
+//! - A container's events come in the order things happened: `Created` first, the init's
+//!   `Exit` after its `Started`, an exec'd process's `Exit` after its `ExecStarted`, an
+//!   `Oom` before the `Exit` of the process it killed, `Deleted` last.
+//! - An exit status is kept until the process is removed ([`Supervisor::remove_process`],
+//!   [`Supervisor::delete`]): every waiter, however late, gets the same [`ExitInfo`].
+//! - Output is never cut short: a reader gets end-of-file after everything the process
+//!   (and whatever inherited its stdout) wrote, whenever it reads.
+//! - Once `delete` returns, nothing of the container is left: no state, no cgroup, no
+//!   process to reap, no descriptor.
+//! - An operation whose caller stops waiting (a cancelled RPC) still completes, so the table
+//!   always matches the state root.
+//!
 //! ```no_run
 //! use std::sync::Arc;
 //! use supervisor::{Output, Stdio, Supervisor};

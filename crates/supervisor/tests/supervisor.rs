@@ -149,7 +149,10 @@ async fn piped_output_and_kept_status(t: T) {
     let state = t.sup.state(id).await.unwrap();
     assert_eq!(state.status, container::Status::Stopped);
     assert_eq!((state.pid, state.exit), (pid, Some(first)));
+    let cgroups = t.env.cgroup_dirs(id);
+    assert!(cgroups.iter().all(|d| d.exists()), "{cgroups:?}");
     assert_eq!(t.sup.delete(id, false).await.unwrap(), first);
+    assert!(!cgroups.iter().any(|d| d.exists()), "{cgroups:?} left");
     let events = events_until_deleted(&mut events, id).await;
     assert_eq!(
         summary(&events),
@@ -349,8 +352,10 @@ async fn pause_and_resume(t: T) {
         Err(Error::FailedPrecondition(_))
     ));
     t.sup.pause(id).await.unwrap();
+    let cgroups = t.env.cgroup_dirs(id);
     // A paused container is thawed to die.
     t.sup.delete(id, true).await.unwrap();
+    assert!(!cgroups.iter().any(|d| d.exists()), "{cgroups:?} left");
     let got = summary(&events_until_deleted(&mut events, id).await);
     assert_eq!(
         got,

@@ -62,6 +62,16 @@ impl Env {
         }
     }
 
+    /// Every cgroup directory of the container.
+    pub fn cgroup_dirs(&self, id: &str) -> Vec<PathBuf> {
+        let c = Container::load_unlocked(&self.root, id).unwrap();
+        c.saved()
+            .cgroup_paths
+            .iter()
+            .map(|(_, d)| d.clone())
+            .collect()
+    }
+
     /// The container's cgroup directory in `controller`'s hierarchy.
     pub fn cgroup_dir(&self, id: &str, controller: &str) -> PathBuf {
         let c = Container::load_unlocked(&self.root, id).unwrap();
