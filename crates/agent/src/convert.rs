@@ -690,3 +690,7 @@ pub fn stats(s: &cgroups::Stats) -> pb_agent::StatsContainerResponse {
         ..Default::default()
     }
 }
+
+#[cfg(test)]
+#[path = "convert_tests.rs"]
+mod tests;
