@@ -64,6 +64,23 @@ impl From<crate::convert::ConvertError> for AgentError {
     }
 }
 
+/// The container library's errors, by what the client did: an unknown container is
+/// NOT_FOUND; a bad id, a taken id, a bad configuration, an argument or a container status
+/// that does not fit the request are INVALID_ARGUMENT; the system failing is INTERNAL.
+impl From<container::Error> for AgentError {
+    fn from(e: container::Error) -> Self {
+        use container::Error as E;
+        let msg = e.to_string();
+        match e {
+            E::NotExist => AgentError::NotFound(msg),
+            E::InvalidId | E::Exists | E::Config(_) | E::Invalid(_) | E::Status(_) => {
+                AgentError::InvalidArgument(msg)
+            }
+            E::Os { .. } | E::Cgroup(_) | E::Init(_) | E::Hook(_) => AgentError::Internal(msg),
+        }
+    }
+}
+
 /// The status a failed request answers with.
 pub fn to_status(e: &AgentError) -> Status {
     ttrpc::get_status(e.code(), e.to_string())
@@ -102,6 +119,37 @@ mod tests {
                 other => panic!("not a status: {other:?}"),
             }
         }
+    }
+
+    #[test]
+    fn container_library_errors() {
+        let code = |e: container::Error| AgentError::from(e).code();
+        assert_eq!(code(container::Error::NotExist), Code::NOT_FOUND);
+        assert_eq!(code(container::Error::InvalidId), Code::INVALID_ARGUMENT);
+        assert_eq!(code(container::Error::Exists), Code::INVALID_ARGUMENT);
+        assert_eq!(
+            code(container::Error::Config("bad".into())),
+            Code::INVALID_ARGUMENT
+        );
+        assert_eq!(
+            code(container::Error::Status("not running".into())),
+            Code::INVALID_ARGUMENT
+        );
+        assert_eq!(
+            code(container::Error::Init("exec: ENOENT".into())),
+            Code::INTERNAL
+        );
+        let os = container::Error::Os {
+            what: "mount /proc".into(),
+            source: std::io::Error::from_raw_os_error(libc::EPERM),
+        };
+        let e = AgentError::from(os).context("CreateContainer c1");
+        assert_eq!(e.code(), Code::INTERNAL);
+        assert!(
+            e.to_string()
+                .starts_with("CreateContainer c1: mount /proc: "),
+            "{e}"
+        );
     }
 
     #[test]

@@ -894,3 +894,32 @@ fn the_binary_refuses_a_bad_address() {
         "{err}"
     );
 }
+
+/// vsock, where the machine has it: bind any CID, connect over the local CID (1). A machine
+/// without vsock, or without its loopback transport, skips (saying so).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn vsock_where_the_machine_has_it() {
+    let port = 20000 + std::process::id() % 20000;
+    let address: ServerAddress = format!("vsock://-1:{port}").parse().unwrap();
+    let server = match AgentServer::start(&address, Arc::new(Unwired)).await {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("skipped: no vsock here ({e:#})");
+            return;
+        }
+    };
+    match Client::connect(&format!("vsock://1:{port}")).await {
+        Ok(client) => {
+            let c = HealthClient::new(client)
+                .check(ctx(), &health::CheckRequest::new())
+                .await
+                .unwrap();
+            assert_eq!(
+                c.status.enum_value(),
+                Ok(health::health_check_response::ServingStatus::SERVING)
+            );
+        }
+        Err(e) => eprintln!("skipped the call: no vsock loopback here ({e})"),
+    }
+    server.shutdown().await.unwrap();
+}
