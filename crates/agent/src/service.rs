@@ -130,6 +130,17 @@ impl<B: Backend> AgentService<B> {
                 "{RPC} {id}: invalid OCI.Process: missing"
             )));
         }
+        // Guest storage and device hotplug are the VM's business: runr takes the rootfs and
+        // devices the spec names as they are.
+        if !req.storages.is_empty() || !req.devices.is_empty() || !req.shared_mounts.is_empty() {
+            tracing::warn!(
+                container = id,
+                storages = req.storages.len(),
+                devices = req.devices.len(),
+                shared_mounts = req.shared_mounts.len(),
+                "CreateContainer: storages, devices and shared mounts are not handled; ignored"
+            );
+        }
         let exec_id = if req.exec_id.is_empty() {
             id.clone()
         } else {
