@@ -111,6 +111,18 @@ fn process_ref(rpc: &str, container: &str, exec: &str) -> Result<ProcessRef, Age
     })
 }
 
+/// Stdio over streams the host opened (runtime-rs's passfd) is not served: the client must
+/// use WriteStdin and ReadStdout/ReadStderr.
+fn no_passfd(rpc: &str, what: &dyn std::fmt::Display, ports: [u32; 3]) -> Result<(), AgentError> {
+    if ports.iter().any(|p| *p != 0) {
+        return Err(AgentError::Unimplemented(format!(
+            "{rpc} {what}: stdio over host vsock ports (stdin_port, stdout_port, stderr_port \
+             {ports:?}) is not supported; use WriteStdin, ReadStdout and ReadStderr"
+        )));
+    }
+    Ok(())
+}
+
 fn empty() -> Empty {
     Empty::new()
 }
@@ -119,6 +131,7 @@ impl<B: Backend> AgentService<B> {
     async fn do_create_container(&self, req: pb::CreateContainerRequest) -> Result<(), AgentError> {
         const RPC: &str = "CreateContainer";
         let id = container_id(RPC, &req.container_id)?;
+        no_passfd(RPC, &id, [req.stdin_port, req.stdout_port, req.stderr_port])?;
         let oci = req
             .OCI
             .as_ref()
@@ -165,6 +178,7 @@ impl<B: Backend> AgentService<B> {
                 p.container_id
             )));
         }
+        no_passfd(RPC, &p, [req.stdin_port, req.stdout_port, req.stderr_port])?;
         let process = req
             .process
             .as_ref()

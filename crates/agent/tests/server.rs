@@ -168,6 +168,11 @@ async fn unwired_container_calls_say_why_and_bad_requests_are_invalid() {
         s.message(),
         "CreateContainer c1: invalid OCI.Linux.Namespaces[0].Type: unknown namespace type \"netns\""
     );
+    let mut passfd = req.clone();
+    passfd.stdout_port = 1025;
+    let s = status(a.create_container(ctx(), &passfd).await);
+    assert_eq!(s.code(), Code::UNIMPLEMENTED);
+    assert!(s.message().contains("stdout_port"), "{}", s.message());
     let mut no_oci = req.clone();
     no_oci.OCI = None.into();
     assert_eq!(
