@@ -101,13 +101,28 @@ async fn raw_call(
 async fn kata_rpcs_runr_does_not_serve_answer_unimplemented() {
     let r = start(Arc::new(Unwired)).await;
     let online = pb::StartContainerRequest::new().write_to_bytes().unwrap();
+    // Every other method of Kata's AgentService.
     for method in [
-        "OnlineCPUMem",
-        "SetPolicy",
+        "UpdateEphemeralMounts",
+        "RemoveStaleVirtiofsShareMounts",
         "UpdateInterface",
-        "CopyFile",
+        "UpdateRoutes",
+        "AddARPNeighbors",
+        "GetIPTables",
+        "SetIPTables",
         "GetMetrics",
+        "MemAgentMemcgSet",
+        "MemAgentCompactSet",
+        "OnlineCPUMem",
+        "ReseedRandomDev",
+        "GetGuestDetails",
+        "MemHotplugByProbe",
+        "SetGuestDateTime",
+        "CopyFile",
         "AddSwap",
+        "GetVolumeStats",
+        "ResizeVolume",
+        "SetPolicy",
     ] {
         let s = status(raw_call(&r.client, "grpc.AgentService", method, online.clone()).await);
         assert_eq!(s.code(), Code::UNIMPLEMENTED, "{method}: {s:?}");
