@@ -100,7 +100,7 @@ pub struct InitFailure {
 
 impl InitFailure {
     /// A failure the runtime saw for itself (the init died, or said something unexpected).
-    pub(crate) fn new(message: impl Into<String>) -> Self {
+    pub fn new(message: impl Into<String>) -> Self {
         InitFailure {
             step: None,
             errno: None,

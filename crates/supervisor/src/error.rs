@@ -104,7 +104,7 @@ mod tests {
         let e = Error::library(
             "c",
             "pause",
-            container::Error::Status("container not running".into()),
+            container::Error::Status(container::WrongStatus::NotRunning),
         );
         assert_eq!(e.to_string(), "pause: container not running");
         assert!(matches!(e, Error::FailedPrecondition(_)));
