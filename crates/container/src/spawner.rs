@@ -24,9 +24,9 @@ use crate::process::stdio::{ProcessIo, Stdio};
 use crate::process::CreateOptions;
 use crate::process::ProcessHandle;
 use crate::state::SavedState;
-use nix::sys::socket::{self, ControlMessage, ControlMessageOwned, MsgFlags};
+use nix::sys::socket::{self, MsgFlags};
 use serde::{Deserialize, Serialize};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::path::PathBuf;
 
 /// A handle on the spawner helper. Send and Sync: any thread may call it, and calls from
@@ -91,10 +91,6 @@ enum Passed {
     Stderr,
 }
 
-/// At most this many descriptors ride with one message (answer socket + 3 stdio, or the
-/// six of an answer).
-const MAX_FDS: usize = 6;
-
 impl Spawner {
     /// Fork the helper. Call it while the program is single-threaded: first thing in `main`,
     /// before an async runtime or any thread starts (and after logging is set up, which the
@@ -132,13 +128,7 @@ impl Spawner {
     /// [`crate::create`], run in a worker. The options' `preserve_fds` and `listen_fds` name
     /// descriptors of the CLI's own table and are refused here.
     pub fn create(&self, mut o: CreateOptions) -> Result<Container> {
-        if o.preserve_fds > 0 || o.listen_fds > 0 {
-            return Err(Error::Invalid(
-                "preserve_fds and listen_fds pass on the calling process's own descriptors \
-                 3 and up; through a spawner, hand a process its descriptors as Stdio::Fds"
-                    .into(),
-            ));
-        }
+        refuse_own_fds(o.preserve_fds, o.listen_fds)?;
         let stdio = std::mem::take(&mut o.stdio);
         let (kind, fds) = stdio_kind(&stdio);
         let request = Request::Create {
@@ -164,13 +154,7 @@ impl Spawner {
     /// [`Container::exec`], run in a worker, which loads and locks `container` anew (this
     /// call lets go of it first).
     pub fn exec(&self, container: Container, mut o: ExecOptions) -> Result<ProcessHandle> {
-        if o.preserve_fds > 0 || o.listen_fds > 0 {
-            return Err(Error::Invalid(
-                "preserve_fds and listen_fds pass on the calling process's own descriptors \
-                 3 and up; through a spawner, hand a process its descriptors as Stdio::Fds"
-                    .into(),
-            ));
-        }
+        refuse_own_fds(o.preserve_fds, o.listen_fds)?;
         let id = container.id().to_string();
         let root = container
             .dir()
@@ -211,9 +195,15 @@ impl Spawner {
         drop(theirs);
         let mut worker = None;
         let mut done = None;
+        let mut failed = None;
         while worker.is_none() || done.is_none() {
-            let Some((bytes, fds)) = recv(&ours).ctx(|| "read the spawner's answer")? else {
-                break;
+            let (bytes, fds) = match recv(&ours).ctx(|| "read the spawner's answer") {
+                Ok(Some(answer)) => answer,
+                Ok(None) => break,
+                Err(e) => {
+                    failed = Some(e);
+                    break;
+                }
             };
             match serde_json::from_slice(&bytes) {
                 Ok(Answer::Worker { pid }) => worker = Some(pid),
@@ -231,8 +221,12 @@ impl Spawner {
                 Err(e) => tracing::warn!("a malformed answer from the spawner: {e}"),
             }
         }
+        // Reaped whatever came of the read: a worker left unreaped is a zombie of ours.
         if let Some(pid) = worker {
             reap(pid);
+        }
+        if let Some(e) = failed {
+            return Err(e);
         }
         let Some((outcome, passed, killed)) = done else {
             return Err(Error::Invalid(match worker {
@@ -256,6 +250,19 @@ impl Drop for Spawner {
         let _ = socket::shutdown(self.control.as_raw_fd(), socket::Shutdown::Both);
         reap(self.pid);
     }
+}
+
+/// `preserve_fds` and `listen_fds` name descriptors of the caller's own table, which a
+/// worker does not have.
+fn refuse_own_fds(preserve_fds: u32, listen_fds: u32) -> Result<()> {
+    if preserve_fds > 0 || listen_fds > 0 {
+        return Err(Error::Invalid(
+            "preserve_fds and listen_fds pass on the calling process's own descriptors 3 and \
+             up; through a spawner, hand a process its descriptors as Stdio::Fds"
+                .into(),
+        ));
+    }
+    Ok(())
 }
 
 /// The descriptors an answer brought, by what they are.
@@ -447,65 +454,12 @@ fn seqpacket_pair(what: &str) -> Result<(OwnedFd, OwnedFd)> {
     .ctx(|| format!("socketpair for {what}"))
 }
 
-/// One datagram with `fds` attached.
 fn send(socket: &OwnedFd, bytes: &[u8], fds: &[RawFd]) -> std::io::Result<()> {
-    let rights = [ControlMessage::ScmRights(fds)];
-    let cmsgs: &[ControlMessage] = if fds.is_empty() { &[] } else { &rights };
-    loop {
-        match socket::sendmsg::<()>(
-            socket.as_raw_fd(),
-            &[std::io::IoSlice::new(bytes)],
-            cmsgs,
-            MsgFlags::MSG_NOSIGNAL,
-            None,
-        ) {
-            Err(nix::errno::Errno::EINTR) => continue,
-            r => return r.map(|_| ()).map_err(Into::into),
-        }
-    }
+    crate::sys::send_datagram(socket.as_fd(), bytes, fds)
 }
 
-/// The next datagram and the descriptors that came with it; `None` at end-of-file.
 fn recv(socket: &OwnedFd) -> std::io::Result<Option<(Vec<u8>, Vec<OwnedFd>)>> {
-    let len = loop {
-        match socket::recv(
-            socket.as_raw_fd(),
-            &mut [],
-            MsgFlags::MSG_PEEK | MsgFlags::MSG_TRUNC,
-        ) {
-            Err(nix::errno::Errno::EINTR) => continue,
-            r => break r?,
-        }
-    };
-    let mut buf = vec![0u8; len.max(1)];
-    let mut cmsg = nix::cmsg_space!([RawFd; MAX_FDS]);
-    loop {
-        let mut iov = [std::io::IoSliceMut::new(&mut buf)];
-        match socket::recvmsg::<()>(
-            socket.as_raw_fd(),
-            &mut iov,
-            Some(&mut cmsg),
-            MsgFlags::MSG_CMSG_CLOEXEC,
-        ) {
-            Err(nix::errno::Errno::EINTR) => continue,
-            r => {
-                let msg = r?;
-                let mut fds = Vec::new();
-                for c in msg.cmsgs()? {
-                    if let ControlMessageOwned::ScmRights(raw) = c {
-                        // SAFETY: the kernel just installed these descriptors for us.
-                        fds.extend(raw.iter().map(|f| unsafe { OwnedFd::from_raw_fd(*f) }));
-                    }
-                }
-                let n = msg.bytes;
-                if n == 0 {
-                    return Ok(None);
-                }
-                buf.truncate(n);
-                return Ok(Some((buf, fds)));
-            }
-        }
-    }
+    crate::sys::recv_datagram(socket.as_fd(), MsgFlags::empty())
 }
 
 /// A signal mask on the wire: the signals' numbers.

@@ -338,6 +338,85 @@ unsafe extern "C" fn collect_readonly(
     0
 }
 
+/// At most this many descriptors ride with one datagram (a spawner's answer carries six).
+pub(crate) const MAX_PASSED_FDS: usize = 6;
+
+/// Send one datagram on a SOCK_SEQPACKET socket with `fds` attached (SCM_RIGHTS). A peer
+/// that has gone is an EPIPE error, never a SIGPIPE.
+pub(crate) fn send_datagram(
+    socket: std::os::fd::BorrowedFd,
+    bytes: &[u8],
+    fds: &[RawFd],
+) -> std::io::Result<()> {
+    use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
+    let rights = [ControlMessage::ScmRights(fds)];
+    let cmsgs: &[ControlMessage] = if fds.is_empty() { &[] } else { &rights };
+    loop {
+        match sendmsg::<()>(
+            socket.as_raw_fd(),
+            &[std::io::IoSlice::new(bytes)],
+            cmsgs,
+            MsgFlags::MSG_NOSIGNAL,
+            None,
+        ) {
+            Err(nix::errno::Errno::EINTR) => continue,
+            r => return r.map(|_| ()).map_err(Into::into),
+        }
+    }
+}
+
+/// The next datagram on a SOCK_SEQPACKET socket and the descriptors that came with it
+/// (close-on-exec); `None` at end-of-file. The length is peeked first so the buffer is just
+/// as large (a fixed 64 KiB one, zeroed, was a sixth of the runtime's own heap). A reset
+/// (the peer died with a datagram of ours unread) is reported once by the kernel; what the
+/// peer sent before it died is still queued, so it is skipped.
+pub(crate) fn recv_datagram(
+    socket: std::os::fd::BorrowedFd,
+    flags: nix::sys::socket::MsgFlags,
+) -> std::io::Result<Option<(Vec<u8>, Vec<OwnedFd>)>> {
+    use nix::errno::Errno;
+    use nix::sys::socket::{recv, recvmsg, ControlMessageOwned, MsgFlags};
+    let len = loop {
+        match recv(
+            socket.as_raw_fd(),
+            &mut [],
+            MsgFlags::MSG_PEEK | MsgFlags::MSG_TRUNC | flags,
+        ) {
+            Err(Errno::EINTR | Errno::ECONNRESET) => continue,
+            r => break r?,
+        }
+    };
+    let mut buf = vec![0u8; len.max(1)];
+    let mut cmsg = nix::cmsg_space!([RawFd; MAX_PASSED_FDS]);
+    loop {
+        let mut iov = [std::io::IoSliceMut::new(&mut buf)];
+        match recvmsg::<()>(
+            socket.as_raw_fd(),
+            &mut iov,
+            Some(&mut cmsg),
+            MsgFlags::MSG_CMSG_CLOEXEC | flags,
+        ) {
+            Err(Errno::EINTR | Errno::ECONNRESET) => continue,
+            r => {
+                let msg = r?;
+                let mut fds = Vec::new();
+                for c in msg.cmsgs()? {
+                    if let ControlMessageOwned::ScmRights(raw) = c {
+                        // SAFETY: the kernel just installed these descriptors for us.
+                        fds.extend(raw.iter().map(|f| unsafe { OwnedFd::from_raw_fd(*f) }));
+                    }
+                }
+                let n = msg.bytes;
+                if n == 0 {
+                    return Ok(None);
+                }
+                buf.truncate(n);
+                return Ok(Some((buf, fds)));
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -2,8 +2,9 @@
 //! socketpair. One message is one datagram, so no framing is needed.
 
 use crate::error::{Context, InitFailure, Result};
+use crate::sys;
 use serde::{Deserialize, Serialize};
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 
 #[derive(Debug, Serialize, Deserialize, PartialEq)]
 pub(crate) enum Message {
@@ -55,24 +56,14 @@ pub(crate) fn pair() -> Result<(SyncSocket, SyncSocket)> {
 impl SyncSocket {
     pub(crate) fn send(&self, msg: &Message) -> Result<()> {
         let bytes = serde_json::to_vec(msg).expect("sync messages always serialize");
-        nix::unistd::write(self.0.as_fd(), &bytes).ctx(|| "send on the init sync channel")?;
-        Ok(())
+        sys::send_datagram(self.0.as_fd(), &bytes, &[]).ctx(|| "send on the init sync channel")
     }
 
     /// Send a message with a descriptor attached (SCM_RIGHTS).
     pub(crate) fn send_fd(&self, msg: &Message, fd: &OwnedFd) -> Result<()> {
-        use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
         let bytes = serde_json::to_vec(msg).expect("sync messages always serialize");
-        let fds = [fd.as_raw_fd()];
-        sendmsg::<()>(
-            self.0.as_raw_fd(),
-            &[std::io::IoSlice::new(&bytes)],
-            &[ControlMessage::ScmRights(&fds)],
-            MsgFlags::empty(),
-            None,
-        )
-        .ctx(|| "send a descriptor on the init sync channel")?;
-        Ok(())
+        sys::send_datagram(self.0.as_fd(), &bytes, &[fd.as_raw_fd()])
+            .ctx(|| "send a descriptor on the init sync channel")
     }
 
     /// The next message, or `None` once the other end has closed.
@@ -102,55 +93,15 @@ impl SyncSocket {
         &self,
         flags: nix::sys::socket::MsgFlags,
     ) -> Result<Option<(Message, Option<OwnedFd>)>> {
-        use nix::sys::socket::{recv, recvmsg, ControlMessageOwned, MsgFlags};
-        // The datagram's length first (MSG_PEEK | MSG_TRUNC), so the buffer is just as large:
-        // a fixed 64 KiB one, zeroed, was a sixth of the runtime's own heap.
-        let len = loop {
-            match recv(
-                self.0.as_raw_fd(),
-                &mut [],
-                MsgFlags::MSG_PEEK | MsgFlags::MSG_TRUNC | flags,
-            ) {
-                Err(nix::errno::Errno::EINTR) => continue,
-                // The other end died with a message of ours unread. The kernel reports that
-                // once (and forgets it); what the other end sent before it died is still
-                // queued, and then comes end-of-file.
-                Err(nix::errno::Errno::ECONNRESET) => continue,
-                r => break r.ctx(|| "peek on the init sync channel")?,
-            }
-        };
-        let mut buf = vec![0u8; len.max(1)];
-        let mut cmsg = nix::cmsg_space!([std::os::fd::RawFd; 1]);
-        let (n, fd) = loop {
-            let mut iov = [std::io::IoSliceMut::new(&mut buf)];
-            match recvmsg::<()>(
-                self.0.as_raw_fd(),
-                &mut iov,
-                Some(&mut cmsg),
-                MsgFlags::MSG_CMSG_CLOEXEC | flags,
-            ) {
-                Err(nix::errno::Errno::EINTR) => continue,
-                Err(nix::errno::Errno::ECONNRESET) => continue,
-                r => {
-                    let msg = r.ctx(|| "receive on the init sync channel")?;
-                    let mut fd = None;
-                    for c in msg.cmsgs().ctx(|| "read control messages")? {
-                        if let ControlMessageOwned::ScmRights(fds) = c {
-                            // SAFETY: the kernel just installed these descriptors for us.
-                            fd = fds.first().map(|f| unsafe { OwnedFd::from_raw_fd(*f) });
-                        }
-                    }
-                    break (msg.bytes, fd);
-                }
-            }
-        };
-        if n == 0 {
+        let Some((bytes, fds)) =
+            sys::recv_datagram(self.0.as_fd(), flags).ctx(|| "receive on the init sync channel")?
+        else {
             return Ok(None);
-        }
-        let msg = serde_json::from_slice(&buf[..n]).map_err(|e| {
+        };
+        let msg = serde_json::from_slice(&bytes).map_err(|e| {
             crate::Error::init(format!("malformed message on the init sync channel: {e}"))
         })?;
-        Ok(Some((msg, fd)))
+        Ok(Some((msg, fds.into_iter().next())))
     }
 }
 
