@@ -45,13 +45,25 @@ fn limits_land_in_the_hosts_cgroup_files_and_go_away_on_delete() {
     assert_eq!(read(cgroup_dir("cpuset", &id).join("cpuset.cpus")), "0");
     let pid = env.state(&id)["pid"].as_i64().unwrap().to_string();
     // In every hierarchy, memory included, once create has returned.
-    for h in [
-        "memory", "pids", "cpu", "cpuset", "devices", "freezer", "blkio",
-    ] {
+    // The init moves itself in (v1 `tasks`, and a clone into the cgroup2 directory).
+    let hierarchies = [
+        "memory", "pids", "cpu", "cpuset", "devices", "freezer", "blkio", "systemd", "unified",
+    ];
+    for h in hierarchies {
         let procs = read(cgroup_dir(h, &id).join("cgroup.procs"));
         assert!(procs.lines().any(|l| l == pid), "{h}: {procs}");
     }
-    assert_eq!(env.runr(&["delete", &id]).code, 0);
+    // So does a process exec'd into it: the same cgroup in every hierarchy as the init's.
+    assert_eq!(env.runr(&["start", &id]).code, 0);
+    let pid_file = env.bundle.join("exec.pid");
+    let pf = pid_file.to_str().unwrap();
+    let r = env.runr(&["exec", "-d", "--pid-file", pf, &id, "sleep", "1000"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let exec_pid = read(pid_file);
+    let init = read(format!("/proc/{pid}/cgroup").into());
+    assert_eq!(read(format!("/proc/{exec_pid}/cgroup").into()), init);
+    assert_eq!(env.runr(&["kill", "--all", &id, "KILL"]).code, 0);
+    assert_eq!(env.runr(&["delete", "-f", &id]).code, 0);
     env.assert_gone(&id);
 }
 
@@ -261,7 +273,7 @@ fn update_changes_live_limits_and_refuses_bad_values() {
     let id = sleeping(&env, "c");
     let mem = cgroup_dir("memory", &id).join("memory.limit_in_bytes");
     let pids = cgroup_dir("pids", &id).join("pids.max");
-    let r = env.runr(&[
+    let mut args = vec![
         "update",
         "--memory",
         "32m",
@@ -273,10 +285,24 @@ fn update_changes_live_limits_and_refuses_bad_values() {
         "20000",
         "--cpu-period",
         "100000",
-        "--blkio-weight",
-        "300",
-        &id,
-    ]);
+    ];
+    // A weight needs a weighted I/O scheduler (BFQ); without one, runr must say so.
+    let blkio = cgroup_dir("blkio", &id);
+    let weighted = ["blkio.weight", "blkio.bfq.weight"]
+        .iter()
+        .any(|f| blkio.join(f).exists());
+    if weighted {
+        args.extend(["--blkio-weight", "300"]);
+    } else {
+        let r = env.runr(&["update", "--blkio-weight", "300", &id]);
+        assert!(
+            r.code == 1 && r.stderr.contains("no weighted I/O scheduler"),
+            "{}",
+            r.stderr
+        );
+    }
+    args.push(&id);
+    let r = env.runr(&args);
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert_eq!(read(mem.clone()), (32 << 20).to_string());
     assert_eq!(read(pids.clone()), "20");
