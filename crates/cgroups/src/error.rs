@@ -30,6 +30,11 @@ pub enum CgroupError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("move itself into {path}: {source}")]
+    EnterSelf {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("cgroup layout: {0}")]
     Layout(String),
     #[error("invalid cgroup setting: {0}")]
@@ -49,7 +54,8 @@ impl CgroupError {
             | CgroupError::Write { source, .. }
             | CgroupError::Create { source, .. }
             | CgroupError::Remove { source, .. }
-            | CgroupError::Enter { source, .. } => source.raw_os_error(),
+            | CgroupError::Enter { source, .. }
+            | CgroupError::EnterSelf { source, .. } => source.raw_os_error(),
             CgroupError::Relayed { errno, .. } => *errno,
             _ => None,
         }

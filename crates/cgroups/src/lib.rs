@@ -6,15 +6,18 @@
 //!
 //! Timing contract with the container library: [`Manager::create`] makes the cgroup and writes
 //! every limit while the cgroup is still empty (so no write can fail with EBUSY because of our
-//! own usage); [`Manager::enter`] moves the init in, in every hierarchy, right after it is
-//! cloned: before it can fork, and before it unshares its cgroup namespace, whose root is
-//! the cgroup it is in at that moment. The init's own setup is small (it is no Go runtime):
+//! own usage); the init is in it, in every hierarchy, right after it is cloned: before it can
+//! fork, and before it unshares its cgroup namespace, whose root is the cgroup it is in at
+//! that moment. It enters by itself with a [`SelfEntry`] the runtime opened for it (much
+//! faster, see `entry.rs`), or is moved in by [`Manager::enter`] where a driver has no
+//! self entry (systemd) or the runtime is unprivileged. The init's own setup is small (it is no Go runtime):
 //! with the exec of a small program it fits in about 256 KiB (tested under 384 KiB), so a
 //! config's tight limits need no headroom for runr.
 
 mod bpf;
 pub mod dbus;
 mod devrules;
+mod entry;
 mod error;
 mod fsutil;
 mod layout;
@@ -25,6 +28,7 @@ pub mod systemd;
 pub mod v1;
 pub mod v2;
 
+pub use entry::SelfEntry;
 pub use error::CgroupError;
 pub use layout::{Hierarchy, Layout};
 pub use stats::{OomWatch, Stats};
@@ -59,6 +63,12 @@ pub trait Manager {
     /// Move a process exec'd into the running container in, in every hierarchy; with `sub`
     /// (`exec --cgroup`), into existing sub-cgroups of the container's.
     fn enter_exec(&self, pid: i32, sub: &SubCgroups) -> Result<(), CgroupError>;
+    /// What a process just cloned needs to enter this cgroup by itself, which is faster
+    /// than [`Manager::enter`] (see [`SelfEntry`]); for an exec'd process with `sub`, its
+    /// sub-cgroups. `None` where this driver moves processes only from outside.
+    fn self_entry(&self, _sub: &SubCgroups) -> Result<Option<SelfEntry>, CgroupError> {
+        Ok(None)
+    }
     /// Write new limits to a live cgroup.
     fn update(&self, resources: &LinuxResources) -> Result<(), CgroupError>;
     /// Freeze or thaw every process in the cgroup.
@@ -155,12 +165,25 @@ impl SubCgroups {
         pid: i32,
         hierarchies: &[(String, PathBuf)],
     ) -> Result<(), CgroupError> {
+        for (_, dir) in self.targets(hierarchies)? {
+            fsutil::add_pid(&dir, pid)?;
+        }
+        Ok(())
+    }
+
+    /// Where an exec'd process goes in each of `hierarchies` (name and the container's
+    /// directory there): that directory or the sub-cgroup given for it, which must exist.
+    pub(crate) fn targets(
+        &self,
+        hierarchies: &[(String, PathBuf)],
+    ) -> Result<Vec<(String, PathBuf)>, CgroupError> {
         let names: Vec<&str> = hierarchies.iter().map(|(n, _)| n.as_str()).collect();
         if let Some(c) = self.unknown_controllers(&names).first() {
             return Err(CgroupError::Invalid(format!(
                 "--cgroup: no cgroup controller {c:?} on this host (on cgroup v2, give a path without controllers)"
             )));
         }
+        let mut out = Vec::with_capacity(hierarchies.len());
         for (name, dir) in hierarchies {
             let target = match self.for_hierarchy(name) {
                 Some(s) => dir.join(s),
@@ -172,9 +195,9 @@ impl SubCgroups {
                     target.display()
                 )));
             }
-            fsutil::add_pid(&target, pid)?;
+            out.push((name.clone(), target));
         }
-        Ok(())
+        Ok(out)
     }
 }
 

@@ -7,7 +7,8 @@ use crate::devrules::DeviceState;
 use crate::fsutil::{self, add_pid, parse_pids, read, write};
 use crate::stats::{read_blkio, read_keyed, read_list, read_u64, Hugetlb, MemoryEntry};
 use crate::{
-    container_subpath, CgroupConfig, CgroupError, FreezerState, Layout, Manager, SubCgroups,
+    container_subpath, CgroupConfig, CgroupError, FreezerState, Layout, Manager, SelfEntry,
+    SubCgroups,
 };
 use crate::{OomWatch, Stats};
 use oci_spec::runtime::{LinuxDeviceCgroup, LinuxResources};
@@ -297,6 +298,10 @@ impl Manager for V1Manager {
 
     fn enter_exec(&self, pid: i32, sub: &SubCgroups) -> Result<(), CgroupError> {
         sub.enter(pid, &self.dirs)
+    }
+
+    fn self_entry(&self, sub: &SubCgroups) -> Result<Option<SelfEntry>, CgroupError> {
+        SelfEntry::open(&sub.targets(&self.dirs)?).map(Some)
     }
 
     fn update(&self, resources: &LinuxResources) -> Result<(), CgroupError> {

@@ -4,8 +4,8 @@
 use crate::fsutil::{self, add_pid, write};
 use crate::stats::{read_keyed, read_u64, BlkioEntry, Hugetlb, MemoryEntry};
 use crate::{
-    container_subpath, CgroupConfig, CgroupError, FreezerState, Layout, Manager, OomWatch, Stats,
-    SubCgroups,
+    container_subpath, CgroupConfig, CgroupError, FreezerState, Layout, Manager, OomWatch,
+    SelfEntry, Stats, SubCgroups,
 };
 use oci_spec::runtime::{LinuxBlockIo, LinuxCpu, LinuxMemory, LinuxResources};
 use std::path::PathBuf;
@@ -330,6 +330,10 @@ impl Manager for V2Manager {
 
     fn enter_exec(&self, pid: i32, sub: &SubCgroups) -> Result<(), CgroupError> {
         sub.enter(pid, &self.paths())
+    }
+
+    fn self_entry(&self, sub: &SubCgroups) -> Result<Option<SelfEntry>, CgroupError> {
+        SelfEntry::open(&sub.targets(&self.paths())?).map(Some)
     }
 
     fn update(&self, resources: &LinuxResources) -> Result<(), CgroupError> {

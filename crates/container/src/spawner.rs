@@ -20,6 +20,7 @@
 use crate::container::Container;
 use crate::error::{Context, Error, Result, WireError};
 use crate::process::exec::ExecOptions;
+use crate::process::ledger::Ledger;
 use crate::process::stdio::{ProcessIo, Stdio};
 use crate::process::CreateOptions;
 use crate::process::ProcessHandle;
@@ -38,7 +39,7 @@ pub struct Spawner {
 }
 
 /// Caller → helper (the worker acts on it). Descriptors attached: the socket for the
-/// answers, then the three of [`Stdio::Fds`] if `stdio` says so.
+/// answers, the [`Ledger`], then the three of [`Stdio::Fds`] if `stdio` says so.
 #[derive(Serialize, Deserialize)]
 enum Request {
     Create {
@@ -188,8 +189,10 @@ impl Spawner {
     /// Send `request`, wait for its answers, reap the worker and what it killed.
     fn call(&self, request: &Request, stdio: &[BorrowedFd]) -> Result<(Outcome, PassedFds)> {
         let (ours, theirs) = seqpacket_pair("a spawner request's socket")?;
+        let ledger = Ledger::new()?;
         let bytes = serde_json::to_vec(request).expect("requests always serialize");
         let mut fds = vec![theirs.as_raw_fd()];
+        fds.extend(ledger.fd().map(|f| f.as_raw_fd()));
         fds.extend(stdio.iter().map(|f| f.as_raw_fd()));
         send(&self.control, &bytes, &fds).ctx(|| "send a request to the spawner")?;
         drop(theirs);
@@ -225,12 +228,17 @@ impl Spawner {
         if let Some(pid) = worker {
             reap(pid);
         }
+        if done.is_none() {
+            clean_after_dead_worker(request, &ledger.pids());
+        }
         if let Some(e) = failed {
             return Err(e);
         }
         let Some((outcome, passed, killed)) = done else {
             return Err(Error::Invalid(match worker {
-                Some(pid) => format!("the spawner's worker {pid} died without an answer"),
+                Some(pid) => format!(
+                    "the spawner's worker {pid} died without an answer (what it had made is removed)"
+                ),
                 None => format!("the spawner (pid {}) is gone", self.pid),
             }));
         };
@@ -249,6 +257,37 @@ impl Drop for Spawner {
         // The helper exits when it reads end-of-file on its control socket.
         let _ = socket::shutdown(self.control.as_raw_fd(), socket::Shutdown::Both);
         reap(self.pid);
+    }
+}
+
+/// A worker died before it answered (killed, say): end the container processes it made
+/// for us (our children, not yet reaped, so their pids are still theirs), and for a create,
+/// remove what it left as `delete --force` would: a half-made state directory, or a whole
+/// container whose init was ours. Someone else's complete container of that id is left be.
+fn clean_after_dead_worker(request: &Request, cloned: &[i32]) {
+    for &pid in cloned {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+        reap(pid);
+    }
+    let Request::Create { options, .. } = request else {
+        return;
+    };
+    use crate::remnant::{load_for_delete, Loaded};
+    let removed = match load_for_delete(&options.root, &options.id) {
+        Ok(Loaded::Remnant(r)) => r.delete(),
+        Ok(Loaded::Container(c)) if cloned.contains(&c.saved().init_pid) => c.delete(true),
+        Ok(Loaded::Container(_)) | Err(Error::NotExist) => Ok(vec![]),
+        Err(e) => Err(e),
+    };
+    match removed {
+        Ok(warnings) => warnings.iter().for_each(|w| tracing::debug!("{w}")),
+        Err(e) => tracing::warn!(
+            "container {} left by a dead spawner worker: {e}",
+            options.id
+        ),
     }
 }
 
@@ -330,11 +369,12 @@ fn serve(control: OwnedFd, parent: i32) {
                 return;
             }
         };
-        if fds.is_empty() {
-            tracing::error!("a request to the spawner came without its answer socket");
+        if fds.len() < 2 {
+            tracing::error!("a request to the spawner came without its answer socket and ledger");
             continue;
         }
         let answer = fds.remove(0);
+        let ledger = fds.remove(0);
         match crate::sys::clone_process(
             libc::CLONE_PARENT as u64,
             crate::sys::Dumpable::Never,
@@ -342,7 +382,7 @@ fn serve(control: OwnedFd, parent: i32) {
         ) {
             Ok(crate::sys::Forked::Child) => {
                 drop(control);
-                work(&bytes, fds, answer);
+                work(&bytes, fds, answer, ledger);
                 // SAFETY: leave at once, without the caller's atexit handlers.
                 unsafe { libc::_exit(0) }
             }
@@ -362,10 +402,14 @@ fn serve(control: OwnedFd, parent: i32) {
 }
 
 /// A worker's life: do what was asked, answer, and let `serve`'s caller exit.
-fn work(request: &[u8], stdio: Vec<OwnedFd>, answer: OwnedFd) {
-    crate::process::children::hand_to_parent(answer.as_raw_fd());
-    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| act(request, stdio)))
-        .unwrap_or_else(|_| Err(Error::Invalid("the spawner's worker panicked".into())));
+fn work(request: &[u8], stdio: Vec<OwnedFd>, answer: OwnedFd, ledger: OwnedFd) {
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        // Mapped, the ledger needs no descriptor (one a container process could inherit).
+        let ledger = Ledger::open(ledger)?;
+        crate::process::children::hand_to_parent(answer.as_raw_fd(), ledger);
+        act(request, stdio)
+    }))
+    .unwrap_or_else(|_| Err(Error::Invalid("the spawner's worker panicked".into())));
     let (outcome, fds) = match outcome {
         Ok((o, fds)) => (Ok(o), fds),
         Err(e) => (Err((&e).into()), vec![]),

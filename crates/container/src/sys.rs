@@ -1,7 +1,7 @@
 //! Thin wrappers over the few system calls no crate offers in the form we need.
 
 use crate::error::{Context, Result};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::path::Path;
 use std::time::Duration;
 
@@ -21,6 +21,9 @@ struct CloneArgs {
     set_tid_size: u64,
     cgroup: u64,
 }
+
+/// linux/sched.h; libc does not export it.
+const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
 
 /// What [`clone_process`] returned in this process.
 pub(crate) enum Forked {
@@ -45,6 +48,19 @@ pub(crate) enum Forked {
 ///
 /// The caller must be single-threaded: the child is a copy of this thread only.
 pub(crate) fn clone_process(flags: u64, dumpable: Dumpable, what: &str) -> Result<Forked> {
+    clone_process_into(flags, None, None, dumpable, what)
+}
+
+/// [`clone_process`], the child born in the cgroup2 directory `cgroup` if one is given
+/// (CLONE_INTO_CGROUP), its pid written to `record` by the kernel before clone3 returns
+/// if that is given (CLONE_PARENT_SETTID).
+pub(crate) fn clone_process_into(
+    flags: u64,
+    cgroup: Option<BorrowedFd>,
+    record: Option<&std::sync::atomic::AtomicI32>,
+    dumpable: Dumpable,
+    what: &str,
+) -> Result<Forked> {
     match dumpable {
         Dumpable::Never => set_non_dumpable()?,
         Dumpable::UntilMapped => {
@@ -61,6 +77,14 @@ pub(crate) fn clone_process(flags: u64, dumpable: Dumpable, what: &str) -> Resul
         exit_signal,
         ..Default::default()
     };
+    if let Some(fd) = cgroup {
+        args.flags |= CLONE_INTO_CGROUP;
+        args.cgroup = fd.as_raw_fd() as u64;
+    }
+    if let Some(slot) = record {
+        args.flags |= libc::CLONE_PARENT_SETTID as u64;
+        args.parent_tid = slot.as_ptr() as u64;
+    }
     // SAFETY: clone3 without CLONE_VM and without a stack behaves like fork(2): the child gets
     // a copy of the address space and continues on its copy of this stack. `args` lives
     // across the call. The process is single-threaded (documented requirement of the

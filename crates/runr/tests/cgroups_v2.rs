@@ -111,3 +111,30 @@ fn v2_containers_share_one_cgroups_path() {
     env.assert_gone(&a);
     env.assert_gone(&b);
 }
+
+/// A cgroup no process may enter (a child of a threaded cgroup is "domain invalid"): the
+/// kernel refuses to clone the init into it, the init then tries to move itself in, and
+/// the create fails with the file and the reason, leaving nothing.
+#[test]
+fn v2_a_cgroup_no_process_may_enter_is_a_clear_error() {
+    let env = Env::new("v2invalid");
+    let parent = format!("/runr-test-v2invalid-{}", std::process::id());
+    env.edit(|c| c["linux"]["cgroupsPath"] = json!(format!("{parent}/c")));
+    let id = env.id("c");
+    let script = format!(
+        "p=/sys/fs/cgroup{parent}; mkdir $p; echo threaded > $p/cgroup.type; \
+         $R create --bundle {} {id} 2>&1 || echo failed; \
+         test ! -e $p/c && echo clean; rmdir $p",
+        env.bundle.display()
+    );
+    let r = in_v2(&env, &script);
+    assert!(
+        r.stdout.contains(&format!("{parent}/c/cgroup.procs"))
+            && r.stdout.contains("not supported")
+            && r.stdout.ends_with("failed\nclean\n"),
+        "{}{}",
+        r.stdout,
+        r.stderr
+    );
+    env.assert_gone(&id);
+}

@@ -187,6 +187,138 @@ async fn failed_create_leaves_nothing(spawner: &Arc<Spawner>, env: &Env, id: Str
     env.assert_gone(&id);
 }
 
+/// The spawner's worker among our children that `before` did not list (it has the
+/// helper's name; the container processes it clones are in the container's pid namespace).
+fn find_worker(before: &[i32], deadline: std::time::Instant) -> Option<i32> {
+    while std::time::Instant::now() < deadline {
+        for pid in children().into_iter().filter(|p| !before.contains(p)) {
+            let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+            let named = status.lines().any(|l| l == "Name:\trunr-spawner");
+            let own_ns = status
+                .lines()
+                .find(|l| l.starts_with("NSpid:"))
+                .is_some_and(|l| l.split_whitespace().count() == 2);
+            if named && own_ns {
+                return Some(pid);
+            }
+        }
+        std::hint::spin_loop();
+    }
+    None
+}
+
+/// Run `call` on another thread, SIGKILL the worker `delay` after it appears, and return
+/// what the call gave (it must not hang).
+fn with_worker_killed<T: Send + 'static>(
+    delay: std::time::Duration,
+    call: impl FnOnce() -> container::Result<T> + Send + 'static,
+) -> container::Result<T> {
+    let before = children();
+    let caller = std::thread::spawn(call);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    if let Some(worker) = find_worker(&before, deadline) {
+        std::thread::sleep(delay);
+        // SAFETY: kill(2) of the spawner's worker this call made, our own child, not yet
+        // reaped (the call reaps it), so the pid is still its.
+        unsafe { libc::kill(worker, libc::SIGKILL) };
+    }
+    caller.join().expect("the call panicked")
+}
+
+/// `delete --force` of a container made through the spawner, whose init is our child.
+fn delete_and_reap(mut c: Container) {
+    let init = c.init_handle();
+    c.delete(true).unwrap();
+    if let Some(init) = init {
+        init.wait().unwrap();
+    }
+}
+
+/// A worker SIGKILLed at moments swept across a create, then across an exec (as an OOM
+/// killer or an impatient operator might): each call returns (an error or the thing made),
+/// and what a dead worker made is gone: no state directory, cgroup, container process or
+/// zombie of ours. The caller learns of each process a worker clones as it is cloned.
+fn killed_workers_leave_nothing(spawner: &Arc<Spawner>, env: &Env, exec_env: &Env) {
+    let baseline = children();
+    let t0 = std::time::Instant::now();
+    let id = env.id("probe");
+    let c = spawner.create(options(env, &id, Stdio::Piped)).unwrap();
+    let took = t0.elapsed();
+    delete_and_reap(c);
+    let (mut failed, mut made) = (0, 0);
+    for step in 0..12u32 {
+        let id = env.id(&format!("k{step}"));
+        let (s, o) = (spawner.clone(), options(env, &id, Stdio::Piped));
+        match with_worker_killed(took * step / 10, move || s.create(o)) {
+            Ok(c) => {
+                made += 1;
+                delete_and_reap(c);
+            }
+            Err(e) => {
+                failed += 1;
+                assert!(!e.to_string().is_empty());
+            }
+        }
+        env.assert_gone(&id);
+        let left: Vec<String> = children()
+            .iter()
+            .filter(|p| !baseline.contains(p))
+            .map(|p| std::fs::read_to_string(format!("/proc/{p}/status")).unwrap_or_default())
+            .collect();
+        assert!(
+            left.is_empty(),
+            "step {step}: left after a killed create: {left:?}"
+        );
+    }
+    println!("creates with their worker killed: {failed} failed, {made} made; nothing left");
+
+    let id = exec_env.id("k");
+    let mut c = spawner
+        .create(options(exec_env, &id, Stdio::Piped))
+        .unwrap();
+    let init = c.init_handle().unwrap();
+    c.start().unwrap();
+    // Let go of the lock the create handed back, or every load below waits for it.
+    drop(c);
+    let c = Container::load(&exec_env.root, &id).unwrap();
+    let t0 = std::time::Instant::now();
+    let o = exec_options(&c, &["true"], Stdio::Piped);
+    let p = spawner.exec(c, o).unwrap();
+    p.wait().unwrap();
+    let took = t0.elapsed();
+    let with_init = children();
+    for step in 0..12u32 {
+        let s = spawner.clone();
+        let c = Container::load(&exec_env.root, &id).unwrap();
+        let o = exec_options(&c, &["sleep", "100"], Stdio::Piped);
+        if let Ok(p) = with_worker_killed(took * step / 10, move || s.exec(c, o)) {
+            p.signal(libc::SIGKILL).unwrap();
+            p.wait().unwrap();
+        }
+        let left: Vec<String> = children()
+            .iter()
+            .filter(|p| !with_init.contains(p))
+            .map(|p| std::fs::read_to_string(format!("/proc/{p}/status")).unwrap_or_default())
+            .collect();
+        assert!(
+            left.is_empty(),
+            "step {step}: left after a killed exec: {left:?}"
+        );
+        let c = Container::load(&exec_env.root, &id).unwrap();
+        assert_eq!(
+            c.processes().unwrap(),
+            vec![init.pid()],
+            "a process left in the container"
+        );
+    }
+    println!("execs with their worker killed: nothing left");
+    let c = Container::load(&exec_env.root, &id).unwrap();
+    c.kill(libc::SIGKILL, false).unwrap();
+    init.wait().unwrap();
+    c.delete(true).unwrap();
+    exec_env.assert_gone(&id);
+}
+
 /// Our children, from every thread's list.
 fn children() -> Vec<i32> {
     let mut out = Vec::new();
@@ -246,6 +378,9 @@ fn main() {
     runtime.block_on(failed_create_leaves_nothing(&spawner, &bad_env, bad_id));
     println!("a failed create leaves nothing: ok");
     drop(runtime);
+    let kill_env = Env::new("spawn-kill");
+    kill_env.args(&["sleep", "100"]);
+    killed_workers_leave_nothing(&spawner, &kill_env, &exec_env);
 
     for id in ids.iter().chain([&exec_id]) {
         env.assert_gone(id);

@@ -8,14 +8,15 @@
 //! reaps them.
 
 use crate::error::Result;
+use crate::process::ledger::Ledger;
 use crate::sys::{self, Dumpable, Forked};
 use nix::errno::Errno;
 use nix::sys::signal::{kill, Signal};
 use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::Pid;
-use std::os::fd::RawFd;
+use std::os::fd::{BorrowedFd, RawFd};
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 
 /// Set once in a spawner's worker, which is single-threaded and short-lived.
 static FOR_OUR_PARENT: AtomicBool = AtomicBool::new(false);
@@ -24,12 +25,15 @@ static FOR_OUR_PARENT: AtomicBool = AtomicBool::new(false);
 static CLOSE_IN_CHILD: AtomicI32 = AtomicI32::new(-1);
 /// Pids the worker killed and could not reap.
 static TO_REAP: Mutex<Vec<i32>> = Mutex::new(Vec::new());
+/// Where the worker's clones record their pids for the caller.
+static LEDGER: OnceLock<Ledger> = OnceLock::new();
 
-/// From now on, container processes are cloned as children of our parent, and close
-/// `answer` first thing.
-pub(crate) fn hand_to_parent(answer: RawFd) {
+/// From now on, container processes are cloned as children of our parent, close `answer`
+/// first thing, and have their pids recorded in `ledger` as they are cloned.
+pub(crate) fn hand_to_parent(answer: RawFd, ledger: Ledger) {
     FOR_OUR_PARENT.store(true, Ordering::Relaxed);
     CLOSE_IN_CHILD.store(answer, Ordering::Relaxed);
+    let _ = LEDGER.set(ledger);
 }
 
 /// The pids our parent must reap (ours were killed, or died, and are zombies of its).
@@ -37,15 +41,22 @@ pub(crate) fn take_to_reap() -> Vec<i32> {
     std::mem::take(&mut *TO_REAP.lock().unwrap_or_else(|e| e.into_inner()))
 }
 
-/// Clone a container process (see [`sys::clone_process`] for `flags` and `dumpable`).
-pub(crate) fn clone(flags: u64, dumpable: Dumpable, what: &str) -> Result<Forked> {
+/// Clone a container process (see [`sys::clone_process`] for `flags` and `dumpable`), in
+/// the cgroup2 directory `cgroup` if one is given.
+pub(crate) fn clone(
+    flags: u64,
+    cgroup: Option<BorrowedFd>,
+    dumpable: Dumpable,
+    what: &str,
+) -> Result<Forked> {
     let flags = match FOR_OUR_PARENT.load(Ordering::Relaxed) {
         true => flags | libc::CLONE_PARENT as u64,
         false => flags,
     };
-    let forked = sys::clone_process(flags, dumpable, what)?;
+    let record = LEDGER.get().and_then(Ledger::next_slot);
+    let forked = sys::clone_process_into(flags, cgroup, record, dumpable, what)?;
     let answer = CLOSE_IN_CHILD.load(Ordering::Relaxed);
-    if matches!(forked, Forked::Child) && answer >= 0 {
+    if answer >= 0 && matches!(forked, Forked::Child) {
         // SAFETY: our copy of the worker's answer socket, which nothing here uses.
         unsafe { libc::close(answer) };
     }

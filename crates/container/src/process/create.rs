@@ -9,7 +9,7 @@ use crate::error::{Context, Error, Result};
 use crate::hooks::{self, Kind};
 use crate::init::{self, InitArgs};
 use crate::namespaces::{self, Plan};
-use crate::process::spawn::{spawn, Child, Ended, Serve};
+use crate::process::spawn::{cgroup_self_entry, spawn, Child, Ended, Serve};
 use crate::process::stdio::{ChildStdio, Stdio};
 use crate::process::sync::Message;
 use crate::remnant::InitRecord;
@@ -106,7 +106,7 @@ pub fn create(o: &CreateOptions) -> Result<Container> {
 
     let (child_stdio, io) = o.stdio.prepare(p.terminal)?;
     let mut hook_state = p.hook_state(&o.id);
-    let child = clone_init(
+    let (child, self_entered) = clone_init(
         o,
         &p,
         cgroup.as_ref(),
@@ -126,7 +126,7 @@ pub fn create(o: &CreateOptions) -> Result<Container> {
     record.init_start_time = start;
     record.write(&record_path)?;
 
-    hand_over_init(&child, &p, cgroup.as_ref())?;
+    hand_over_init(&child, &p, cgroup.as_ref(), self_entered)?;
     let hooks = || {
         let hooks = p.spec.hooks().as_ref();
         hooks::run(Kind::Prestart, hooks, &hook_state)
@@ -324,6 +324,7 @@ fn make_exec_fifo(dir: &Path) -> Result<OwnedFd> {
 }
 
 /// Clone the init into its new namespaces (or those it joins); it starts on `init::run`.
+/// Also whether it enters its cgroup by itself (else `hand_over_init` moves it in).
 fn clone_init(
     o: &CreateOptions,
     p: &Prepared,
@@ -332,7 +333,7 @@ fn clone_init(
     lock: &std::fs::File,
     stdio: &ChildStdio,
     hook_state: &OciState,
-) -> Result<Child> {
+) -> Result<(Child, bool)> {
     let cgroup_mounts = cgroup_mounts(&p.layout, &cgroup.paths());
     let sigmask = o.init_sigmask.unwrap_or_else(SigSet::empty);
     p.attrs.apply_inherited()?;
@@ -354,12 +355,14 @@ fn clone_init(
     // The child's copy of the lock descriptor would hold the flock (shared with ours) for
     // as long as the container lives.
     let not_for_child = [lock.as_fd()];
-    spawn(
+    let entry = cgroup_self_entry(cgroup, &Default::default())?;
+    let child = spawn(
         p.plan.flags_for_clone().bits() as u64,
         dumpable,
         "the container init",
         restore,
         &not_for_child,
+        entry.as_ref(),
         |sync| {
             init::run(InitArgs {
                 spec: &p.spec,
@@ -385,17 +388,25 @@ fn clone_init(
                 hook_state: hook_state.clone(),
             })
         },
-    )
+    )?;
+    Ok((child, entry.is_some()))
 }
 
-/// Before the init can fork, run a hook or exec: its cgroup, its id maps, its network
-/// devices. The init needs the first two before its first step when it has a user
-/// namespace (ids) or a new cgroup namespace (rooted at its cgroup); otherwise it prepares
-/// its rootfs meanwhile and waits for `Joined` before it goes further.
-fn hand_over_init(child: &Child, p: &Prepared, cgroup: &dyn Manager) -> Result<()> {
-    let proceed_first = p.id_maps.is_none() && !p.plan.new_cgroup;
+/// Before the init can fork, run a hook or exec: its cgroup (unless it `self_entered`),
+/// its id maps, its network devices. The init needs the first two before its first step
+/// when it has a user namespace (ids) or a new cgroup namespace (rooted at its cgroup);
+/// otherwise it prepares its rootfs meanwhile and waits for `Joined` before it goes further.
+fn hand_over_init(
+    child: &Child,
+    p: &Prepared,
+    cgroup: &dyn Manager,
+    self_entered: bool,
+) -> Result<()> {
+    let proceed_first = p.id_maps.is_none() && (self_entered || !p.plan.new_cgroup);
     child.hand_over(proceed_first, || {
-        cgroup.enter(child.pid)?;
+        if !self_entered {
+            cgroup.enter(child.pid)?;
+        }
         if let Some(writer) = &p.id_maps {
             let (uid_maps, gid_maps) = id_maps(p.linux());
             writer.write(child.pid, uid_maps, gid_maps)?;

@@ -11,7 +11,7 @@ use crate::container::Container;
 use crate::error::{Context, Error, Result, WrongStatus};
 use crate::init::{self, setns};
 use crate::namespaces;
-use crate::process::spawn::{spawn, Ended, Serve};
+use crate::process::spawn::{cgroup_self_entry, spawn, Ended, Serve};
 use crate::process::stdio::Stdio;
 use crate::process::ProcessHandle;
 use crate::security::attrs::Attrs;
@@ -198,12 +198,14 @@ impl Container {
         attrs.apply_inherited()?;
         let restore = enter_for_children(join_pid, &mut join, &init_pidfd)?;
         let new_keyring = !self.saved().no_new_keyring;
+        let entry = cgroup_self_entry(cgroup.as_ref(), &o.cgroup)?;
         let mut child = spawn(
             0,
             sys::Dumpable::Never,
             "the exec'd process",
             restore,
             &[],
+            entry.as_ref(),
             |sync| {
                 setns::run(setns::Args {
                     process,
@@ -232,9 +234,14 @@ impl Container {
             nix::sched::sched_setaffinity(Pid::from_raw(pid), cpus)
                 .ctx(|| "sched_setaffinity for process.execCPUAffinity.initial")?;
         }
-        // The child joins the namespaces while we put it in the cgroup; it waits for
-        // `Joined` before its last steps (see `Message::Proceed`).
-        child.hand_over(true, || Ok(cgroup.enter_exec(pid, &o.cgroup)?))?;
+        // The child joins the namespaces while we put it in the cgroup (unless it entered
+        // by itself); it waits for `Joined` before its last steps (see `Message::Proceed`).
+        let self_entered = entry.is_some();
+        drop(entry);
+        child.hand_over(true, || match self_entered {
+            true => Ok(()),
+            false => Ok(cgroup.enter_exec(pid, &o.cgroup)?),
+        })?;
         let mut state = self.hook_state(crate::Status::Running);
         state.pid = pid;
         let serve = Serve {

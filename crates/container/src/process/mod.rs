@@ -13,6 +13,7 @@ pub(crate) mod children;
 mod create;
 pub mod exec;
 mod handle;
+pub(crate) mod ledger;
 mod spawn;
 pub(crate) mod stdio;
 pub(crate) mod sync;

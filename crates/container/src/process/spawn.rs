@@ -11,6 +11,7 @@ use crate::process::sync::{self, Message, SyncSocket};
 use crate::security::seccomp::Filter;
 use crate::state::OciState;
 use crate::sys::{self, Dumpable, Forked};
+use cgroups::SelfEntry;
 use nix::sys::wait::WaitStatus;
 use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
 use std::path::Path;
@@ -26,18 +27,31 @@ pub(crate) struct Child {
 /// Clone a container process with clone `flags`; `restore` undoes, right after the clone,
 /// what the parent did to itself for the child's sake (a pid namespace for children, a
 /// user namespace). The child closes `not_for_child` (its copies of the parent's own
-/// descriptors), then runs `body` with its end of the sync channel; `body` ends in an exec
-/// or an exit, never a return.
+/// descriptors), enters its cgroups by itself with `cgroup` if that is given (see
+/// [`SelfEntry`]), then runs `body` with its end of the sync channel; `body` ends in an
+/// exec or an exit, never a return.
 pub(crate) fn spawn(
     flags: u64,
     dumpable: Dumpable,
     what: &str,
     restore: ParentRestore,
     not_for_child: &[BorrowedFd],
+    cgroup: Option<&SelfEntry>,
     body: impl FnOnce(&SyncSocket),
 ) -> Result<Child> {
     let (parent_sock, child_sock) = sync::pair()?;
-    match restore.after_clone(children::clone(flags, dumpable, what))? {
+    let into = cgroup.and_then(SelfEntry::clone_into);
+    let mut cloned_into = into.is_some();
+    let forked = match children::clone(flags, into, dumpable, what) {
+        // The kernel may refuse to make a child in that cgroup (e.g. one whose controllers
+        // forbid processes there); the child then writes itself in, and meets the reason.
+        Err(_) if cloned_into => {
+            cloned_into = false;
+            children::clone(flags, None, dumpable, what)
+        }
+        r => r,
+    };
+    match restore.after_clone(forked)? {
         Forked::Child => {
             drop(parent_sock);
             for fd in not_for_child {
@@ -45,7 +59,21 @@ pub(crate) fn spawn(
                 // these descriptors, so nothing closes them twice or uses them after.
                 unsafe { libc::close(fd.as_raw_fd()) };
             }
-            sys::child_main(|| body(&child_sock))
+            sys::child_main(|| {
+                if let Some(entry) = cgroup {
+                    if let Err(e) = entry.join(cloned_into) {
+                        let e = Error::Cgroup(e);
+                        let _ = child_sock.send(&Message::Error((&e).into()));
+                        return;
+                    }
+                    for fd in entry.fds() {
+                        // SAFETY: as above; no container process may hold a way into
+                        // the host's cgroups.
+                        unsafe { libc::close(fd.as_raw_fd()) };
+                    }
+                }
+                body(&child_sock)
+            })
         }
         Forked::Parent { pid } => Ok(Child {
             pid,
@@ -53,6 +81,19 @@ pub(crate) fn spawn(
             armed: true,
         }),
     }
+}
+
+/// How a child enters its cgroups: by itself ([`SelfEntry`]) when the runtime is root;
+/// unprivileged, the parent moves it in (`None`), as rights over a delegated cgroup are
+/// another matter.
+pub(crate) fn cgroup_self_entry(
+    cgroup: &dyn cgroups::Manager,
+    sub: &cgroups::SubCgroups,
+) -> Result<Option<SelfEntry>> {
+    if !nix::unistd::geteuid().is_root() {
+        return Ok(None);
+    }
+    Ok(cgroup.self_entry(sub)?)
 }
 
 /// What the parent does for the child while they talk (see [`Child::converse`]).
