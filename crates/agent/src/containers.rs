@@ -338,13 +338,15 @@ impl Inner {
             .and_then(|p| p.terminal())
             .unwrap_or(false);
         let holds_pidns = req.sandbox_pidns && self.share_sandbox_pidns(&mut spec, &what)?;
-        std::fs::create_dir_all(bundle)
-            .map_err(|e| AgentError::internal(format!("{what}: create {}: {e}", bundle.display())))?;
+        std::fs::create_dir_all(bundle).map_err(|e| {
+            AgentError::internal(format!("{what}: create {}: {e}", bundle.display()))
+        })?;
         let config = bundle.join("config.json");
         let text = serde_json::to_vec(&spec)
             .map_err(|e| AgentError::internal(format!("{what}: serialize the spec: {e}")))?;
-        std::fs::write(&config, text)
-            .map_err(|e| AgentError::internal(format!("{what}: write {}: {e}", config.display())))?;
+        std::fs::write(&config, text).map_err(|e| {
+            AgentError::internal(format!("{what}: write {}: {e}", config.display()))
+        })?;
         let stdio = if terminal {
             Stdio::Terminal
         } else {

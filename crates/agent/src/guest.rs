@@ -125,8 +125,8 @@ pub fn mount_guest_filesystems() -> Result<()> {
     if !Path::new("/proc/self").exists() {
         mount(&GUEST_MOUNTS[0])?;
     }
-    let info = std::fs::read_to_string("/proc/self/mountinfo")
-        .context("read /proc/self/mountinfo")?;
+    let info =
+        std::fs::read_to_string("/proc/self/mountinfo").context("read /proc/self/mountinfo")?;
     for m in missing(&mount_points(&info)) {
         mount(m)?;
     }
@@ -264,7 +264,10 @@ mod tests {
         // Each mount point's parent comes before it.
         for (i, m) in GUEST_MOUNTS.iter().enumerate() {
             let parent = Path::new(m.target).parent().unwrap();
-            if let Some(j) = GUEST_MOUNTS.iter().position(|p| Path::new(p.target) == parent) {
+            if let Some(j) = GUEST_MOUNTS
+                .iter()
+                .position(|p| Path::new(p.target) == parent)
+            {
                 assert!(j < i, "{} before {}", parent.display(), m.target);
             }
         }
