@@ -35,11 +35,12 @@ pub struct Agent {
 impl Agent {
     /// A new agent of this test's own.
     pub async fn start() -> Agent {
-        Agent::start_with(|c| c).await
+        Agent::start_with(&[], "warn").await
     }
 
-    /// A new agent, its command changed by `wrap` (e.g. run under unshare).
-    pub async fn start_with(wrap: impl FnOnce(Command) -> Command) -> Agent {
+    /// A new agent logging at `log_level`, run by the command `prefix` if not empty (e.g.
+    /// under unshare).
+    pub async fn start_with(prefix: &[&str], log_level: &str) -> Agent {
         let dir = tempfile::Builder::new()
             .prefix("runr-agent-test-")
             .tempdir()
@@ -48,18 +49,26 @@ impl Agent {
         make_rootfs(&rootfs);
         let sock = dir.path().join("agent.sock");
         let address = format!("unix://{}", sock.display());
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_runr-agent"));
+        let agent = env!("CARGO_BIN_EXE_runr-agent");
+        let mut cmd = match prefix.split_first() {
+            Some((program, args)) => {
+                let mut c = Command::new(program);
+                c.args(args).arg(agent);
+                c
+            }
+            None => Command::new(agent),
+        };
         cmd.env_remove("KATA_AGENT_SERVER_ADDR")
             .args([
                 "--server-address",
                 &address,
                 "--log-level",
-                "warn",
+                log_level,
                 "--state-dir",
             ])
             .arg(dir.path().join("state"))
             .stderr(std::fs::File::create(dir.path().join("agent.log")).unwrap());
-        let child = wrap(cmd).spawn().expect("spawn runr-agent");
+        let child = cmd.spawn().expect("spawn runr-agent");
         let deadline = Instant::now() + Duration::from_secs(20);
         while !sock.exists() {
             assert!(Instant::now() < deadline, "no socket at {}", sock.display());
@@ -323,6 +332,21 @@ impl Agent {
             assert!(Instant::now() < deadline, "children left: {children:?}");
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// Wait for the process this test started to end by itself (after a signal sent
+    /// elsewhere); its status and the agent's log.
+    pub fn wait_for_exit(mut self) -> (std::process::ExitStatus, String) {
+        let mut child = self.child.take().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let status = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break status;
+            }
+            assert!(Instant::now() < deadline, "the agent did not stop");
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        (status, self.log())
     }
 
     /// Stop it with SIGTERM; its exit status must be success.
