@@ -538,3 +538,50 @@ async fn a_client_that_hangs_up_mid_call_leaves_the_agent_healthy() {
     a.assert_nothing_left();
     a.stop();
 }
+
+/// Containers created with sandbox_pidns share the PID namespace of the first of them (the
+/// pod's pause container); an init created with an exec id of its own answers to it; a
+/// RemoveContainer with a timeout; DestroySandbox removes every container.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sandbox_pid_namespace_exec_id_alias_and_destroy_sandbox() {
+    let a = Agent::start().await;
+    let sandbox = pb::CreateSandboxRequest {
+        sandbox_id: "pod".into(),
+        sandbox_pidns: true,
+        ..Default::default()
+    };
+    a.agent().create_sandbox(ctx(), &sandbox).await.unwrap();
+    let create = |id: &str, exec_id: &str, args: &[&str]| pb::CreateContainerRequest {
+        container_id: id.into(),
+        exec_id: exec_id.into(),
+        OCI: Some(a.spec(args, |_| {})).into(),
+        sandbox_pidns: true,
+        ..Default::default()
+    };
+    let pause = create("pause", "pause", &["sleep", "1000"]);
+    a.agent().create_container(ctx(), &pause).await.unwrap();
+    a.start_container("pause").await;
+    let app = create("app", "app-init", &["cat", "/proc/1/cmdline"]);
+    a.agent().create_container(ctx(), &app).await.unwrap();
+    a.start_container("app").await;
+    // PID 1 of the app's namespace is the pause container's sleep.
+    assert_eq!(a.read_all("app", "app-init", false).await, "sleep\01000\0");
+    assert_eq!(a.wait("app", "app-init").await.unwrap(), 0);
+    assert_eq!(a.wait("app", "").await.unwrap(), 0, "the init by either name");
+    let remove = pb::RemoveContainerRequest {
+        container_id: "app".into(),
+        timeout: 5,
+        ..Default::default()
+    };
+    a.agent().remove_container(ctx(), &remove).await.unwrap();
+    a.run("left-running", &["sleep", "1000"]).await;
+    a.agent()
+        .destroy_sandbox(ctx(), &pb::DestroySandboxRequest::new())
+        .await
+        .unwrap();
+    for id in ["pause", "left-running"] {
+        assert_eq!(status(a.wait(id, "").await).code(), Code::NOT_FOUND);
+    }
+    a.assert_nothing_left();
+    a.stop();
+}
