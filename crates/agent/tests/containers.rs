@@ -565,9 +565,13 @@ async fn sandbox_pid_namespace_exec_id_alias_and_destroy_sandbox() {
     a.agent().create_container(ctx(), &app).await.unwrap();
     a.start_container("app").await;
     // PID 1 of the app's namespace is the pause container's sleep.
-    assert_eq!(a.read_all("app", "app-init", false).await, "sleep\01000\0");
+    assert_eq!(a.read_all("app", "app-init", false).await, "sleep\x001000\x00");
     assert_eq!(a.wait("app", "app-init").await.unwrap(), 0);
-    assert_eq!(a.wait("app", "").await.unwrap(), 0, "the init by either name");
+    assert_eq!(
+        a.wait("app", "").await.unwrap(),
+        0,
+        "the init by either name"
+    );
     let remove = pb::RemoveContainerRequest {
         container_id: "app".into(),
         timeout: 5,
