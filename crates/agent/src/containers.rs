@@ -42,6 +42,11 @@ pub struct Containers {
 
 struct Inner {
     sup: Supervisor,
+    /// The library's state root (`<state dir>/containers`).
+    root: PathBuf,
+    /// Whether the agent runs in a guest (as PID 1's child): CreateSandbox then sets the
+    /// guest's hostname.
+    guest: bool,
     /// Where each container's config.json is written: `<bundles>/<id>/config.json`.
     bundles: PathBuf,
     table: Mutex<Table>,
@@ -159,12 +164,14 @@ impl Containers {
             std::fs::create_dir_all(dir)
                 .with_context(|| format!("create the state directory {}", dir.display()))?;
         }
-        let sup = Supervisor::new(spawner, root);
+        let sup = Supervisor::new(spawner, root.clone());
         let (tx, rx) = mpsc::channel(OOM_QUEUE);
         tokio::spawn(queue_oom_events(sup.subscribe(), tx));
         Ok(Containers {
             inner: Arc::new(Inner {
                 sup,
+                root,
+                guest: false,
                 bundles,
                 table: Mutex::new(Table::default()),
                 oom: tokio::sync::Mutex::new(rx),
@@ -172,9 +179,46 @@ impl Containers {
         })
     }
 
+    /// The agent runs in a guest: CreateSandbox sets the guest's hostname. Call before the
+    /// first clone is made.
+    pub fn in_guest(mut self) -> Self {
+        Arc::get_mut(&mut self.inner)
+            .expect("in_guest before the containers are shared")
+            .guest = true;
+        self
+    }
+
     /// The supervisor underneath.
     pub fn supervisor(&self) -> &Supervisor {
         &self.inner.sup
+    }
+
+    /// Force-delete what an agent that did not stop cleanly left under the state dir (its
+    /// containers, whose processes no one supervises any more, and their bundles): the
+    /// state dir is the agent's own. The ids removed.
+    pub async fn remove_leftovers(&self) -> anyhow::Result<Vec<String>> {
+        use anyhow::Context;
+        let (root, bundles) = (self.inner.root.clone(), self.inner.bundles.clone());
+        tokio::task::spawn_blocking(move || {
+            let ids = container::state::list_ids(&root)
+                .with_context(|| format!("list the containers under {}", root.display()))?;
+            for id in &ids {
+                container::Container::load(&root, id)
+                    .and_then(|c| c.delete(true))
+                    .with_context(|| {
+                        format!("remove the container {id} left under {}", root.display())
+                    })?;
+            }
+            for entry in std::fs::read_dir(&bundles)
+                .with_context(|| format!("read {}", bundles.display()))?
+                .flatten()
+            {
+                remove_bundle(&entry.path());
+            }
+            Ok(ids)
+        })
+        .await
+        .context("the removal of leftovers panicked")?
     }
 
     /// Remove every container (SIGKILL to what runs): DestroySandbox, and the agent's stop.
@@ -447,12 +491,19 @@ fn remove_bundle(bundle: &Path) {
 #[async_trait]
 impl Backend for Containers {
     async fn create_sandbox(&self, sandbox: Sandbox) -> Result<()> {
-        // The hostname and DNS are the guest's own business: a standalone agent must not
-        // change its host's.
-        if !sandbox.hostname.is_empty() || !sandbox.dns.is_empty() {
-            tracing::info!(
+        // A standalone agent leaves its host's hostname alone; in a guest it is the pod's.
+        if self.inner.guest && !sandbox.hostname.is_empty() {
+            nix::unistd::sethostname(&sandbox.hostname).map_err(|e| {
+                AgentError::internal(format!(
+                    "CreateSandbox {}: sethostname {:?}: {e}",
+                    sandbox.id, sandbox.hostname
+                ))
+            })?;
+        }
+        if !sandbox.dns.is_empty() {
+            tracing::warn!(
                 sandbox = sandbox.id,
-                "CreateSandbox: hostname and DNS are left to the containers' specs"
+                "CreateSandbox: DNS servers are not applied; the containers' mounts provide resolv.conf"
             );
         }
         Ok(())

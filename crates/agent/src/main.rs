@@ -43,7 +43,8 @@ fn main() -> ExitCode {
 fn run(args: Args) -> anyhow::Result<()> {
     let env = std::env::var(address::ADDRESS_ENV).ok();
     let address = address::choose(args.server_address.as_deref(), env.as_deref())?;
-    if std::process::id() == 1 {
+    let in_guest = std::process::id() == 1;
+    if in_guest {
         // The guest's init: its file systems, then PID 1 stays behind to reap orphans and
         // this process goes on as the agent.
         guest::mount_guest_filesystems().context("mount the guest's file systems")?;
@@ -57,7 +58,14 @@ fn run(args: Args) -> anyhow::Result<()> {
         .build()
         .context("build the async runtime")?;
     runtime.block_on(async {
-        let containers = Containers::new(Arc::new(spawner), &args.state_dir)?;
+        let mut containers = Containers::new(Arc::new(spawner), &args.state_dir)?;
+        if in_guest {
+            containers = containers.in_guest();
+        }
+        let left = containers.remove_leftovers().await?;
+        if !left.is_empty() {
+            tracing::warn!(containers = ?left, "removed what an earlier agent left");
+        }
         let server = AgentServer::start(&address, Arc::new(containers.clone())).await?;
         wait_for_stop().await?;
         let stopped = server.shutdown().await;

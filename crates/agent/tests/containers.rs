@@ -565,7 +565,10 @@ async fn sandbox_pid_namespace_exec_id_alias_and_destroy_sandbox() {
     a.agent().create_container(ctx(), &app).await.unwrap();
     a.start_container("app").await;
     // PID 1 of the app's namespace is the pause container's sleep.
-    assert_eq!(a.read_all("app", "app-init", false).await, "sleep\x001000\x00");
+    assert_eq!(
+        a.read_all("app", "app-init", false).await,
+        "sleep\x001000\x00"
+    );
     assert_eq!(a.wait("app", "app-init").await.unwrap(), 0);
     assert_eq!(
         a.wait("app", "").await.unwrap(),
@@ -586,6 +589,25 @@ async fn sandbox_pid_namespace_exec_id_alias_and_destroy_sandbox() {
     for id in ["pause", "left-running"] {
         assert_eq!(status(a.wait(id, "").await).code(), Code::NOT_FOUND);
     }
+    a.assert_nothing_left();
+    a.stop();
+}
+
+/// An agent killed with SIGKILL leaves its containers; the next agent on the same state dir
+/// removes them (and their bundles) before it serves.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_agent_removes_what_a_crashed_one_left() {
+    let mut a = Agent::start().await;
+    a.run("left", &["sleep", "1000"]).await;
+    let cgroups = a.cgroup_dirs("left");
+    a.crash_and_restart().await;
+    let s = status(a.wait("left", "").await);
+    assert_eq!(s.code(), Code::NOT_FOUND, "{s:?}");
+    assert!(!cgroups.iter().any(|d| d.exists()), "{cgroups:?} left");
+    assert!(a.log().contains("removed what an earlier agent left"));
+    a.run("left", &["true"]).await;
+    assert_eq!(a.wait("left", "").await.unwrap(), 0);
+    a.remove("left").await.unwrap();
     a.assert_nothing_left();
     a.stop();
 }

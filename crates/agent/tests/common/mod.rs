@@ -49,31 +49,7 @@ impl Agent {
         make_rootfs(&rootfs);
         let sock = dir.path().join("agent.sock");
         let address = format!("unix://{}", sock.display());
-        let agent = env!("CARGO_BIN_EXE_runr-agent");
-        let mut cmd = match prefix.split_first() {
-            Some((program, args)) => {
-                let mut c = Command::new(program);
-                c.args(args).arg(agent);
-                c
-            }
-            None => Command::new(agent),
-        };
-        cmd.env_remove("KATA_AGENT_SERVER_ADDR")
-            .args([
-                "--server-address",
-                &address,
-                "--log-level",
-                log_level,
-                "--state-dir",
-            ])
-            .arg(dir.path().join("state"))
-            .stderr(std::fs::File::create(dir.path().join("agent.log")).unwrap());
-        let child = cmd.spawn().expect("spawn runr-agent");
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while !sock.exists() {
-            assert!(Instant::now() < deadline, "no socket at {}", sock.display());
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        let child = spawn(dir.path(), prefix, log_level).await;
         let client = Client::connect(&address).await.unwrap();
         Agent {
             child: Some(child),
@@ -82,6 +58,16 @@ impl Agent {
             client,
             rootfs,
         }
+    }
+
+    /// Kill the agent with SIGKILL, as a crash would (its containers stay), and start a new
+    /// one on the same state dir and socket.
+    pub async fn crash_and_restart(&mut self) {
+        let mut child = self.child.take().unwrap();
+        child.kill().unwrap();
+        child.wait().unwrap();
+        self.child = Some(spawn(self.dir.path(), &[], "warn").await);
+        self.client = Client::connect(&self.address).await.unwrap();
     }
 
     pub fn pid(&self) -> i32 {
@@ -371,6 +357,40 @@ impl Drop for Agent {
             }
         }
     }
+}
+
+/// Start runr-agent (by the command `prefix` if not empty) on `dir`'s socket and state dir;
+/// once it listens.
+async fn spawn(dir: &Path, prefix: &[&str], log_level: &str) -> Child {
+    let sock = dir.join("agent.sock");
+    let _ = std::fs::remove_file(&sock);
+    let address = format!("unix://{}", sock.display());
+    let agent = env!("CARGO_BIN_EXE_runr-agent");
+    let mut cmd = match prefix.split_first() {
+        Some((program, args)) => {
+            let mut c = Command::new(program);
+            c.args(args).arg(agent);
+            c
+        }
+        None => Command::new(agent),
+    };
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("agent.log"))
+        .unwrap();
+    cmd.env_remove("KATA_AGENT_SERVER_ADDR")
+        .args(["--server-address", &address, "--log-level", log_level])
+        .arg("--state-dir")
+        .arg(dir.join("state"))
+        .stderr(log);
+    let child = cmd.spawn().expect("spawn runr-agent");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !sock.exists() {
+        assert!(Instant::now() < deadline, "no socket at {}", sock.display());
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    child
 }
 
 /// SIGTERM to an agent this test started, and its exit status (SIGKILL after 20 s).
