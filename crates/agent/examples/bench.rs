@@ -266,14 +266,21 @@ async fn main() {
     println!("{runs} runs each, after {WARMUP} warm-up runs; median (mean ± sd)");
 
     let mut agent_run = Vec::new();
+    // Create+Start, Wait, Remove apart.
+    let mut phases = [Vec::new(), Vec::new(), Vec::new()];
     for i in 0..runs + WARMUP {
         let id = format!("run-{i}");
         let t = Instant::now();
         b.create_start(&id, &["true"]).await;
+        let created = ms(t);
         assert_eq!(b.wait(&id, "").await, 0);
+        let waited = ms(t);
         b.remove(&id).await;
         if i >= WARMUP {
             agent_run.push(ms(t));
+            phases[0].push(created);
+            phases[1].push(waited - created);
+            phases[2].push(ms(t) - waited);
         }
     }
     let mut cli_run = Vec::new();
@@ -297,6 +304,19 @@ async fn main() {
     println!(
         "  runr run                                  {}",
         summary(&mut cli_run)
+    );
+    let [create, wait, remove] = &mut phases;
+    println!(
+        "  agent, Create+StartContainer              {}",
+        summary(create)
+    );
+    println!(
+        "  agent, WaitProcess                        {}",
+        summary(wait)
+    );
+    println!(
+        "  agent, RemoveContainer                    {}",
+        summary(remove)
     );
 
     b.create_start("sleeper", &["sleep", "1000"]).await;
