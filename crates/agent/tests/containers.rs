@@ -374,14 +374,8 @@ async fn two_clients_at_once() {
     let (one, data) = reader.await.unwrap();
     assert_eq!(data, b"from two\n");
     let run = |client: agent::protocols::agent_ttrpc::AgentServiceClient, id: &'static str| {
-        let spec = a.spec(&["sh", "-c", &format!("echo {id}")], |_| {});
+        let req = a.request(id, id, a.spec(&["sh", "-c", &format!("echo {id}")], |_| {}));
         async move {
-            let req = pb::CreateContainerRequest {
-                container_id: id.into(),
-                exec_id: id.into(),
-                OCI: Some(spec).into(),
-                ..Default::default()
-            };
             client.create_container(ctx(), &req).await.unwrap();
             let start = pb::StartContainerRequest {
                 container_id: id.into(),
@@ -552,11 +546,8 @@ async fn sandbox_pid_namespace_exec_id_alias_and_destroy_sandbox() {
     };
     a.agent().create_sandbox(ctx(), &sandbox).await.unwrap();
     let create = |id: &str, exec_id: &str, args: &[&str]| pb::CreateContainerRequest {
-        container_id: id.into(),
-        exec_id: exec_id.into(),
-        OCI: Some(a.spec(args, |_| {})).into(),
         sandbox_pidns: true,
-        ..Default::default()
+        ..a.request(id, exec_id, a.spec(args, |_| {}))
     };
     let pause = create("pause", "pause", &["sleep", "1000"]);
     a.agent().create_container(ctx(), &pause).await.unwrap();

@@ -163,14 +163,32 @@ impl Agent {
         s
     }
 
-    /// CreateContainer `id` from `spec` (the init's exec id is the container id).
-    pub async fn create(&self, id: &str, spec: oci::Spec) -> ttrpc::Result<()> {
-        let req = pb::CreateContainerRequest {
+    /// A CreateContainer request for `id`, its init named `exec_id`. Its cgroup is named
+    /// after this agent's temporary directory too, so that tests (and other programs'
+    /// tests) running at once never share a cgroup.
+    pub fn request(
+        &self,
+        id: &str,
+        exec_id: &str,
+        mut spec: oci::Spec,
+    ) -> pb::CreateContainerRequest {
+        let tag = self.dir.path().file_name().unwrap().to_string_lossy();
+        if let Some(linux) = spec.Linux.as_mut() {
+            if linux.CgroupsPath.is_empty() {
+                linux.CgroupsPath = format!("/{tag}-{id}");
+            }
+        }
+        pb::CreateContainerRequest {
             container_id: id.into(),
-            exec_id: id.into(),
+            exec_id: exec_id.into(),
             OCI: Some(spec).into(),
             ..Default::default()
-        };
+        }
+    }
+
+    /// CreateContainer `id` from `spec` (the init's exec id is the container id).
+    pub async fn create(&self, id: &str, spec: oci::Spec) -> ttrpc::Result<()> {
+        let req = self.request(id, id, spec);
         self.agent().create_container(ctx(), &req).await.map(|_| ())
     }
 
