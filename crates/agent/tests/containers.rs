@@ -105,6 +105,13 @@ async fn exec_with_its_own_user_and_env() {
         status(a.signal(id, "e1", libc::SIGTERM).await).code(),
         Code::NOT_FOUND
     );
+    // Waited for and drained: gone, its exec id free again.
+    assert_eq!(
+        status(a.read(id, "e1", false).await).code(),
+        Code::NOT_FOUND
+    );
+    a.exec(id, "e1", common::process(&["true"])).await.unwrap();
+    assert_eq!(a.wait(id, "e1").await.unwrap(), 0);
     let mut tty = common::process(&["sh", "-c", "tty; exit 4"]);
     tty.Terminal = true;
     a.exec(id, "tty", tty).await.unwrap();
