@@ -1,9 +1,10 @@
 //! The agent as PID 1, as in a guest: run as the first process of a new PID and mount
-//! namespace (`unshare --pid --fork --mount-proc`). PID 1 stays behind as the init and the
+//! namespace (`unshare --pid --fork --mount-proc --uts`). PID 1 stays behind as the init and the
 //! agent runs as its child: an orphan that a container leaves in the agent's PID namespace
 //! is reaped by PID 1 while the supervisor still gets its own processes' statuses; SIGTERM
 //! to PID 1 reaches the agent, which removes its containers; PID 1 then powers off (in a
-//! PID namespace the kernel ends it with SIGINT).
+//! PID namespace the kernel ends it with SIGINT). CreateSandbox sets the guest's hostname
+//! (that of a UTS namespace of the test's own).
 
 mod common;
 
@@ -31,7 +32,7 @@ fn eventually(what: &str, mut f: impl FnMut() -> bool) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn as_pid1_orphans_are_reaped_and_sigterm_stops_all() {
-    let prefix = ["unshare", "--pid", "--fork", "--mount-proc"];
+    let prefix = ["unshare", "--pid", "--fork", "--mount-proc", "--uts"];
     let a = Agent::start_with(&prefix, "info").await;
     // unshare → PID 1 (this binary) → the agent.
     let init = children_of(a.pid());
@@ -72,6 +73,30 @@ async fn as_pid1_orphans_are_reaped_and_sigterm_stops_all() {
         children_of(agent).iter().all(|p| state(*p) != Some('Z')),
         "no zombie under the agent"
     );
+
+    // In a guest, CreateSandbox sets the hostname (here, of the namespace's UTS namespace),
+    // as a container without a UTS namespace of its own shows.
+    let sandbox = agent::protocols::agent::CreateSandboxRequest {
+        sandbox_id: "pod".into(),
+        hostname: "pod-hostname".into(),
+        ..Default::default()
+    };
+    a.agent()
+        .create_sandbox(common::ctx(), &sandbox)
+        .await
+        .unwrap();
+    let spec = a.spec(&["hostname"], |s| {
+        s.Linux
+            .as_mut()
+            .unwrap()
+            .Namespaces
+            .retain(|n| n.Type != "uts");
+        s.Hostname.clear();
+    });
+    a.create("hostname", spec).await.unwrap();
+    a.start_container("hostname").await;
+    assert_eq!(a.read_all("hostname", "", false).await, "pod-hostname\n");
+    a.remove("hostname").await.unwrap();
 
     // SIGTERM to PID 1 is forwarded to the agent, which stops; then PID 1 ends.
     // SAFETY: kill(2) on PID 1 of the namespace this test created; it has not been reaped
