@@ -45,8 +45,10 @@ struct Inner {
     /// The library's state root (`<state dir>/containers`).
     root: PathBuf,
     /// Whether the agent runs in a guest (as PID 1's child): CreateSandbox then sets the
-    /// guest's hostname.
+    /// guest's hostname and DNS servers.
     guest: bool,
+    /// The guest's resolv.conf, in a guest (`<state dir>/resolv.conf`).
+    resolv_conf: PathBuf,
     /// Where each container's config.json is written: `<bundles>/<id>/config.json`.
     bundles: PathBuf,
     table: Mutex<Table>,
@@ -172,6 +174,7 @@ impl Containers {
                 sup,
                 root,
                 guest: false,
+                resolv_conf: state_dir.join("resolv.conf"),
                 bundles,
                 table: Mutex::new(Table::default()),
                 oom: tokio::sync::Mutex::new(rx),
@@ -179,8 +182,8 @@ impl Containers {
         })
     }
 
-    /// The agent runs in a guest: CreateSandbox sets the guest's hostname. Call before the
-    /// first clone is made.
+    /// The agent runs in a guest: CreateSandbox sets the guest's hostname and DNS servers.
+    /// Call before the first clone is made.
     pub fn in_guest(mut self) -> Self {
         Arc::get_mut(&mut self.inner)
             .expect("in_guest before the containers are shared")
@@ -491,7 +494,8 @@ fn remove_bundle(bundle: &Path) {
 #[async_trait]
 impl Backend for Containers {
     async fn create_sandbox(&self, sandbox: Sandbox) -> Result<()> {
-        // A standalone agent leaves its host's hostname alone; in a guest it is the pod's.
+        // A standalone agent leaves its host's hostname and resolver alone; in a guest they
+        // are the pod's.
         if self.inner.guest && !sandbox.hostname.is_empty() {
             nix::unistd::sethostname(&sandbox.hostname).map_err(|e| {
                 AgentError::internal(format!(
@@ -500,11 +504,10 @@ impl Backend for Containers {
                 ))
             })?;
         }
-        if !sandbox.dns.is_empty() {
-            tracing::warn!(
-                sandbox = sandbox.id,
-                "CreateSandbox: DNS servers are not applied; the containers' mounts provide resolv.conf"
-            );
+        if self.inner.guest && !sandbox.dns.is_empty() {
+            crate::guest::set_dns(&self.inner.resolv_conf, &sandbox.dns).map_err(|e| {
+                AgentError::internal(format!("CreateSandbox {}: DNS: {e:#}", sandbox.id))
+            })?;
         }
         Ok(())
     }

@@ -143,6 +143,33 @@ fn mount(m: &GuestMount) -> Result<()> {
     Ok(())
 }
 
+/// The guest's resolver configuration: `lines` (as CreateSandbox sends them, e.g.
+/// `nameserver 10.0.0.1`) written to `file`, which is bind-mounted on /etc/resolv.conf
+/// (once; later calls rewrite it in place, so the mount shows the new lines). The guest's
+/// root may be read-only: the file lives in the agent's state dir.
+pub fn set_dns(file: &Path, lines: &[String]) -> Result<()> {
+    let mut text = lines.join("\n");
+    text.push('\n');
+    std::fs::write(file, text).with_context(|| format!("write {}", file.display()))?;
+    let target = Path::new("/etc/resolv.conf");
+    let info =
+        std::fs::read_to_string("/proc/self/mountinfo").context("read /proc/self/mountinfo")?;
+    if mount_points(&info).contains("/etc/resolv.conf") {
+        return Ok(());
+    }
+    if !target.exists() {
+        std::fs::write(target, "").with_context(|| format!("create {}", target.display()))?;
+    }
+    nix::mount::mount(
+        Some(file),
+        target,
+        None::<&str>,
+        MsFlags::MS_BIND,
+        None::<&str>,
+    )
+    .with_context(|| format!("bind-mount {} on {}", file.display(), target.display()))
+}
+
 /// The signals PID 1 handles: SIGCHLD to reap, the others to forward to the agent.
 fn init_signals() -> SigSet {
     let mut set = SigSet::empty();

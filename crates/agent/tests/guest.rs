@@ -74,28 +74,41 @@ async fn as_pid1_orphans_are_reaped_and_sigterm_stops_all() {
         "no zombie under the agent"
     );
 
-    // In a guest, CreateSandbox sets the hostname (here, of the namespace's UTS namespace),
-    // as a container without a UTS namespace of its own shows.
+    // In a guest, CreateSandbox sets the hostname (here, of the test's UTS namespace), as a
+    // container without a UTS namespace of its own shows, and the DNS servers (on the mount
+    // namespace's /etc/resolv.conf), as one that mounts it shows.
     let sandbox = agent::protocols::agent::CreateSandboxRequest {
         sandbox_id: "pod".into(),
         hostname: "pod-hostname".into(),
+        dns: common::strings(&["nameserver 192.0.2.53", "search pod.example"]),
         ..Default::default()
     };
     a.agent()
         .create_sandbox(common::ctx(), &sandbox)
         .await
         .unwrap();
-    let spec = a.spec(&["hostname"], |s| {
+    let spec = a.spec(&["sh", "-c", "hostname; cat /etc/resolv.conf"], |s| {
         s.Linux
             .as_mut()
             .unwrap()
             .Namespaces
             .retain(|n| n.Type != "uts");
         s.Hostname.clear();
+        // As Kata's shim mounts the guest's resolv.conf into a container.
+        s.Mounts.push(agent::protocols::oci::Mount {
+            destination: "/etc/resolv.conf".into(),
+            type_: "bind".into(),
+            source: "/etc/resolv.conf".into(),
+            options: common::strings(&["rbind", "ro"]),
+            ..Default::default()
+        });
     });
     a.create("hostname", spec).await.unwrap();
     a.start_container("hostname").await;
-    assert_eq!(a.read_all("hostname", "", false).await, "pod-hostname\n");
+    assert_eq!(
+        a.read_all("hostname", "", false).await,
+        "pod-hostname\nnameserver 192.0.2.53\nsearch pod.example\n"
+    );
     a.remove("hostname").await.unwrap();
 
     // SIGTERM to PID 1 is forwarded to the agent, which stops; then PID 1 ends.
