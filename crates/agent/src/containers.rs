@@ -198,27 +198,34 @@ impl Containers {
 
     /// Force-delete what an agent that did not stop cleanly left under the state dir (its
     /// containers, whose processes no one supervises any more, and their bundles): the
-    /// state dir is the agent's own. The ids removed.
+    /// state dir is the agent's own. The ids removed; one that cannot be is logged and left.
     pub async fn remove_leftovers(&self) -> anyhow::Result<Vec<String>> {
         use anyhow::Context;
         let (root, bundles) = (self.inner.root.clone(), self.inner.bundles.clone());
         tokio::task::spawn_blocking(move || {
             let ids = container::state::list_ids(&root)
                 .with_context(|| format!("list the containers under {}", root.display()))?;
-            for id in &ids {
-                container::Container::load(&root, id)
-                    .and_then(|c| c.delete(true))
-                    .with_context(|| {
-                        format!("remove the container {id} left under {}", root.display())
-                    })?;
+            let mut removed = Vec::with_capacity(ids.len());
+            for id in ids {
+                // One that cannot be removed keeps its id taken, and no more: the agent
+                // serves the rest.
+                match container::Container::load(&root, &id).and_then(|c| c.delete(true)) {
+                    Ok(_) => removed.push(id),
+                    Err(e) => tracing::error!(
+                        "remove the container {id} left under {}: {e}",
+                        root.display()
+                    ),
+                }
             }
             for entry in std::fs::read_dir(&bundles)
                 .with_context(|| format!("read {}", bundles.display()))?
                 .flatten()
             {
-                remove_bundle(&entry.path());
+                if !root.join(entry.file_name()).exists() {
+                    remove_bundle(&entry.path());
+                }
             }
-            Ok(ids)
+            Ok(removed)
         })
         .await
         .context("the removal of leftovers panicked")?
