@@ -15,6 +15,9 @@
 //!   for the whole container reaches every process of it.
 //! - GetOOMEvent takes the next container id from a queue that a task fills from the
 //!   supervisor's event stream: each OOM kill is answered once.
+//! - CreateSandbox sets the hostname and resolv.conf in a guest only; DestroySandbox, like
+//!   the agent's stop, removes every container; an agent that starts removes what a crashed
+//!   one left under its state dir.
 //!
 //! Operations that change the table (create, exec, remove) run as tasks of their own, so a
 //! client that hangs up mid-call leaves the agent's table and the supervisor's in step.
