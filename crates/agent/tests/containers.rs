@@ -266,7 +266,13 @@ async fn pause_and_resume() {
 async fn update_and_stats_in_the_cgroup() {
     let a = Agent::start().await;
     let id = "update";
-    a.run(id, &["sh", "-c", "sleep 1000 & sleep 1000"]).await;
+    a.run(
+        id,
+        &["sh", "-c", "sleep 1000 & echo ready; exec sleep 1000"],
+    )
+    .await;
+    // Two processes from here on: the shell (then its sleep) and the other sleep.
+    a.read_until(id, "", "ready").await;
     let limit: i64 = 48 << 20;
     let req = pb::UpdateContainerRequest {
         container_id: id.into(),
@@ -303,7 +309,7 @@ async fn update_and_stats_in_the_cgroup() {
     let p = cg.pids_stats.unwrap();
     let current = std::fs::read_to_string(a.cgroup_dir(id, "pids").join("pids.current")).unwrap();
     assert_eq!(p.current.to_string(), current.trim());
-    assert!(p.current >= 2, "two sleeps: {p:?}");
+    assert_eq!(p.current, 2, "{p:?}");
     assert_eq!(p.limit, 50);
     let m = cg.memory_stats.unwrap();
     let usage = m.usage.unwrap();
