@@ -258,12 +258,29 @@ async fn main() {
     let idle = rss_kib(pid);
     let spawner_idle = spawner_of(pid).map(rss_kib).unwrap_or(0);
     let b = Bench {
-        a: AgentServiceClient::new(client),
+        a: AgentServiceClient::new(client.clone()),
         rootfs: args.rootfs.clone(),
     };
     let runs = args.runs;
     const WARMUP: usize = 5;
     println!("{runs} runs each, after {WARMUP} warm-up runs; median (mean ± sd)");
+    // What one RPC costs by itself.
+    let health = health_ttrpc::HealthClient::new(client.clone());
+    let mut check = Vec::new();
+    for i in 0..runs + WARMUP {
+        let t = Instant::now();
+        health
+            .check(ctx(), &health::CheckRequest::new())
+            .await
+            .unwrap();
+        if i >= WARMUP {
+            check.push(ms(t));
+        }
+    }
+    println!(
+        "an RPC's round trip (Check)                 {}",
+        summary(&mut check)
+    );
 
     let mut agent_run = Vec::new();
     // Create+Start, Wait, Remove apart.
