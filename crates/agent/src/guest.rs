@@ -26,6 +26,9 @@ pub struct GuestMount {
     pub fstype: &'static str,
     pub flags: MsFlags,
     pub data: &'static str,
+    /// The agent cannot run without it; without the others, only what needs them fails
+    /// (containers without cgroups, ptys or /dev/shm), so their failure is a warning.
+    pub essential: bool,
 }
 
 const NOSUID_NODEV_NOEXEC: MsFlags = MsFlags::MS_NOSUID
@@ -41,42 +44,49 @@ pub const GUEST_MOUNTS: &[GuestMount] = &[
         fstype: "proc",
         flags: NOSUID_NODEV_NOEXEC,
         data: "",
+        essential: true,
     },
     GuestMount {
         target: "/sys",
         fstype: "sysfs",
         flags: NOSUID_NODEV_NOEXEC,
         data: "",
+        essential: true,
     },
     GuestMount {
         target: "/sys/fs/cgroup",
         fstype: "cgroup2",
         flags: NOSUID_NODEV_NOEXEC,
         data: "",
+        essential: false,
     },
     GuestMount {
         target: "/dev",
         fstype: "devtmpfs",
         flags: MsFlags::MS_NOSUID,
         data: "mode=0755",
+        essential: true,
     },
     GuestMount {
         target: "/dev/pts",
         fstype: "devpts",
         flags: MsFlags::MS_NOSUID.union(MsFlags::MS_NOEXEC),
         data: "gid=5,mode=0620,ptmxmode=0666",
+        essential: false,
     },
     GuestMount {
         target: "/dev/shm",
         fstype: "tmpfs",
         flags: MsFlags::MS_NOSUID.union(MsFlags::MS_NODEV),
         data: "mode=1777",
+        essential: false,
     },
     GuestMount {
         target: "/run",
         fstype: "tmpfs",
         flags: MsFlags::MS_NOSUID.union(MsFlags::MS_NODEV),
         data: "mode=0755",
+        essential: true,
     },
 ];
 
@@ -120,7 +130,8 @@ pub fn missing(mounted: &HashSet<String>) -> Vec<&'static GuestMount> {
 }
 
 /// Mount what a guest needs and is not mounted yet. /proc first, when /proc/self is not
-/// there, so that the rest can be looked up in its mountinfo.
+/// there, so that the rest can be looked up in its mountinfo. A failure is an error for an
+/// essential mount, a warning for the others.
 pub fn mount_guest_filesystems() -> Result<()> {
     if !Path::new("/proc/self").exists() {
         mount(&GUEST_MOUNTS[0])?;
@@ -128,7 +139,10 @@ pub fn mount_guest_filesystems() -> Result<()> {
     let info =
         std::fs::read_to_string("/proc/self/mountinfo").context("read /proc/self/mountinfo")?;
     for m in missing(&mount_points(&info)) {
-        mount(m)?;
+        match mount(m) {
+            Err(e) if !m.essential => tracing::warn!("{e:#}"),
+            r => r?,
+        }
     }
     Ok(())
 }
@@ -305,6 +319,16 @@ mod tests {
                 assert!(j < i, "{} before {}", parent.display(), m.target);
             }
         }
+    }
+
+    #[test]
+    fn proc_sys_dev_and_run_are_essential() {
+        let essential: Vec<_> = GUEST_MOUNTS
+            .iter()
+            .filter(|m| m.essential)
+            .map(|m| m.target)
+            .collect();
+        assert_eq!(essential, ["/proc", "/sys", "/dev", "/run"]);
     }
 
     #[test]
