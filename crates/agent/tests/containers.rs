@@ -505,43 +505,92 @@ async fn a_bad_spec_is_answered_and_leaves_nothing() {
     a.stop();
 }
 
+/// Send `method` with `payload` on a connection of its own, and hang up `after` later
+/// with the call still under way: the server sees the connection close.
+async fn call_and_hang_up(a: &Agent, method: &str, payload: Vec<u8>, after: Duration) {
+    use protobuf::Message;
+    use std::io::Write;
+    let path = a.address.strip_prefix("unix://").unwrap();
+    let mut conn = std::os::unix::net::UnixStream::connect(path).unwrap();
+    let req = ttrpc::Request {
+        service: "grpc.AgentService".into(),
+        method: method.into(),
+        payload,
+        ..Default::default()
+    };
+    let body = req.write_to_bytes().unwrap();
+    let header: Vec<u8> = ttrpc::MessageHeader::new_request(1, body.len() as u32).into();
+    conn.write_all(&header).unwrap();
+    conn.write_all(&body).unwrap();
+    tokio::time::sleep(after).await;
+    drop(conn);
+}
+
 /// Clients that hang up in the middle of a blocking ReadStdout, WaitProcess and
 /// GetOOMEvent: the agent stays healthy, and the output and statuses are there for the
-/// next client.
+/// next client. One that hangs up right after sending CreateContainer: the container is
+/// either never made or made whole, and removable.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_that_hangs_up_mid_call_leaves_the_agent_healthy() {
+    use protobuf::Message;
     let a = Agent::start().await;
     let id = "hangup";
     a.run(id, &["cat"]).await;
-    for _ in 0..3 {
-        let gone = a.connect().await;
-        let calls = tokio::spawn(async move {
-            let wait_req = pb::WaitProcessRequest {
-                container_id: id.into(),
-                ..Default::default()
-            };
-            let oom_req = pb::GetOOMEventRequest::new();
-            let read = common::read_with(&gone, id, "", false);
-            let wait = gone.wait_process(ctx(), &wait_req);
-            let oom = gone.get_oom_event(ctx(), &oom_req);
-            let _ = tokio::join!(read, wait, oom);
-        });
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        calls.abort();
-        let _ = calls.await;
+    let read = pb::ReadStreamRequest {
+        container_id: id.into(),
+        len: 4096,
+        ..Default::default()
+    };
+    let wait = pb::WaitProcessRequest {
+        container_id: id.into(),
+        ..Default::default()
+    };
+    let calls = [
+        ("ReadStdout", read.write_to_bytes().unwrap()),
+        ("WaitProcess", wait.write_to_bytes().unwrap()),
+        (
+            "GetOOMEvent",
+            pb::GetOOMEventRequest::new().write_to_bytes().unwrap(),
+        ),
+    ];
+    for (method, payload) in calls {
+        call_and_hang_up(&a, method, payload, Duration::from_millis(100)).await;
     }
     // Give the agent a moment to see the connections close.
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
     HealthClient::new(a.client.clone())
         .check(ctx(), &health::CheckRequest::new())
         .await
         .unwrap();
+    // The abandoned read took nothing.
     a.write(id, "", b"still here\n").await.unwrap();
     assert_eq!(a.read_until(id, "", "\n").await, "still here\n");
     a.write(id, "", b"").await.unwrap();
     assert_eq!(a.read_all(id, "", false).await, "");
     assert_eq!(a.wait(id, "").await.unwrap(), 0);
     a.remove(id).await.unwrap();
+
+    let created = "hung-up-create";
+    let req = a.request(created, created, a.spec(&["sleep", "1000"], |_| {}));
+    call_and_hang_up(
+        &a,
+        "CreateContainer",
+        req.write_to_bytes().unwrap(),
+        Duration::ZERO,
+    )
+    .await;
+    let stats = pb::StatsContainerRequest {
+        container_id: created.into(),
+        ..Default::default()
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(2);
+    while std::time::Instant::now() < deadline {
+        if a.agent().stats_container(ctx(), &stats).await.is_ok() {
+            a.remove(created).await.unwrap();
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     a.assert_nothing_left();
     a.stop();
 }
