@@ -394,7 +394,7 @@ impl Inner {
             .as_ref()
             .and_then(|p| p.terminal())
             .unwrap_or(false);
-        let holds_pidns = req.sandbox_pidns && self.share_sandbox_pidns(&mut spec, &what)?;
+        let holds_pidns = req.sandbox_pidns && self.share_sandbox_pidns(&mut spec, &what).await?;
         std::fs::create_dir_all(bundle).map_err(|e| {
             AgentError::internal(format!("{what}: create {}: {e}", bundle.display()))
         })?;
@@ -419,16 +419,30 @@ impl Inner {
 
     /// A container asking for the sandbox's PID namespace joins that of the first such
     /// container while it lives; without one, its own new namespace becomes the sandbox's
-    /// (true).
-    fn share_sandbox_pidns(&self, spec: &mut oci_spec::runtime::Spec, what: &str) -> Result<bool> {
-        let holder_pid = {
+    /// (true). If that container's init has exited, the namespace is gone (and its pid may
+    /// be another process's): refused.
+    async fn share_sandbox_pidns(
+        &self,
+        spec: &mut oci_spec::runtime::Spec,
+        what: &str,
+    ) -> Result<bool> {
+        let holder = {
             let table = self.table();
             table
                 .pidns_holder
                 .as_ref()
-                .and_then(|h| table.containers.get(h))
-                .map(|c| c.init_pid)
+                .and_then(|h| table.containers.get(h).map(|c| (h.clone(), c.init_pid)))
         };
+        if let Some((id, _)) = &holder {
+            let state = self.sup.state(id).await.map_err(sup_err(what))?;
+            if state.exit.is_some() {
+                return Err(AgentError::invalid(format!(
+                    "{what}: the sandbox's PID namespace is gone: the init of {id}, which \
+                     held it, has exited"
+                )));
+            }
+        }
+        let holder_pid = holder.map(|(_, pid)| pid);
         let linux = spec
             .linux_mut()
             .as_mut()

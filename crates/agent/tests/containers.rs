@@ -634,6 +634,13 @@ async fn sandbox_pid_namespace_exec_id_alias_and_destroy_sandbox() {
         ..Default::default()
     };
     a.agent().remove_container(ctx(), &remove).await.unwrap();
+    // Once the pause container's init has exited, its namespace cannot be joined.
+    a.signal("pause", "", libc::SIGKILL).await.unwrap();
+    assert_eq!(a.wait("pause", "").await.unwrap(), libc::SIGKILL);
+    let late = create("late", "late", &["true"]);
+    let s = status(a.agent().create_container(ctx(), &late).await);
+    assert_eq!(s.code(), Code::INVALID_ARGUMENT, "{s:?}");
+    assert!(s.message().contains("PID namespace is gone"), "{s:?}");
     a.run("left-running", &["sleep", "1000"]).await;
     a.agent()
         .destroy_sandbox(ctx(), &pb::DestroySandboxRequest::new())
