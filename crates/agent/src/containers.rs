@@ -66,6 +66,8 @@ struct Table {
     /// The container whose PID namespace the sandbox's containers share (CreateContainer
     /// with sandbox_pidns), while it lives.
     pidns_holder: Option<String>,
+    /// The container being created that will hold it.
+    pidns_pending: Option<String>,
 }
 
 /// What the agent keeps of a container beside the supervisor's record.
@@ -334,16 +336,31 @@ impl Inner {
         }
         {
             let mut table = self.table();
-            if table.containers.contains_key(&id) || !table.creating.insert(id.clone()) {
+            if table.containers.contains_key(&id) || table.creating.contains(&id) {
                 return Err(AgentError::invalid(format!(
                     "{what}: container {id} already exists"
                 )));
             }
+            // The first container of the sandbox's PID namespace makes it: the others wait
+            // for it to exist (as Kata's shim does, creating the pause container first).
+            if req.sandbox_pidns && table.pidns_holder.is_none() {
+                if let Some(other) = &table.pidns_pending {
+                    return Err(AgentError::invalid(format!(
+                        "{what}: the sandbox's PID namespace is still being made by \
+                         container {other}; create this one once that one exists"
+                    )));
+                }
+                table.pidns_pending = Some(id.clone());
+            }
+            table.creating.insert(id.clone());
         }
         let bundle = self.bundles.join(&id);
         let created = self.create_reserved(&req, &bundle).await;
         let mut table = self.table();
         table.creating.remove(&id);
+        if table.pidns_pending.as_ref() == Some(&id) {
+            table.pidns_pending = None;
+        }
         match created {
             Ok((pid, terminal, holds_pidns)) => {
                 let mut procs = HashMap::new();

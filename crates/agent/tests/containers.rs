@@ -611,9 +611,32 @@ async fn sandbox_pid_namespace_exec_id_alias_and_destroy_sandbox() {
         sandbox_pidns: true,
         ..a.request(id, exec_id, a.spec(args, |_| {}))
     };
-    let pause = create("pause", "pause", &["sleep", "1000"]);
-    a.agent().create_container(ctx(), &pause).await.unwrap();
-    a.start_container("pause").await;
+    // Two at once: one makes the namespace; the other is refused while it is being made,
+    // or joins it.
+    let (one, two) = (a.connect().await, a.connect().await);
+    let (p1, p2) = (
+        create("pause", "pause", &["sleep", "1000"]),
+        create("pause2", "pause2", &["sleep", "1000"]),
+    );
+    let (r1, r2) = tokio::join!(
+        one.create_container(ctx(), &p1),
+        two.create_container(ctx(), &p2)
+    );
+    let mut pauses = Vec::new();
+    for (id, r) in [("pause", r1), ("pause2", r2)] {
+        match r {
+            Ok(_) => pauses.push(id),
+            Err(e) => {
+                let s = status::<()>(Err(e));
+                assert_eq!(s.code(), Code::INVALID_ARGUMENT, "{s:?}");
+                assert!(s.message().contains("still being made"), "{s:?}");
+            }
+        }
+    }
+    assert!(!pauses.is_empty());
+    for id in &pauses {
+        a.start_container(id).await;
+    }
     let app = create("app", "app-init", &["cat", "/proc/1/cmdline"]);
     a.agent().create_container(ctx(), &app).await.unwrap();
     a.start_container("app").await;
@@ -635,8 +658,11 @@ async fn sandbox_pid_namespace_exec_id_alias_and_destroy_sandbox() {
     };
     a.agent().remove_container(ctx(), &remove).await.unwrap();
     // Once the pause container's init has exited, its namespace cannot be joined.
-    a.signal("pause", "", libc::SIGKILL).await.unwrap();
-    assert_eq!(a.wait("pause", "").await.unwrap(), libc::SIGKILL);
+    for id in &pauses {
+        // One that joined the other's namespace may be dead with it already.
+        let _ = a.signal(id, "", libc::SIGKILL).await;
+        assert_eq!(a.wait(id, "").await.unwrap(), libc::SIGKILL);
+    }
     let late = create("late", "late", &["true"]);
     let s = status(a.agent().create_container(ctx(), &late).await);
     assert_eq!(s.code(), Code::INVALID_ARGUMENT, "{s:?}");
@@ -646,7 +672,7 @@ async fn sandbox_pid_namespace_exec_id_alias_and_destroy_sandbox() {
         .destroy_sandbox(ctx(), &pb::DestroySandboxRequest::new())
         .await
         .unwrap();
-    for id in ["pause", "left-running"] {
+    for id in pauses.into_iter().chain(["left-running"]) {
         assert_eq!(status(a.wait(id, "").await).code(), Code::NOT_FOUND);
     }
     a.assert_nothing_left();
