@@ -32,6 +32,14 @@ fn eventually(what: &str, mut f: impl FnMut() -> bool) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn as_pid1_orphans_are_reaped_and_sigterm_stops_all() {
+    let has_unshare = std::process::Command::new("unshare")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !has_unshare {
+        eprintln!("skipped: no unshare(1) here (util-linux)");
+        return;
+    }
     let prefix = ["unshare", "--pid", "--fork", "--mount-proc", "--uts"];
     let a = Agent::start_with(&prefix, "info").await;
     // unshare → PID 1 (this binary) → the agent.
