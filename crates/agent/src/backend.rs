@@ -1,9 +1,10 @@
 //! What the agent's RPCs ask of the container side, in oci-spec and plain Rust types.
 //!
 //! The service (service.rs) checks and converts each request, then calls a [`Backend`]; the
-//! backend is where containers and processes live (the supervisor, keyed by container id
-//! and exec id). Until that is wired, [`Unwired`] answers every container call with a clear
-//! UNIMPLEMENTED.
+//! backend is where containers and processes live: [`crate::containers::Containers`], on
+//! runr's supervisor, keyed by container id and exec id, is what the agent serves.
+//! [`Unwired`] answers every container call with a clear UNIMPLEMENTED (the protocol
+//! layer's tests use it).
 
 use crate::error::AgentError;
 use async_trait::async_trait;
@@ -110,8 +111,8 @@ pub trait Backend: Send + Sync + 'static {
     async fn get_oom_event(&self) -> Result<String>;
 }
 
-/// The backend until the supervisor is wired: sandbox calls succeed (there is nothing to set
-/// up or tear down), container calls answer UNIMPLEMENTED saying why.
+/// A backend without containers: sandbox calls succeed (there is nothing to set up or tear
+/// down), container calls answer UNIMPLEMENTED saying why.
 #[derive(Debug, Default)]
 pub struct Unwired;
 

@@ -83,6 +83,30 @@ impl From<container::Error> for AgentError {
     }
 }
 
+/// The supervisor's errors: an unknown container or exec id is NOT_FOUND; a taken id, a
+/// request that does not fit the process (a pty asked of a process without one, a process
+/// that has exited, a container in the wrong state) INVALID_ARGUMENT; a library error as
+/// the library's own mapping says, with the supervisor's whole message (which step failed).
+impl From<supervisor::Error> for AgentError {
+    fn from(e: supervisor::Error) -> Self {
+        use supervisor::Error as E;
+        let msg = e.to_string();
+        match e {
+            E::NotFound { .. } => AgentError::NotFound(msg),
+            E::AlreadyExists { .. } | E::InvalidArgument(_) | E::FailedPrecondition(_) => {
+                AgentError::InvalidArgument(msg)
+            }
+            E::Library { source, .. } => match AgentError::from(source) {
+                AgentError::NotFound(_) => AgentError::NotFound(msg),
+                AgentError::InvalidArgument(_) => AgentError::InvalidArgument(msg),
+                AgentError::Unimplemented(_) => AgentError::Unimplemented(msg),
+                AgentError::Internal(_) => AgentError::Internal(msg),
+            },
+            E::Io { .. } => AgentError::Internal(msg),
+        }
+    }
+}
+
 /// The status a failed request answers with.
 pub fn to_status(e: &AgentError) -> Status {
     ttrpc::get_status(e.code(), e.to_string())
@@ -154,6 +178,46 @@ mod tests {
                 .starts_with("CreateContainer c1: mount /proc: "),
             "{e}"
         );
+    }
+
+    #[test]
+    fn supervisor_errors() {
+        use supervisor::Error as E;
+        let code = |e: E| AgentError::from(e).code();
+        let nf = E::NotFound {
+            id: "c".into(),
+            exec_id: "e".into(),
+        };
+        assert_eq!(code(nf), Code::NOT_FOUND);
+        let taken = E::AlreadyExists {
+            id: "c".into(),
+            exec_id: "c".into(),
+        };
+        assert_eq!(code(taken), Code::INVALID_ARGUMENT);
+        assert_eq!(
+            code(E::FailedPrecondition("exited".into())),
+            Code::INVALID_ARGUMENT
+        );
+        let lib = E::Library {
+            what: "create".into(),
+            source: container::Error::Os {
+                what: "mount /no/such".into(),
+                source: std::io::Error::from_raw_os_error(libc::ENOENT),
+            },
+        };
+        let e = AgentError::from(lib);
+        assert_eq!(e.code(), Code::INTERNAL);
+        assert!(e.to_string().starts_with("create: mount /no/such: "), "{e}");
+        let bad = E::Library {
+            what: "create".into(),
+            source: container::Error::Config("process.args is empty".into()),
+        };
+        assert_eq!(code(bad), Code::INVALID_ARGUMENT);
+        let io = E::Io {
+            what: "read stdout".into(),
+            source: std::io::Error::from_raw_os_error(libc::EIO),
+        };
+        assert_eq!(code(io), Code::INTERNAL);
     }
 
     #[test]

@@ -1,13 +1,16 @@
 //! runr-agent's library part: the Kata agent protocol, the conversions from its messages to
 //! oci-spec types, the services and the server, all testable without the binary.
 //!
-//! The container work behind the services is a [`backend::Backend`]; until the supervisor
-//! is wired, [`backend::Unwired`] answers the container calls UNIMPLEMENTED.
+//! The container work behind the services is a [`backend::Backend`]: [`containers::Containers`]
+//! on runr's supervisor (what the binary serves), or [`backend::Unwired`], which answers the
+//! container calls UNIMPLEMENTED. [`guest`] is what the agent does as PID 1 of a guest.
 
 pub mod address;
 pub mod backend;
+pub mod containers;
 pub mod convert;
 pub mod error;
+pub mod guest;
 pub mod logging;
 pub mod net;
 pub mod server;

@@ -42,7 +42,7 @@ mod user;
 pub use container::{Container, Event, Started};
 pub use error::{Error, InitFailure, Result, WrongStatus};
 pub use process::exec;
-pub use process::{create, CreateOptions, ProcessHandle, ProcessIo, Stdio};
+pub use process::{create, CreateOptions, ExitStatus, ProcessHandle, ProcessIo, Stdio};
 pub use security::seccomp::library_version as libseccomp_version;
 pub use spawner::Spawner;
 pub use state::{OciState, Status};

@@ -7,6 +7,9 @@ use std::time::SystemTime;
 pub struct ExitInfo {
     /// Its exit status, or 128 + N if signal N killed it.
     pub status: i32,
+    /// The signal that killed it, if one did (`status` cannot tell an `exit 137` from a
+    /// SIGKILL; Kata's agent API reports the signal's number).
+    pub signal: Option<i32>,
     /// When the supervisor saw it end.
     pub exited_at: SystemTime,
 }

@@ -292,6 +292,7 @@ async fn reaped(id: &str, processes: &[Arc<Process>]) -> Vec<ExitInfo> {
                 );
                 exits.push(ExitInfo {
                     status: watch::UNKNOWN_STATUS,
+                    signal: None,
                     exited_at: SystemTime::now(),
                 });
             }

@@ -5,6 +5,7 @@
 use crate::event::{Event, ExitInfo};
 use crate::table::Process;
 use cgroups::OomWatch;
+use container::ExitStatus;
 use std::os::fd::{AsRawFd, RawFd};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -75,9 +76,11 @@ impl OomKills {
 
 /// Wait for `process` to end, reap it, record its status and send its `Exit`.
 pub(crate) async fn reap(process: Arc<Process>, to: Reporter) {
-    let status = exit_status(&process).await;
+    let ended = exit_status(&process).await;
+    let status = ended.map_or(UNKNOWN_STATUS, ExitStatus::code);
     let info = ExitInfo {
         status,
+        signal: ended.and_then(ExitStatus::signal),
         exited_at: SystemTime::now(),
     };
     let _gate = to.gate.lock().await;
@@ -100,19 +103,19 @@ pub(crate) async fn reap(process: Arc<Process>, to: Reporter) {
     drop(_gate);
 }
 
-/// The process's exit status, once it has exited; it is reaped.
-async fn exit_status(process: &Process) -> i32 {
+/// How the process ended, once it has; it is reaped. `None`: its status cannot be had.
+async fn exit_status(process: &Process) -> Option<ExitStatus> {
     let pid = process.pid();
     if let Err(e) = pidfd_readable(process).await {
         tracing::warn!("process {pid}: cannot watch its pidfd ({e}); polling it instead");
     }
     loop {
-        match process.handle.try_wait() {
-            Ok(Some(status)) => return status,
+        match process.handle.try_wait_status() {
+            Ok(Some(status)) => return Some(status),
             Ok(None) => tokio::time::sleep(POLL_INTERVAL).await,
             Err(e) => {
                 tracing::error!("process {pid} ended with no status to be had: {e}");
-                return UNKNOWN_STATUS;
+                return None;
             }
         }
     }

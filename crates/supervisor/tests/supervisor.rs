@@ -143,7 +143,7 @@ async fn piped_output_and_kept_status(t: T) {
     assert_eq!(out, "out\n");
     assert_eq!(t.read_all(id, id, Output::Stderr).await, "err\n");
     let first = t.sup.wait(id, id).await.unwrap();
-    assert_eq!(first.status, 7);
+    assert_eq!((first.status, first.signal), (7, None));
     let again = t.sup.wait(id, id).await.unwrap();
     assert_eq!(again, first, "the status is kept");
     let state = t.sup.state(id).await.unwrap();
@@ -281,6 +281,7 @@ async fn killed_by_a_signal(t: T) {
     t.sup.signal(id, id, libc::SIGKILL, false).await.unwrap();
     let exit = t.sup.wait(id, id).await.unwrap();
     assert_eq!(exit.status, 137);
+    assert_eq!(exit.signal, Some(libc::SIGKILL));
     for w in waiters {
         assert_eq!(w.await.unwrap(), exit, "every waiter gets the same exit");
     }

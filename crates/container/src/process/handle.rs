@@ -6,6 +6,33 @@ use crate::error::{Context, Result};
 use crate::process::stdio::ProcessIo;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 
+/// How a process ended, as waitid tells it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExitStatus {
+    /// It exited with this code.
+    Exited(i32),
+    /// This signal ended it.
+    Signaled(i32),
+}
+
+impl ExitStatus {
+    /// As a shell reports it: the exit code, or 128 + N if signal N ended it.
+    pub fn code(self) -> i32 {
+        match self {
+            ExitStatus::Exited(code) => code,
+            ExitStatus::Signaled(signal) => 128 + signal,
+        }
+    }
+
+    /// The signal that ended it, if one did.
+    pub fn signal(self) -> Option<i32> {
+        match self {
+            ExitStatus::Exited(_) => None,
+            ExitStatus::Signaled(signal) => Some(signal),
+        }
+    }
+}
+
 #[derive(Debug)]
 pub struct ProcessHandle {
     pid: i32,
@@ -54,15 +81,22 @@ impl ProcessHandle {
     pub fn wait(&self) -> Result<i32> {
         Ok(self
             .wait_with(libc::WEXITED)?
-            .expect("a blocking waitid returns a status"))
+            .expect("a blocking waitid returns a status")
+            .code())
     }
 
     /// The exit status if the process has exited (and reaps it), or `None` if it runs.
     pub fn try_wait(&self) -> Result<Option<i32>> {
+        Ok(self.try_wait_status()?.map(ExitStatus::code))
+    }
+
+    /// [`ProcessHandle::try_wait`], telling an exit code from a signal (a front end whose
+    /// API reports them apart, as Kata's agent API does).
+    pub fn try_wait_status(&self) -> Result<Option<ExitStatus>> {
         self.wait_with(libc::WEXITED | libc::WNOHANG)
     }
 
-    fn wait_with(&self, flags: libc::c_int) -> Result<Option<i32>> {
+    fn wait_with(&self, flags: libc::c_int) -> Result<Option<ExitStatus>> {
         loop {
             // SAFETY: an all-zero siginfo_t is valid; waitid fills it in.
             let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
@@ -89,8 +123,8 @@ impl ProcessHandle {
                 return Ok(None);
             }
             return Ok(Some(match info.si_code {
-                libc::CLD_EXITED => status,
-                _ => 128 + status,
+                libc::CLD_EXITED => ExitStatus::Exited(status),
+                _ => ExitStatus::Signaled(status),
             }));
         }
     }

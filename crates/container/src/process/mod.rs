@@ -19,5 +19,5 @@ pub(crate) mod stdio;
 pub(crate) mod sync;
 
 pub use create::{create, listen_fds_from_env, CreateOptions};
-pub use handle::ProcessHandle;
+pub use handle::{ExitStatus, ProcessHandle};
 pub use stdio::{ProcessIo, Stdio};
