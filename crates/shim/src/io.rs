@@ -1,0 +1,374 @@
+//! A process's stdio as containerd hands it over: paths of fifos it reads and writes (or
+//! `file://` URIs), empty for none.
+//!
+//! Without a terminal, the container writes its stdout and stderr straight into the fifos
+//! (no copy through the shim); the shim keeps a reading end of each open, so that a
+//! container writing after its client went away blocks on a full fifo rather than dying
+//! of SIGPIPE. Its stdin is a pipe the shim fills from the stdin fifo, so that CloseIO can
+//! give it end-of-file. With a terminal, the shim copies between the fifos and the pty
+//! master the supervisor holds.
+
+use std::fs::{File, OpenOptions};
+use std::os::fd::OwnedFd;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::PathBuf;
+use supervisor::{Output, Supervisor};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::unix::pipe;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// The stdio paths of a Create or Exec call.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StdioPaths {
+    pub stdin: String,
+    pub stdout: String,
+    pub stderr: String,
+    pub terminal: bool,
+}
+
+/// Where an output stream goes.
+#[derive(Debug, PartialEq, Eq)]
+enum Target {
+    Null,
+    Fifo(PathBuf),
+    File(PathBuf),
+}
+
+fn target(path: &str) -> Result<Target, String> {
+    if path.is_empty() {
+        return Ok(Target::Null);
+    }
+    match path.split_once("://") {
+        None => Ok(Target::Fifo(path.into())),
+        Some(("fifo", p)) => Ok(Target::Fifo(p.into())),
+        Some(("file", p)) => Ok(Target::File(p.into())),
+        Some(("binary", _)) => Err(format!(
+            "{path}: binary:// loggers are not supported by this shim yet; use a fifo or file://"
+        )),
+        Some((scheme, _)) => Err(format!("{path}: unknown stdio scheme {scheme:?}")),
+    }
+}
+
+/// An error of the shim's stdio set-up, with what failed.
+#[derive(Debug, thiserror::Error)]
+pub enum IoError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{what}: {source}")]
+    Os {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+fn os(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> IoError {
+    let what = what.into();
+    move |source| IoError::Os { what, source }
+}
+
+/// What the shim keeps of a process's stdio while the process is in its table.
+#[derive(Debug, Default)]
+pub struct Attached {
+    /// Reading ends of output fifos, held so that the writer never gets EPIPE.
+    keep: Vec<OwnedFd>,
+    /// Tells the stdin copy to send what is left and close.
+    close_stdin: Option<oneshot::Sender<()>>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Attached {
+    /// CloseIO: stdin reaches end-of-file once what the client wrote is passed on.
+    pub fn close_stdin(&mut self) {
+        if let Some(tx) = self.close_stdin.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+impl Drop for Attached {
+    fn drop(&mut self) {
+        self.close_stdin();
+        // The copies end by themselves at end-of-file; the stdin copy on the signal above.
+        // Nothing else keeps them, so they need not be aborted.
+        self.keep.clear();
+    }
+}
+
+/// A process's stdio, opened before its create or exec.
+pub struct Prepared {
+    paths: StdioPaths,
+    /// For the supervisor (moved out by [`Prepared::take_stdio`]).
+    stdio: Option<supervisor::Stdio>,
+    attached: Attached,
+    stdin_fifo: Option<pipe::Receiver>,
+    /// The shim's end of the process's stdin pipe (without a terminal).
+    stdin_pipe: Option<OwnedFd>,
+}
+
+impl Prepared {
+    /// Open what `paths` name.
+    pub fn open(paths: &StdioPaths) -> Result<Prepared, IoError> {
+        let out = target(&paths.stdout).map_err(IoError::Invalid)?;
+        let err = target(&paths.stderr).map_err(IoError::Invalid)?;
+        let mut attached = Attached::default();
+        let stdin_fifo = if paths.stdin.is_empty() {
+            None
+        } else {
+            // Read and write: the open does not wait for the client, and a client that
+            // closes its end does not end the copy (CloseIO does).
+            let f = pipe::OpenOptions::new()
+                .read_write(true)
+                .open_receiver(&paths.stdin)
+                .map_err(os(format!("open the stdin fifo {}", paths.stdin)))?;
+            Some(f)
+        };
+        if paths.terminal {
+            return Ok(Prepared {
+                paths: paths.clone(),
+                stdio: Some(supervisor::Stdio::Terminal),
+                attached,
+                stdin_fifo,
+                stdin_pipe: None,
+            });
+        }
+        let (stdin, stdin_pipe) =
+            match stdin_fifo {
+                Some(_) => {
+                    let (r, w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
+                        .map_err(|e| IoError::Os {
+                            what: "pipe2 for the process's stdin".into(),
+                            source: e.into(),
+                        })?;
+                    (r, Some(w))
+                }
+                None => (dev_null(false)?, None),
+            };
+        let stdout = open_output(&out, &mut attached.keep, "stdout")?;
+        let stderr = if paths.stderr == paths.stdout && out != Target::Null {
+            stdout
+                .try_clone()
+                .map_err(os("dup the stdout descriptor for stderr"))?
+        } else {
+            open_output(&err, &mut attached.keep, "stderr")?
+        };
+        Ok(Prepared {
+            paths: paths.clone(),
+            stdio: Some(supervisor::Stdio::Fds {
+                stdin,
+                stdout,
+                stderr,
+            }),
+            attached,
+            stdin_fifo,
+            stdin_pipe,
+        })
+    }
+
+    /// What the supervisor's create or exec takes.
+    pub fn take_stdio(&mut self) -> supervisor::Stdio {
+        self.stdio.take().unwrap_or(supervisor::Stdio::Piped)
+    }
+
+    /// Once the process exists: start the copies; what the shim keeps of its stdio.
+    pub fn attach(
+        mut self,
+        sup: &Supervisor,
+        id: &str,
+        exec_id: &str,
+    ) -> Result<Attached, IoError> {
+        let mut attached = std::mem::take(&mut self.attached);
+        if let Some(fifo) = self.stdin_fifo.take() {
+            let (tx, rx) = oneshot::channel();
+            let sink = match self.stdin_pipe.take() {
+                Some(w) => {
+                    let w = pipe::Sender::from_owned_fd(w)
+                        .map_err(os("register the stdin pipe with the reactor"))?;
+                    Sink::Pipe(w)
+                }
+                None => Sink::Terminal {
+                    sup: sup.clone(),
+                    id: id.to_string(),
+                    exec_id: exec_id.to_string(),
+                },
+            };
+            attached.close_stdin = Some(tx);
+            attached
+                .tasks
+                .push(tokio::spawn(copy_stdin(fifo, sink, rx)));
+        }
+        if self.paths.terminal && !self.paths.stdout.is_empty() {
+            let path = match target(&self.paths.stdout).map_err(IoError::Invalid)? {
+                Target::Fifo(p) | Target::File(p) => p,
+                Target::Null => unreachable!("stdout is not empty"),
+            };
+            let reader = sup
+                .take_output(id, exec_id, Output::Stdout)
+                .map_err(|e| IoError::Invalid(format!("the terminal's output: {e}")))?;
+            let keep = OpenOptions::new()
+                .read(true)
+                .custom_flags(libc::O_NONBLOCK)
+                .open(&path)
+                .map_err(os(format!("open the stdout fifo {}", path.display())))?;
+            let writer = pipe::OpenOptions::new()
+                .open_sender(&path)
+                .map_err(os(format!(
+                    "open the stdout fifo {} for writing",
+                    path.display()
+                )))?;
+            attached
+                .tasks
+                .push(tokio::spawn(copy_terminal(reader, writer, keep)));
+        }
+        Ok(attached)
+    }
+}
+
+/// Where the stdin copy writes.
+enum Sink {
+    Pipe(pipe::Sender),
+    Terminal {
+        sup: Supervisor,
+        id: String,
+        exec_id: String,
+    },
+}
+
+impl Sink {
+    async fn write(&mut self, data: &[u8]) -> bool {
+        match self {
+            Sink::Pipe(p) => p.write_all(data).await.is_ok(),
+            Sink::Terminal { sup, id, exec_id } => sup.write_stdin(id, exec_id, data).await.is_ok(),
+        }
+    }
+
+    async fn close(self) {
+        if let Sink::Terminal { sup, id, exec_id } = self {
+            // The terminal's end-of-file character: what a user's ^D would send.
+            let _ = sup.close_stdin(&id, &exec_id).await;
+        }
+        // A pipe closes as it is dropped.
+    }
+}
+
+/// Copy the stdin fifo into the process until CloseIO (then what is buffered in the fifo
+/// goes too) or until the process cannot take more.
+async fn copy_stdin(mut fifo: pipe::Receiver, mut sink: Sink, mut close: oneshot::Receiver<()>) {
+    let mut buf = vec![0u8; 32 * 1024];
+    loop {
+        tokio::select! {
+            n = fifo.read(&mut buf) => match n {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    if !sink.write(&buf[..n]).await {
+                        return;
+                    }
+                }
+            },
+            _ = &mut close => {
+                // The client closed its end before asking: all it wrote is in the fifo.
+                while let Ok(n) = fifo.try_read(&mut buf) {
+                    if n == 0 || !sink.write(&buf[..n]).await {
+                        break;
+                    }
+                }
+                break;
+            }
+        }
+    }
+    sink.close().await;
+}
+
+/// Copy the terminal's output into the stdout fifo until the terminal's end-of-file (every
+/// holder of the pty's slave has gone).
+async fn copy_terminal(mut reader: supervisor::OutputReader, mut writer: pipe::Sender, keep: File) {
+    if let Err(e) = tokio::io::copy(&mut reader, &mut writer).await {
+        tracing::debug!("terminal output copy ended: {e}");
+    }
+    drop(writer);
+    drop(keep);
+}
+
+fn dev_null(write: bool) -> Result<OwnedFd, IoError> {
+    OpenOptions::new()
+        .read(!write)
+        .write(write)
+        .open("/dev/null")
+        .map(Into::into)
+        .map_err(os("open /dev/null"))
+}
+
+/// The descriptor the process writes `which` to; a fifo's reading end goes to `keep`.
+fn open_output(t: &Target, keep: &mut Vec<OwnedFd>, which: &str) -> Result<OwnedFd, IoError> {
+    match t {
+        Target::Null => dev_null(true),
+        Target::File(p) => {
+            if let Some(dir) = p.parent() {
+                std::fs::create_dir_all(dir).map_err(os(format!("create {}", dir.display())))?;
+            }
+            OpenOptions::new()
+                .append(true)
+                .create(true)
+                .open(p)
+                .map(Into::into)
+                .map_err(os(format!("open the {which} file {}", p.display())))
+        }
+        Target::Fifo(p) => {
+            // The reading end first, without waiting for a writer: then the writing open
+            // cannot block either.
+            let r = OpenOptions::new()
+                .read(true)
+                .custom_flags(libc::O_NONBLOCK)
+                .open(p)
+                .map_err(os(format!("open the {which} fifo {}", p.display())))?;
+            let w = OpenOptions::new().write(true).open(p).map_err(os(format!(
+                "open the {which} fifo {} for writing",
+                p.display()
+            )))?;
+            keep.push(r.into());
+            Ok(w.into())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stdio_paths_name_their_kind() {
+        assert_eq!(target(""), Ok(Target::Null));
+        assert_eq!(
+            target("/run/f/1-stdout"),
+            Ok(Target::Fifo("/run/f/1-stdout".into()))
+        );
+        assert_eq!(
+            target("file:///var/log/c.log"),
+            Ok(Target::File("/var/log/c.log".into()))
+        );
+        assert!(target("binary:///usr/bin/logger?x=1")
+            .unwrap_err()
+            .contains("binary://"));
+        assert!(target("tcp://x").is_err());
+    }
+
+    #[tokio::test]
+    async fn output_fifos_are_written_directly_and_kept_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("out");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        let paths = StdioPaths {
+            stdout: fifo.to_str().unwrap().into(),
+            ..Default::default()
+        };
+        let mut p = Prepared::open(&paths).unwrap();
+        let supervisor::Stdio::Fds { stdout, .. } = p.take_stdio() else {
+            panic!("no descriptors")
+        };
+        // With the shim's reading end open, a write succeeds with no client reading.
+        let mut f = File::from(stdout);
+        std::io::Write::write_all(&mut f, b"hello").unwrap();
+        assert_eq!(p.attached.keep.len(), 1);
+    }
+}
