@@ -6,6 +6,8 @@ usage: cri.py PROTO_PY_DIR SOCKET IMAGE SCENARIO
   SCENARIO pod:   run a host-network pod sandbox and a container in it, exec into it, read
                   its stats, update its resources, stop and remove both
   SCENARIO error: a container whose program does not exist: the error names it
+  SCENARIO pod3:  three containers in one pod share one shim (the native shim, whose path
+                  is $RUNR_SHIM_PATH), which exits once the pod is gone
 
 PROTO_PY_DIR holds cri_pb2.py, made by `protoc --python_out` from cri.proto. Messages are
 sent with plain unary gRPC calls, so no generated service code is needed.
@@ -177,4 +179,76 @@ def error():
              pb.RemovePodSandboxResponse)
 
 
-{"pod": pod, "error": error}[SCENARIO]()
+def parent_of(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        return int(f.read().rsplit(")", 1)[1].split()[1])
+
+
+def shims():
+    """The pids of live native shims (by the path of their binary)."""
+    path = os.environ["RUNR_SHIM_PATH"]
+    found = []
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open(f"/proc/{d}/cmdline", "rb") as f:
+                argv0 = f.read().split(b"\0", 1)[0].decode()
+            with open(f"/proc/{d}/stat") as f:
+                state = f.read().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if argv0 == path and state != "Z":
+            found.append(int(d))
+    return found
+
+
+def pod3():
+    sconf = sandbox_config("runr-pod3")
+    os.makedirs(sconf.log_directory, exist_ok=True)
+    sid = call("RunPodSandbox", pb.RunPodSandboxRequest(config=sconf),
+               pb.RunPodSandboxResponse).pod_sandbox_id
+    cids = []
+    for name in ("one", "two", "three"):
+        cid = call("CreateContainer",
+                   pb.CreateContainerRequest(
+                       pod_sandbox_id=sid,
+                       config=container_config(name, ["sh", "-c", f"echo from-{name}; sleep 1000"]),
+                       sandbox_config=sconf),
+                   pb.CreateContainerResponse).container_id
+        call("StartContainer", pb.StartContainerRequest(container_id=cid), pb.StartContainerResponse)
+        cids.append(cid)
+    pids = [json.loads(status(c).info["info"])["pid"] for c in cids]
+    # The helper (runr-spawner) of the shim is a shim process too, by its command line.
+    serving = [p for p in shims() if parent_of(p) not in shims()]
+    check(len(serving) == 1, f"one shim serves the pod and its sandbox: {serving}")
+    parents = {parent_of(p) for p in pids}
+    check(parents == set(serving), f"every container is the shim's child: {parents} {serving}")
+    for cid, name in zip(cids, ("one", "two", "three")):
+        r = exec_sync(cid, ["sh", "-c", f"echo exec-in-{name}"])
+        check(r.exit_code == 0 and r.stdout.decode().strip() == f"exec-in-{name}",
+              f"exec in {name}: {r}")
+    for name in ("one", "two", "three"):
+        with open(os.path.join(sconf.log_directory, name + ".log")) as f:
+            log = f.read()
+        check(f"stdout F from-{name}" in log, f"{name}'s output in its CRI log: {log!r}")
+    for cid in cids:
+        call("StopContainer", pb.StopContainerRequest(container_id=cid, timeout=0),
+             pb.StopContainerResponse, timeout=60)
+        st = status(cid)
+        check(st.status.state == pb.CONTAINER_EXITED and st.status.exit_code == 137,
+              f"stopped: {st.status}")
+        call("RemoveContainer", pb.RemoveContainerRequest(container_id=cid),
+             pb.RemoveContainerResponse)
+    check(serving[0] in shims(), "the shim outlives its containers while the sandbox runs")
+    call("StopPodSandbox", pb.StopPodSandboxRequest(pod_sandbox_id=sid), pb.StopPodSandboxResponse)
+    call("RemovePodSandbox", pb.RemovePodSandboxRequest(pod_sandbox_id=sid),
+         pb.RemovePodSandboxResponse)
+    until = time.time() + 10
+    while serving[0] in shims() and time.time() < until:
+        time.sleep(0.1)
+    check(serving[0] not in shims(), "the shim exited with the pod")
+    check(all(not os.path.exists(f"/proc/{p}") for p in pids), "the containers' processes are gone")
+
+
+{"pod": pod, "error": error, "pod3": pod3}[SCENARIO]()

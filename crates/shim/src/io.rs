@@ -4,9 +4,9 @@
 //! Without a terminal, the container writes its stdout and stderr straight into the fifos
 //! (no copy through the shim); the shim keeps a reading end of each open, so that a
 //! container writing after its client went away blocks on a full fifo rather than dying
-//! of SIGPIPE. Its stdin is a pipe the shim fills from the stdin fifo, so that CloseIO can
-//! give it end-of-file. With a terminal, the shim copies between the fifos and the pty
-//! master the supervisor holds.
+//! of SIGPIPE. Its stdin is a pipe the shim fills from the stdin fifo, so that it gets
+//! end-of-file when the client closes its end, or calls CloseIO. With a terminal, the shim
+//! copies between the fifos and the pty master the supervisor holds.
 
 use std::fs::{File, OpenOptions};
 use std::os::fd::OwnedFd;
@@ -116,10 +116,10 @@ impl Prepared {
         let stdin_fifo = if paths.stdin.is_empty() {
             None
         } else {
-            // Read and write: the open does not wait for the client, and a client that
-            // closes its end does not end the copy (CloseIO does).
+            // Read-only and non-blocking: the open does not wait for the client, and the
+            // fifo reads as end-of-file only once a writer has come and gone (until then
+            // the kernel reports it neither readable nor hung up).
             let f = pipe::OpenOptions::new()
-                .read_write(true)
                 .open_receiver(&paths.stdin)
                 .map_err(os(format!("open the stdin fifo {}", paths.stdin)))?;
             Some(f)
@@ -252,8 +252,8 @@ impl Sink {
     }
 }
 
-/// Copy the stdin fifo into the process until CloseIO (then what is buffered in the fifo
-/// goes too) or until the process cannot take more.
+/// Copy the stdin fifo into the process until the client closes it, or calls CloseIO (then
+/// what is buffered in the fifo goes too), or the process cannot take more.
 async fn copy_stdin(mut fifo: pipe::Receiver, mut sink: Sink, mut close: oneshot::Receiver<()>) {
     let mut buf = vec![0u8; 32 * 1024];
     loop {

@@ -38,7 +38,8 @@ fn sup_error(e: SupError) -> ttrpc::Error {
         SupError::AlreadyExists { .. } => Code::ALREADY_EXISTS,
         SupError::InvalidArgument(_) => Code::INVALID_ARGUMENT,
         SupError::FailedPrecondition(_) => Code::FAILED_PRECONDITION,
-        SupError::Library { .. } => Code::UNKNOWN,
+        // As the Go shim's "OCI runtime create failed: runr: ...": the user learns who failed.
+        SupError::Library { .. } => return status(Code::UNKNOWN, format!("runr: {e}")),
         SupError::Io { .. } => Code::INTERNAL,
     };
     status(code, e.to_string())
@@ -156,7 +157,8 @@ impl Service {
         }
         let id = req.id.clone();
         let bundle = PathBuf::from(&req.bundle);
-        let runc = runc_options(req.options.as_ref())?;
+        let runc = runtime_options(req.options.as_ref())?;
+        tracing::info!(id = req.id, no_pivot = runc.no_pivot, "create");
         let mounts: Vec<rootfs::MountSpec> = req
             .rootfs
             .iter()
@@ -217,7 +219,7 @@ impl Service {
         id: &str,
         bundle: &std::path::Path,
         paths: &StdioPaths,
-        runc: &RuncOptions,
+        runc: &RuntimeOptions,
         req: &api::CreateTaskRequest,
     ) -> Result<(i32, Attached)> {
         let mut prepared = Prepared::open(paths).map_err(io_error)?;
@@ -243,7 +245,7 @@ impl Service {
         let options = CreateOptions {
             id: id.to_string(),
             bundle: bundle.to_path_buf(),
-            no_pivot: runc.no_pivot_root,
+            no_pivot: runc.no_pivot,
             no_new_keyring: runc.no_new_keyring,
             systemd_cgroup: runc.systemd_cgroup,
             ..Default::default()
@@ -364,18 +366,57 @@ fn delete_response(pid: i32, exit: ExitInfo) -> api::DeleteResponse {
     }
 }
 
-/// The runc shim's options, which containerd passes to any shim when configured (CRI's
-/// runtime options, ctr's `--no-pivot`): those that mean something to runr are used.
-fn runc_options(options: Option<&Any>) -> Result<RuncOptions> {
+/// What the runtime options containerd passes (CRI's runtime options, ctr's `--no-pivot`)
+/// ask of runr.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct RuntimeOptions {
+    no_pivot: bool,
+    no_new_keyring: bool,
+    systemd_cgroup: bool,
+}
+
+/// The runc shim's options (`containerd.runc.v1.Options`), or the older
+/// `containerd.linux.runc.CreateOptions` ctr sends to a runtime that is not runc's (its
+/// no_pivot_root is field 1, no_new_keyring field 8); any other type is ignored.
+fn runtime_options(options: Option<&Any>) -> Result<RuntimeOptions> {
     let Some(any) = options.filter(|a| !a.value.is_empty()) else {
-        return Ok(RuncOptions::default());
+        return Ok(RuntimeOptions::default());
     };
-    if !any.type_url.ends_with("containerd.runc.v1.Options") {
-        tracing::warn!("ignoring runtime options of type {}", any.type_url);
-        return Ok(RuncOptions::default());
+    let bad = |e: containerd_shim_protos::protobuf::Error| {
+        status(
+            Code::INVALID_ARGUMENT,
+            format!("the runtime options ({}): {e}", any.type_url),
+        )
+    };
+    if any.type_url.ends_with("containerd.runc.v1.Options") {
+        let o = RuncOptions::parse_from_bytes(&any.value).map_err(bad)?;
+        return Ok(RuntimeOptions {
+            no_pivot: o.no_pivot_root,
+            no_new_keyring: o.no_new_keyring,
+            systemd_cgroup: o.systemd_cgroup,
+        });
     }
-    RuncOptions::parse_from_bytes(&any.value)
-        .map_err(|e| status(Code::INVALID_ARGUMENT, format!("the runtime options: {e}")))
+    if any
+        .type_url
+        .ends_with("containerd.linux.runc.CreateOptions")
+    {
+        // No generated type for it: its fields are read as the unknown fields of an
+        // empty message.
+        let m = Empty::parse_from_bytes(&any.value).map_err(bad)?;
+        let flag = |n: u32| {
+            matches!(
+                m.special_fields.unknown_fields().get(n),
+                Some(containerd_shim_protos::protobuf::UnknownValueRef::Varint(v)) if v != 0
+            )
+        };
+        return Ok(RuntimeOptions {
+            no_pivot: flag(1),
+            no_new_keyring: flag(8),
+            systemd_cgroup: false,
+        });
+    }
+    tracing::warn!("ignoring runtime options of type {}", any.type_url);
+    Ok(RuntimeOptions::default())
 }
 
 /// A JSON-encoded OCI type in an Any, as containerd marshals Go structs
@@ -458,7 +499,6 @@ impl Task for Service {
         _: &TtrpcContext,
         req: api::CreateTaskRequest,
     ) -> Result<api::CreateTaskResponse> {
-        tracing::debug!(id = req.id, bundle = req.bundle, "create");
         self.create_task(req).await
     }
 
@@ -684,5 +724,55 @@ impl Task for Service {
         }
         self.exit.notify_one();
         empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn runtime_options_are_read_from_either_type() {
+        assert_eq!(runtime_options(None).unwrap(), RuntimeOptions::default());
+        let runc = RuncOptions {
+            no_pivot_root: true,
+            ..Default::default()
+        };
+        let any = Any {
+            type_url: "containerd.runc.v1.Options".into(),
+            value: runc.write_to_bytes().unwrap(),
+            ..Default::default()
+        };
+        assert!(runtime_options(Some(&any)).unwrap().no_pivot);
+        // containerd.linux.runc.CreateOptions{no_pivot_root: true, no_new_keyring: true}.
+        let any = Any {
+            type_url: "containerd.linux.runc.CreateOptions".into(),
+            value: vec![0x08, 0x01, 0x40, 0x01],
+            ..Default::default()
+        };
+        let o = runtime_options(Some(&any)).unwrap();
+        assert!(o.no_pivot && o.no_new_keyring);
+        let any = Any {
+            type_url: "something.Else".into(),
+            value: vec![1],
+            ..Default::default()
+        };
+        assert_eq!(
+            runtime_options(Some(&any)).unwrap(),
+            RuntimeOptions::default()
+        );
+    }
+
+    #[test]
+    fn library_errors_say_runr_failed() {
+        let e = SupError::Library {
+            what: "start".into(),
+            source: container::Error::Invalid("exec /no/such/program: not found".into()),
+        };
+        let ttrpc::Error::RpcStatus(s) = sup_error(e) else {
+            panic!("not a status")
+        };
+        assert_eq!(s.message, "runr: start: exec /no/such/program: not found");
+        assert_eq!(s.code(), Code::UNKNOWN);
     }
 }
