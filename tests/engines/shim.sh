@@ -73,6 +73,33 @@ shim_events_in_order() {
   expect_contains "$topics" "/tasks/oom /tasks/exit /tasks/delete" "the OOM kill before its exit"
 }
 
+# Output to a binary:// logger (a program containerd starts with the streams on its
+# descriptors 3 and 4) and to a file:// path.
+shim_loggers() {
+  local logger=$WORK/containerd/logger.sh out=$WORK/containerd/logged
+  cat >"$logger" <<'SH'
+#!/bin/sh
+# A binary:// logger: the URI's query `file=PATH` arrives as the arguments "file PATH".
+[ "$1" = file ] || exit 2
+echo "$CONTAINER_NAMESPACE/$CONTAINER_ID" >"$2.who"
+# Ready (before anything inherits descriptor 5).
+exec 5>&-
+cat <&4 >"$2.err" &
+cat <&3 >"$2"
+wait
+SH
+  chmod 755 "$logger"
+  CR --rm --log-uri "binary://$logger?file=$out" "$CTR_IMAGE" s-log sh -c 'echo to-out; echo to-err >&2'
+  wait_for 5 grep -q to-err "$out.err"
+  wait_for 5 grep -q to-out "$out"
+  expect_eq "$(cat "$out")" to-out "stdout through the logger"
+  expect_eq "$(cat "$out.err")" to-err "stderr through the logger"
+  expect_eq "$(cat "$out.who")" runr-engines/s-log "the logger's CONTAINER_NAMESPACE/CONTAINER_ID"
+  CR --rm --log-uri "file://$WORK/containerd/file.log" "$CTR_IMAGE" s-file sh -c 'echo to-file; echo err-file >&2'
+  expect_contains "$(cat "$WORK/containerd/file.log")" "to-file" "stdout in the file"
+  expect_contains "$(cat "$WORK/containerd/file.log")" "err-file" "stderr in the file"
+}
+
 shim_suite() {
   ENGINE=shim
   if [ -z "${SHIM_BINARY:-}" ] || [ ! -x "$SHIM_BINARY" ]; then
@@ -102,6 +129,7 @@ shim_suite() {
   scenario "create error reaches the user" c_error_reaches_user
   scenario "exec statuses, stdin, no zombie" shim_exec_status_stdin_no_zombie
   scenario "events in order (exec, pause, exit, delete, oom)" shim_events_in_order
+  scenario "binary:// and file:// loggers" shim_loggers
   scenario "the shim exits with its last task" shim_exits_with_its_last_task
   containerd_stop "$WORK/containerd/containerd.sock" runr-engines
   # No runr binary ran: the shim did it all in-process.

@@ -9,7 +9,7 @@
 //! copies between the fifos and the pty master the supervisor holds.
 
 use std::fs::{File, OpenOptions};
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
 use supervisor::{Output, Supervisor};
@@ -33,6 +33,60 @@ enum Target {
     Null,
     Fifo(PathBuf),
     File(PathBuf),
+    Binary(Logger),
+}
+
+/// A `binary://PATH?K=V&...` logger: PATH runs with the arguments `K V ...`, the process's
+/// stdout and stderr on its descriptors 3 and 4; it closes its descriptor 5 once ready.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Logger {
+    path: PathBuf,
+    args: Vec<String>,
+}
+
+/// `%XX` escapes decoded, and in a query `+` as a space.
+fn unescape(s: &str, query: bool) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (bytes[i], hex) {
+            (b'%', Some(b)) => {
+                out.push(b);
+                i += 3;
+            }
+            (b'+', _) if query => {
+                out.push(b' ');
+                i += 1;
+            }
+            (b, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn logger(rest: &str) -> Logger {
+    let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
+    let args = query
+        .split('&')
+        .filter(|kv| !kv.is_empty())
+        .flat_map(|kv| {
+            let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+            [unescape(k, true), unescape(v, true)]
+        })
+        .filter(|a| !a.is_empty())
+        .collect();
+    Logger {
+        path: unescape(path, false).into(),
+        args,
+    }
 }
 
 fn target(path: &str) -> Result<Target, String> {
@@ -43,9 +97,7 @@ fn target(path: &str) -> Result<Target, String> {
         None => Ok(Target::Fifo(path.into())),
         Some(("fifo", p)) => Ok(Target::Fifo(p.into())),
         Some(("file", p)) => Ok(Target::File(p.into())),
-        Some(("binary", _)) => Err(format!(
-            "{path}: binary:// loggers are not supported by this shim yet; use a fifo or file://"
-        )),
+        Some(("binary", rest)) => Ok(Target::Binary(logger(rest))),
         Some((scheme, _)) => Err(format!("{path}: unknown stdio scheme {scheme:?}")),
     }
 }
@@ -108,8 +160,9 @@ pub struct Prepared {
 }
 
 impl Prepared {
-    /// Open what `paths` name.
-    pub fn open(paths: &StdioPaths) -> Result<Prepared, IoError> {
+    /// Open what `paths` name, for a process of container `id` in `namespace` (a
+    /// `binary://` logger is told them).
+    pub async fn open(paths: &StdioPaths, id: &str, namespace: &str) -> Result<Prepared, IoError> {
         let out = target(&paths.stdout).map_err(IoError::Invalid)?;
         let err = target(&paths.stderr).map_err(IoError::Invalid)?;
         let mut attached = Attached::default();
@@ -145,13 +198,29 @@ impl Prepared {
                 }
                 None => (dev_null(false)?, None),
             };
-        let stdout = open_output(&out, &mut attached.keep, "stdout")?;
-        let stderr = if paths.stderr == paths.stdout && out != Target::Null {
-            stdout
-                .try_clone()
-                .map_err(os("dup the stdout descriptor for stderr"))?
-        } else {
-            open_output(&err, &mut attached.keep, "stderr")?
+        let (stdout, stderr) = match (&out, &err) {
+            (Target::Binary(l), _) | (_, Target::Binary(l)) => {
+                if paths.stderr != paths.stdout {
+                    return Err(IoError::Invalid(format!(
+                        "a binary:// logger takes both stdout and stderr: {} and {} differ",
+                        paths.stdout, paths.stderr
+                    )));
+                }
+                let (stdout, stderr, child) = start_logger(l, id, namespace).await?;
+                attached.tasks.push(tokio::spawn(reap_logger(child)));
+                (stdout, stderr)
+            }
+            _ => {
+                let stdout = open_output(&out, &mut attached.keep, "stdout")?;
+                let stderr = if paths.stderr == paths.stdout && out != Target::Null {
+                    stdout
+                        .try_clone()
+                        .map_err(os("dup the stdout descriptor for stderr"))?
+                } else {
+                    open_output(&err, &mut attached.keep, "stderr")?
+                };
+                (stdout, stderr)
+            }
         };
         Ok(Prepared {
             paths: paths.clone(),
@@ -199,24 +268,10 @@ impl Prepared {
                 .push(tokio::spawn(copy_stdin(fifo, sink, rx)));
         }
         if self.paths.terminal && !self.paths.stdout.is_empty() {
-            let path = match target(&self.paths.stdout).map_err(IoError::Invalid)? {
-                Target::Fifo(p) | Target::File(p) => p,
-                Target::Null => unreachable!("stdout is not empty"),
-            };
+            let (writer, keep) = terminal_output(&self.paths.stdout)?;
             let reader = sup
                 .take_output(id, exec_id, Output::Stdout)
                 .map_err(|e| IoError::Invalid(format!("the terminal's output: {e}")))?;
-            let keep = OpenOptions::new()
-                .read(true)
-                .custom_flags(libc::O_NONBLOCK)
-                .open(&path)
-                .map_err(os(format!("open the stdout fifo {}", path.display())))?;
-            let writer = pipe::OpenOptions::new()
-                .open_sender(&path)
-                .map_err(os(format!(
-                    "open the stdout fifo {} for writing",
-                    path.display()
-                )))?;
             attached
                 .tasks
                 .push(tokio::spawn(copy_terminal(reader, writer, keep)));
@@ -280,14 +335,133 @@ async fn copy_stdin(mut fifo: pipe::Receiver, mut sink: Sink, mut close: oneshot
     sink.close().await;
 }
 
+type Writer = Box<dyn tokio::io::AsyncWrite + Unpin + Send>;
+
+/// Where a terminal's output is copied: the stdout fifo (with a reading end of it kept
+/// open), or a `file://` path.
+fn terminal_output(stdout: &str) -> Result<(Writer, Option<File>), IoError> {
+    match target(stdout).map_err(IoError::Invalid)? {
+        Target::Fifo(path) => {
+            let keep = OpenOptions::new()
+                .read(true)
+                .custom_flags(libc::O_NONBLOCK)
+                .open(&path)
+                .map_err(os(format!("open the stdout fifo {}", path.display())))?;
+            let writer = pipe::OpenOptions::new()
+                .open_sender(&path)
+                .map_err(os(format!(
+                    "open the stdout fifo {} for writing",
+                    path.display()
+                )))?;
+            Ok((Box::new(writer), Some(keep)))
+        }
+        Target::File(path) => {
+            let mut keep = Vec::new();
+            let fd = open_output(&Target::File(path), &mut keep, "stdout")?;
+            Ok((Box::new(tokio::fs::File::from_std(File::from(fd))), None))
+        }
+        Target::Binary(_) => Err(IoError::Invalid(format!(
+            "{stdout}: a binary:// logger cannot take a terminal's output (it has no stderr)"
+        ))),
+        Target::Null => Err(IoError::Invalid("no stdout for the terminal".into())),
+    }
+}
+
 /// Copy the terminal's output into the stdout fifo until the terminal's end-of-file (every
 /// holder of the pty's slave has gone).
-async fn copy_terminal(mut reader: supervisor::OutputReader, mut writer: pipe::Sender, keep: File) {
+async fn copy_terminal(
+    mut reader: supervisor::OutputReader,
+    mut writer: Writer,
+    keep: Option<File>,
+) {
     if let Err(e) = tokio::io::copy(&mut reader, &mut writer).await {
         tracing::debug!("terminal output copy ended: {e}");
     }
+    let _ = writer.flush().await;
     drop(writer);
     drop(keep);
+}
+
+/// How long a logger may take to say it is ready.
+const LOGGER_READY: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Start a `binary://` logger: the process's stdout and stderr (the writing ends returned)
+/// go to its descriptors 3 and 4; it is ready once it has closed its descriptor 5.
+async fn start_logger(
+    l: &Logger,
+    id: &str,
+    namespace: &str,
+) -> Result<(OwnedFd, OwnedFd, tokio::process::Child), IoError> {
+    let pipe = |what: &str| {
+        rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).map_err(|e| IoError::Os {
+            what: format!("pipe2 for the logger's {what}"),
+            source: e.into(),
+        })
+    };
+    let (out_r, out_w) = pipe("stdout")?;
+    let (err_r, err_w) = pipe("stderr")?;
+    let (ready_r, ready_w) = pipe("readiness")?;
+    let mut cmd = tokio::process::Command::new(&l.path);
+    cmd.args(&l.args)
+        .env("CONTAINER_ID", id)
+        .env("CONTAINER_NAMESPACE", namespace)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    let fds = [out_r.as_raw_fd(), err_r.as_raw_fd(), ready_w.as_raw_fd()];
+    // SAFETY: the closure runs in the child between fork and exec and calls only fcntl and
+    // dup2, which are async-signal-safe; it allocates nothing.
+    unsafe {
+        cmd.pre_exec(move || place_logger_fds(&fds));
+    }
+    let child = cmd
+        .spawn()
+        .map_err(os(format!("start the logger {}", l.path.display())))?;
+    drop((out_r, err_r, ready_w));
+    let mut ready = pipe::Receiver::from_owned_fd(ready_r)
+        .map_err(os("register the logger's readiness pipe"))?;
+    let mut sink = Vec::new();
+    match tokio::time::timeout(LOGGER_READY, ready.read_to_end(&mut sink)).await {
+        Ok(Ok(_)) => Ok((out_w, err_w, child)),
+        Ok(Err(e)) => Err(IoError::Os {
+            what: format!("wait for the logger {} to be ready", l.path.display()),
+            source: e,
+        }),
+        Err(_) => Err(IoError::Invalid(format!(
+            "the logger {} did not close its descriptor 5 within {LOGGER_READY:?}",
+            l.path.display()
+        ))),
+    }
+}
+
+/// In the logger's child: `fds` onto 3, 4 and 5 (first moved above 9, since one of them
+/// may sit where another goes).
+fn place_logger_fds(fds: &[RawFd; 3]) -> std::io::Result<()> {
+    let mut high = [0; 3];
+    for (h, fd) in high.iter_mut().zip(fds) {
+        // SAFETY: fcntl on a descriptor this process holds.
+        *h = unsafe { libc::fcntl(*fd, libc::F_DUPFD_CLOEXEC, 10) };
+        if *h < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    for (target, fd) in (3..).zip(high) {
+        // SAFETY: dup2 between descriptors this process holds; the target loses
+        // close-on-exec, the source (close-on-exec) goes at exec.
+        if unsafe { libc::dup2(fd, target) } < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+/// A logger ends once the process's stdout and stderr are closed; it is reaped then.
+async fn reap_logger(mut child: tokio::process::Child) {
+    match child.wait().await {
+        Ok(status) if !status.success() => tracing::warn!("the logger ended with {status}"),
+        Ok(_) => {}
+        Err(e) => tracing::warn!("wait for the logger: {e}"),
+    }
 }
 
 fn dev_null(write: bool) -> Result<OwnedFd, IoError> {
@@ -303,6 +477,9 @@ fn dev_null(write: bool) -> Result<OwnedFd, IoError> {
 fn open_output(t: &Target, keep: &mut Vec<OwnedFd>, which: &str) -> Result<OwnedFd, IoError> {
     match t {
         Target::Null => dev_null(true),
+        Target::Binary(_) => Err(IoError::Invalid(
+            "a binary:// logger is started with its process, not opened".into(),
+        )),
         Target::File(p) => {
             if let Some(dir) = p.parent() {
                 std::fs::create_dir_all(dir).map_err(os(format!("create {}", dir.display())))?;
@@ -347,9 +524,16 @@ mod tests {
             target("file:///var/log/c.log"),
             Ok(Target::File("/var/log/c.log".into()))
         );
-        assert!(target("binary:///usr/bin/logger?x=1")
-            .unwrap_err()
-            .contains("binary://"));
+        let logger = Logger {
+            path: "/usr/bin/log it".into(),
+            args: ["path", "/var/log", "tag", "a b", "flag"]
+                .map(String::from)
+                .to_vec(),
+        };
+        assert_eq!(
+            target("binary:///usr/bin/log%20it?path=%2Fvar%2Flog&tag=a+b&flag"),
+            Ok(Target::Binary(logger))
+        );
         assert!(target("tcp://x").is_err());
     }
 
@@ -362,7 +546,7 @@ mod tests {
             stdout: fifo.to_str().unwrap().into(),
             ..Default::default()
         };
-        let mut p = Prepared::open(&paths).unwrap();
+        let mut p = Prepared::open(&paths, "c", "ns").await.unwrap();
         let supervisor::Stdio::Fds { stdout, .. } = p.take_stdio() else {
             panic!("no descriptors")
         };

@@ -86,7 +86,12 @@ async fn serve(
         sup.subscribe(),
         create_info.clone(),
     );
-    let service = Arc::new(Service::new(sup, publisher, create_info));
+    let service = Arc::new(Service::new(
+        sup,
+        flags.namespace.clone(),
+        publisher,
+        create_info,
+    ));
     let exit = service.exit.clone();
     let mut services = create_task(service.clone());
     let v3 = services

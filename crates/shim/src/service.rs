@@ -79,6 +79,7 @@ struct TaskRecord {
 /// The Task service.
 pub struct Service {
     sup: Supervisor,
+    namespace: String,
     publisher: Publisher,
     create_info: CreateInfo,
     tasks: Mutex<HashMap<String, TaskRecord>>,
@@ -87,9 +88,15 @@ pub struct Service {
 }
 
 impl Service {
-    pub fn new(sup: Supervisor, publisher: Publisher, create_info: CreateInfo) -> Service {
+    pub fn new(
+        sup: Supervisor,
+        namespace: String,
+        publisher: Publisher,
+        create_info: CreateInfo,
+    ) -> Service {
         Service {
             sup,
+            namespace,
             publisher,
             create_info,
             tasks: Mutex::default(),
@@ -222,7 +229,9 @@ impl Service {
         runc: &RuntimeOptions,
         req: &api::CreateTaskRequest,
     ) -> Result<(i32, Attached)> {
-        let mut prepared = Prepared::open(paths).map_err(io_error)?;
+        let mut prepared = Prepared::open(paths, id, &self.namespace)
+            .await
+            .map_err(io_error)?;
         // For /tasks/create, which the supervisor's Created event turns into.
         let event = TaskCreate {
             container_id: id.to_string(),
@@ -286,7 +295,9 @@ impl Service {
             }
             (exec.process.clone(), exec.paths.clone())
         };
-        let mut prepared = Prepared::open(&paths).map_err(io_error)?;
+        let mut prepared = Prepared::open(&paths, id, &self.namespace)
+            .await
+            .map_err(io_error)?;
         let options = ExecOptions {
             process,
             ..Default::default()
