@@ -7,7 +7,7 @@
 use containerd_shim_protos::events::task as ev;
 use containerd_shim_protos::protobuf::well_known_types::any::Any;
 use containerd_shim_protos::protobuf::well_known_types::timestamp::Timestamp;
-use containerd_shim_protos::protobuf::MessageFull;
+use containerd_shim_protos::protobuf::Message;
 use containerd_shim_protos::shim::event::Envelope;
 use containerd_shim_protos::shim::events::ForwardRequest;
 use containerd_shim_protos::shim_async::{Client, EventsClient};
@@ -117,10 +117,16 @@ async fn run(
     }
 }
 
-/// A message packed as containerd reads it: the type URL is the message's bare full name.
-pub fn pack<M: MessageFull>(m: &M) -> Any {
+/// The protobuf package of containerd's task events.
+const EVENTS_PACKAGE: &str = "containerd.events";
+
+/// An event packed as containerd reads it: the type URL is the message's bare full name.
+/// (Named from the package, not from the message's reflection descriptor, whose first use
+/// parses the descriptors of every proto file it depends on: a few hundred kB a shim would
+/// keep for nothing.)
+pub fn pack<M: Message>(m: &M) -> Any {
     Any {
-        type_url: M::descriptor().full_name().to_string(),
+        type_url: format!("{EVENTS_PACKAGE}.{}", M::NAME),
         value: m.write_to_bytes().unwrap_or_default(),
         ..Default::default()
     }

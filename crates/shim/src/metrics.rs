@@ -7,21 +7,23 @@ use cgroups::Stats;
 use containerd_shim_protos::cgroups::metrics as v1;
 use containerd_shim_protos::cgroups_v2::metrics as v2;
 use containerd_shim_protos::protobuf::well_known_types::any::Any;
-use containerd_shim_protos::protobuf::MessageFull;
+use containerd_shim_protos::protobuf::Message;
 use std::collections::BTreeMap;
 
 /// `stats` as containerd's Metrics of the host's cgroup version, packed.
 pub fn to_any(stats: &Stats) -> Result<Any, containerd_shim_protos::protobuf::Error> {
     if std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
-        pack(&v2_metrics(stats))
+        pack(&v2_metrics(stats), "io.containerd.cgroups.v2")
     } else {
-        pack(&v1_metrics(stats))
+        pack(&v1_metrics(stats), "io.containerd.cgroups.v1")
     }
 }
 
-fn pack<M: MessageFull>(m: &M) -> Result<Any, containerd_shim_protos::protobuf::Error> {
+/// Packed as containerd reads it: the type URL is the message's bare full name (named
+/// without the reflection descriptors, as in `events::pack`).
+fn pack<M: Message>(m: &M, package: &str) -> Result<Any, containerd_shim_protos::protobuf::Error> {
     Ok(Any {
-        type_url: M::descriptor().full_name().to_string(),
+        type_url: format!("{package}.{}", M::NAME),
         value: m.write_to_bytes()?,
         ..Default::default()
     })
@@ -223,10 +225,23 @@ mod tests {
         assert_eq!(m.memory.total_inactive_file, 100);
         assert_eq!(m.cpu.usage.total, 5_000_000);
         assert_eq!(m.pids.current, 3);
-        let any = pack(&m).unwrap();
+        let any = pack(&m, "io.containerd.cgroups.v1").unwrap();
         assert_eq!(any.type_url, "io.containerd.cgroups.v1.Metrics");
         let back = v1::Metrics::parse_from_bytes(&any.value).unwrap();
         assert_eq!(back, m);
+    }
+
+    #[test]
+    fn the_type_urls_are_the_messages_full_names() {
+        use containerd_shim_protos::protobuf::MessageFull;
+        assert_eq!(
+            v1::Metrics::descriptor().full_name(),
+            "io.containerd.cgroups.v1.Metrics"
+        );
+        assert_eq!(
+            v2::Metrics::descriptor().full_name(),
+            "io.containerd.cgroups.v2.Metrics"
+        );
     }
 
     #[test]
@@ -238,7 +253,7 @@ mod tests {
         assert_eq!(m.cpu.usage_usec, 5000);
         assert_eq!(m.memory.anon, 7);
         assert_eq!(
-            pack(&m).unwrap().type_url,
+            pack(&m, "io.containerd.cgroups.v2").unwrap().type_url,
             "io.containerd.cgroups.v2.Metrics"
         );
     }
