@@ -8,6 +8,10 @@ usage: cri.py PROTO_PY_DIR SOCKET IMAGE SCENARIO
   SCENARIO error: a container whose program does not exist: the error names it
   SCENARIO pod3:  three containers in one pod share one shim (the native shim, whose path
                   is $RUNR_SHIM_PATH), which exits once the pod is gone
+  SCENARIO bench: (scripts/bench-shim.sh) $PODS pod sandboxes (default 50) on the runtime
+                  handler $HANDLER: started one after the other, the RSS of the shims (the
+                  processes whose command name is $SHIM_COMM, and their children that are
+                  not containers), then stopped and removed; prints the figures as JSON
 
 PROTO_PY_DIR holds cri_pb2.py, made by `protoc --python_out` from cri.proto. Messages are
 sent with plain unary gRPC calls, so no generated service code is needed.
@@ -251,4 +255,57 @@ def pod3():
     check(all(not os.path.exists(f"/proc/{p}") for p in pids), "the containers' processes are gone")
 
 
-{"pod": pod, "error": error, "pod3": pod3}[SCENARIO]()
+def rss_kb(pid):
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def shim_rss_kb(comm):
+    """The RSS of every process named `comm` and of its children of the same binary (the
+    native shim's spawner helper), in kB."""
+    total = 0
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open(f"/proc/{d}/comm") as f:
+                name = f.read().strip()
+        except OSError:
+            continue
+        if name in (comm, "runr-spawner"):
+            total += rss_kb(d)
+    return total
+
+
+def bench():
+    n = int(os.environ.get("PODS", "50"))
+    handler = os.environ["HANDLER"]
+    comm = os.environ["SHIM_COMM"]
+    before = shim_rss_kb(comm)
+    ids = []
+    t0 = time.monotonic()
+    for i in range(n):
+        conf = sandbox_config(f"bench-{handler}-{i}")
+        os.makedirs(conf.log_directory, exist_ok=True)
+        ids.append(call("RunPodSandbox", pb.RunPodSandboxRequest(config=conf, runtime_handler=handler),
+                        pb.RunPodSandboxResponse).pod_sandbox_id)
+    started = time.monotonic() - t0
+    time.sleep(1)
+    rss = shim_rss_kb(comm) - before
+    t0 = time.monotonic()
+    for sid in ids:
+        call("StopPodSandbox", pb.StopPodSandboxRequest(pod_sandbox_id=sid), pb.StopPodSandboxResponse)
+        call("RemovePodSandbox", pb.RemovePodSandboxRequest(pod_sandbox_id=sid),
+             pb.RemovePodSandboxResponse)
+    removed = time.monotonic() - t0
+    print(json.dumps({"handler": handler, "pods": n, "start_s": started, "remove_s": removed,
+                      "shim_rss_kb_per_pod": rss / n}))
+
+
+{"pod": pod, "error": error, "pod3": pod3, "bench": bench}[SCENARIO]()
