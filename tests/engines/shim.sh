@@ -49,6 +49,13 @@ done" "stdin to the end, then end-of-file"
   c_remove s-x
 }
 
+# Without a pid namespace of its own, what the init leaves running is killed as it exits
+# (as containerd's runc shim does), not left behind on the host.
+shim_host_pid_leftovers_killed() {
+  CR --rm --with-ns "pid:/proc/$BASHPID/ns/pid" "$CTR_IMAGE" s-h sh -c 'sleep 4321 & exit 0'
+  wait_for 5 sh -c '! pgrep -f "^sleep 4321$"' || fail "left running: $(pgrep -af '^sleep 4321$')"
+}
+
 # The events containerd got from the shim, in order.
 shim_events_in_order() {
   local events_pid log=$WORK/containerd/events.log topics
@@ -129,7 +136,8 @@ shim_suite() {
   scenario "create error reaches the user" c_error_reaches_user
   scenario "exec statuses, stdin, no zombie" shim_exec_status_stdin_no_zombie
   scenario "events in order (exec, pause, exit, delete, oom)" shim_events_in_order
-  scenario "binary:// and file:// loggers" shim_loggers
+  scenario "binary and file loggers (--log-uri)" shim_loggers
+  scenario "host pid namespace: what the init leaves is killed" shim_host_pid_leftovers_killed
   scenario "the shim exits with its last task" shim_exits_with_its_last_task
   containerd_stop "$WORK/containerd/containerd.sock" runr-engines
   # No runr binary ran: the shim did it all in-process.

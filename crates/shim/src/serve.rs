@@ -114,6 +114,7 @@ async fn serve(
         Arc::new(move || service.known_pids())
     };
     tokio::spawn(reaper::reap_orphans(known));
+    tokio::spawn(service.clone().kill_orphans_on_exit());
     tracing::info!(pid = std::process::id(), socket = flags.socket, "serving");
     exit.notified().await;
     tracing::info!("shutting down: no task left");

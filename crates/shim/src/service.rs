@@ -70,6 +70,9 @@ struct TaskRecord {
     bundle: PathBuf,
     /// Whether the shim mounted `bundle/rootfs` (and so unmounts it).
     mounted_rootfs: bool,
+    /// The container has no pid namespace of its own: when its init exits, what it leaves
+    /// running is killed (in a pid namespace of its own the kernel does it).
+    kill_all_on_exit: bool,
     paths: StdioPaths,
     pid: i32,
     io: Option<Attached>,
@@ -204,11 +207,13 @@ impl Service {
                 return Err(e);
             }
         };
+        let kill_all_on_exit = !has_own_pid_namespace(&bundle);
         self.tasks().insert(
             id,
             TaskRecord {
                 bundle,
                 mounted_rootfs: mounted,
+                kill_all_on_exit,
                 paths,
                 pid,
                 io: Some(io),
@@ -352,6 +357,10 @@ impl Service {
     }
 
     async fn delete_init(&self, id: &str) -> Result<api::DeleteResponse> {
+        let kill_all = self.tasks().get(id).is_some_and(|t| t.kill_all_on_exit);
+        if kill_all && self.exit_of(id, "").await.is_some() {
+            self.kill_remaining(id).await;
+        }
         let exit = self.sup.delete(id, false).await.map_err(sup_error)?;
         let record = self.tasks().remove(id);
         let Some(record) = record else {
@@ -366,6 +375,62 @@ impl Service {
         }
         Ok(delete_response(record.pid, exit))
     }
+}
+
+impl Service {
+    /// Kill what is left in the cgroup of container `id`, whose init has exited, and wait
+    /// (a second at most) until the cgroup is empty. (A pid read from the cgroup could be
+    /// reused between the read and the kill only if that process exited and a million pids
+    /// went by meanwhile.)
+    async fn kill_remaining(&self, id: &str) {
+        for _ in 0..20 {
+            let pids = match self.sup.pids(id).await {
+                Ok(p) if !p.is_empty() => p,
+                _ => return,
+            };
+            for pid in pids {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(pid),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        tracing::warn!("container {id}: processes left in its cgroup after SIGKILL");
+    }
+
+    /// As the init of a container without a pid namespace of its own exits, kill what it
+    /// leaves (as runc's shim does): runs for the shim's life.
+    pub async fn kill_orphans_on_exit(self: Arc<Self>) {
+        let mut events = self.sup.subscribe();
+        loop {
+            match events.recv().await {
+                Ok(supervisor::Event::Exit { id, exec_id, .. }) if id == exec_id => {
+                    let kill_all = self.tasks().get(&id).is_some_and(|t| t.kill_all_on_exit);
+                    if kill_all {
+                        let service = self.clone();
+                        tokio::spawn(async move { service.kill_remaining(&id).await });
+                    }
+                }
+                Ok(_) => {}
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+            }
+        }
+    }
+}
+
+/// Whether the bundle's config gives the container a new pid namespace (not the host's,
+/// nor one joined by path).
+fn has_own_pid_namespace(bundle: &std::path::Path) -> bool {
+    let Ok(spec) = oci_spec::runtime::Spec::load(bundle.join("config.json")) else {
+        return true;
+    };
+    let namespaces = spec.linux().as_ref().and_then(|l| l.namespaces().clone());
+    namespaces
+        .unwrap_or_default()
+        .iter()
+        .any(|n| n.typ() == oci_spec::runtime::LinuxNamespaceType::Pid && n.path().is_none())
 }
 
 fn delete_response(pid: i32, exit: ExitInfo) -> api::DeleteResponse {
@@ -772,6 +837,24 @@ mod tests {
             runtime_options(Some(&any)).unwrap(),
             RuntimeOptions::default()
         );
+    }
+
+    #[test]
+    fn only_a_new_pid_namespace_is_ones_own() {
+        let dir = tempfile::tempdir().unwrap();
+        let write = |namespaces: &str| {
+            let config = format!(
+                r#"{{"ociVersion": "1.0.2", "root": {{"path": "rootfs"}},
+                    "linux": {{"namespaces": [{namespaces}]}}}}"#
+            );
+            std::fs::write(dir.path().join("config.json"), config).unwrap();
+        };
+        write(r#"{"type": "mount"}, {"type": "pid"}"#);
+        assert!(has_own_pid_namespace(dir.path()));
+        write(r#"{"type": "mount"}"#);
+        assert!(!has_own_pid_namespace(dir.path()));
+        write(r#"{"type": "pid", "path": "/proc/1/ns/pid"}"#);
+        assert!(!has_own_pid_namespace(dir.path()));
     }
 
     #[test]
