@@ -115,11 +115,11 @@ shim_suite() {
   fi
   CONTAINERD_RUNTIME=$(runtime_for shim)
   CTR_RUNTIME=(--runtime "$RUNR_SHIM_RUNTIME")
-  if ! containerd_start "$WORK/containerd" "$CONTAINERD_RUNTIME"; then
-    FAILED+=("shim: the daemon did not start")
+  if ! containerd_start "$WORK/containerd" "$CONTAINERD_RUNTIME" ||
+    ! C images import "$IMAGE_TAR" >/dev/null; then
+    FAILED+=("shim: the daemon did not start, or took no image")
     return
   fi
-  C images import "$IMAGE_TAR" >/dev/null
   scenario "run --rm, exit code" c_run_rm_exit_code
   scenario "run -d, exec, kill, rm" c_detached_exec_kill_rm
   scenario "run -t" c_run_t

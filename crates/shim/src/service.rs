@@ -60,7 +60,7 @@ fn internal(e: impl std::fmt::Display) -> ttrpc::Error {
 struct Exec {
     process: oci_spec::runtime::Process,
     paths: StdioPaths,
-    /// 0 until started; the pid once started.
+    /// `None` until started; then its pid.
     started: watch::Sender<Option<i32>>,
     io: Option<Attached>,
 }
@@ -166,6 +166,13 @@ impl Service {
             ));
         }
         let id = req.id.clone();
+        // Before anything is mounted on the bundle's rootfs, which is the existing one's.
+        if self.tasks().contains_key(&id) {
+            return Err(status(
+                Code::ALREADY_EXISTS,
+                format!("container {id} already exists"),
+            ));
+        }
         let bundle = PathBuf::from(&req.bundle);
         let runc = runtime_options(req.options.as_ref())?;
         tracing::info!(id = req.id, no_pivot = runc.no_pivot, "create");
@@ -379,9 +386,9 @@ impl Service {
 
 impl Service {
     /// Kill what is left in the cgroup of container `id`, whose init has exited, and wait
-    /// (a second at most) until the cgroup is empty. (A pid read from the cgroup could be
-    /// reused between the read and the kill only if that process exited and a million pids
-    /// went by meanwhile.)
+    /// (a second at most) until the cgroup is empty. (A pid read from the cgroup names
+    /// another process at the kill only if its process exited, and the kernel handed the
+    /// pid out again, in between: pids are handed out in order, up to pid_max.)
     async fn kill_remaining(&self, id: &str) {
         for _ in 0..20 {
             let pids = match self.sup.pids(id).await {
