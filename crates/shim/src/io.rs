@@ -1,5 +1,5 @@
-//! A process's stdio as containerd hands it over: paths of fifos it reads and writes (or
-//! `file://` URIs), empty for none.
+//! A process's stdio as containerd hands it over: paths of fifos it reads and writes, or
+//! `file://PATH` and `binary://PATH?K=V` URIs (a logger program), empty for none.
 //!
 //! Without a terminal, the container writes its stdout and stderr straight into the fifos
 //! (no copy through the shim); the shim keeps a reading end of each open, so that a
@@ -16,7 +16,6 @@ use supervisor::{Output, Supervisor};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::unix::pipe;
 use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
 
 /// The stdio paths of a Create or Exec call.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -52,6 +51,7 @@ fn unescape(s: &str, query: bool) -> String {
     while i < bytes.len() {
         let hex = bytes
             .get(i + 1..i + 3)
+            .filter(|h| h.iter().all(u8::is_ascii_hexdigit))
             .and_then(|h| std::str::from_utf8(h).ok())
             .and_then(|h| u8::from_str_radix(h, 16).ok());
         match (bytes[i], hex) {
@@ -127,7 +127,6 @@ pub struct Attached {
     keep: Vec<OwnedFd>,
     /// Tells the stdin copy to send what is left and close.
     close_stdin: Option<oneshot::Sender<()>>,
-    tasks: Vec<JoinHandle<()>>,
 }
 
 impl Attached {
@@ -142,8 +141,8 @@ impl Attached {
 impl Drop for Attached {
     fn drop(&mut self) {
         self.close_stdin();
-        // The copies end by themselves at end-of-file; the stdin copy on the signal above.
-        // Nothing else keeps them, so they need not be aborted.
+        // The copies (tasks of their own) end by themselves at end-of-file, the stdin copy
+        // on the signal above; a logger ends once the process's output is closed.
         self.keep.clear();
     }
 }
@@ -207,7 +206,7 @@ impl Prepared {
                     )));
                 }
                 let (stdout, stderr, child) = start_logger(l, id, namespace).await?;
-                attached.tasks.push(tokio::spawn(reap_logger(child)));
+                tokio::spawn(reap_logger(child));
                 (stdout, stderr)
             }
             _ => {
@@ -263,18 +262,14 @@ impl Prepared {
                 },
             };
             attached.close_stdin = Some(tx);
-            attached
-                .tasks
-                .push(tokio::spawn(copy_stdin(fifo, sink, rx)));
+            tokio::spawn(copy_stdin(fifo, sink, rx));
         }
         if self.paths.terminal && !self.paths.stdout.is_empty() {
             let (writer, keep) = terminal_output(&self.paths.stdout)?;
             let reader = sup
                 .take_output(id, exec_id, Output::Stdout)
                 .map_err(|e| IoError::Invalid(format!("the terminal's output: {e}")))?;
-            attached
-                .tasks
-                .push(tokio::spawn(copy_terminal(reader, writer, keep)));
+            tokio::spawn(copy_terminal(reader, writer, keep));
         }
         Ok(attached)
     }
@@ -535,6 +530,8 @@ mod tests {
             Ok(Target::Binary(logger))
         );
         assert!(target("tcp://x").is_err());
+        // Only two hex digits make an escape.
+        assert_eq!(unescape("a%2Bb%+1%zz%4", false), "a+b%+1%zz%4");
     }
 
     #[tokio::test]
