@@ -4,7 +4,8 @@
 # 1.6 (own root, state and sockets; stopped by pid at the end): `ctr run --rm` of /bin/true,
 # `ctr task exec` of /bin/true into a running container, each shim's memory (RSS) while it
 # serves one container, and PODS (default 50) pod sandboxes started and removed through CRI
-# (with the shims' RSS per pod). Run as root. RUNS (default 30) runs per measure.
+# (with the shims' memory per pod: RSS, and PSS, which counts the pages the shims share,
+# their binary's, once). Run as root. RUNS (default 30) runs per measure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REPO=$PWD
@@ -171,5 +172,6 @@ rows = [json.loads(l) for l in open(f"{work}/pods.jsonl")]
 print(f"{rows[0]['pods']} pod sandboxes through CRI, one after the other:")
 for r, name in zip(rows, ("native", "go+runr", "go+runc")):
     print(f"  {name:8} start {r['start_s']:6.2f} s ({r['start_s']/r['pods']*1000:5.0f} ms/pod), "
-          f"stop+remove {r['remove_s']:6.2f} s, shims' RSS {r['shim_rss_kb_per_pod']/1024:5.1f} MiB/pod")
+          f"stop+remove {r['remove_s']:6.2f} s, shims' memory per pod: RSS "
+          f"{r['shim_rss_kb_per_pod']/1024:4.1f} MiB, PSS {r['shim_pss_kb_per_pod']/1024:4.1f} MiB")
 PY

@@ -9,9 +9,10 @@ usage: cri.py PROTO_PY_DIR SOCKET IMAGE SCENARIO
   SCENARIO pod3:  three containers in one pod share one shim (the native shim, whose path
                   is $RUNR_SHIM_PATH), which exits once the pod is gone
   SCENARIO bench: (scripts/bench-shim.sh) $PODS pod sandboxes (default 50) on the runtime
-                  handler $HANDLER: started one after the other, the RSS of the shims (the
-                  processes whose command name is $SHIM_COMM, and their children that are
-                  not containers), then stopped and removed; prints the figures as JSON
+                  handler $HANDLER: started one after the other, the RSS and PSS of the
+                  shims (the processes whose command name is $SHIM_COMM, and the native
+                  shim's spawner helpers), then stopped and removed; prints the figures as
+                  JSON
 
 PROTO_PY_DIR holds cri_pb2.py, made by `protoc --python_out` from cri.proto. Messages are
 sent with plain unary gRPC calls, so no generated service code is needed.
@@ -255,21 +256,25 @@ def pod3():
     check(all(not os.path.exists(f"/proc/{p}") for p in pids), "the containers' processes are gone")
 
 
-def rss_kb(pid):
+def memory_kb(pid):
+    """A process's RSS and PSS (its share of pages it shares with others), in kB."""
+    rss = pss = 0
     try:
-        with open(f"/proc/{pid}/status") as f:
+        with open(f"/proc/{pid}/smaps_rollup") as f:
             for line in f:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1])
+                if line.startswith("Rss:"):
+                    rss = int(line.split()[1])
+                elif line.startswith("Pss:"):
+                    pss = int(line.split()[1])
     except OSError:
         pass
-    return 0
+    return rss, pss
 
 
-def shim_rss_kb(comm):
-    """The RSS of every process named `comm` and of its children of the same binary (the
-    native shim's spawner helper), in kB."""
-    total = 0
+def shim_memory_kb(comm):
+    """The RSS and PSS of every process named `comm` and of the native shim's spawner
+    helpers, in kB."""
+    total = [0, 0]
     for d in os.listdir("/proc"):
         if not d.isdigit():
             continue
@@ -279,7 +284,9 @@ def shim_rss_kb(comm):
         except OSError:
             continue
         if name in (comm, "runr-spawner"):
-            total += rss_kb(d)
+            rss, pss = memory_kb(d)
+            total[0] += rss
+            total[1] += pss
     return total
 
 
@@ -287,7 +294,7 @@ def bench():
     n = int(os.environ.get("PODS", "50"))
     handler = os.environ["HANDLER"]
     comm = os.environ["SHIM_COMM"]
-    before = shim_rss_kb(comm)
+    before = shim_memory_kb(comm)
     ids = []
     t0 = time.monotonic()
     for i in range(n):
@@ -297,7 +304,7 @@ def bench():
                         pb.RunPodSandboxResponse).pod_sandbox_id)
     started = time.monotonic() - t0
     time.sleep(1)
-    rss = shim_rss_kb(comm) - before
+    after = shim_memory_kb(comm)
     t0 = time.monotonic()
     for sid in ids:
         call("StopPodSandbox", pb.StopPodSandboxRequest(pod_sandbox_id=sid), pb.StopPodSandboxResponse)
@@ -305,7 +312,8 @@ def bench():
              pb.RemovePodSandboxResponse)
     removed = time.monotonic() - t0
     print(json.dumps({"handler": handler, "pods": n, "start_s": started, "remove_s": removed,
-                      "shim_rss_kb_per_pod": rss / n}))
+                      "shim_rss_kb_per_pod": (after[0] - before[0]) / n,
+                      "shim_pss_kb_per_pod": (after[1] - before[1]) / n}))
 
 
 {"pod": pod, "error": error, "pod3": pod3, "bench": bench}[SCENARIO]()
