@@ -118,6 +118,9 @@ async fn serve(
     tracing::info!(pid = std::process::id(), socket = flags.socket, "serving");
     exit.notified().await;
     tracing::info!("shutting down: no task left");
+    // At once: a `start` for a new container of this pod must not find this shim, which is
+    // going, but start a new one.
+    let _ = std::fs::remove_file(address::socket_path(&flags.socket));
     // The last events (the delete) reach containerd before the shim goes.
     service.publisher().flush(Duration::from_secs(5)).await;
     // Let the Shutdown call's answer go out.
