@@ -1,8 +1,8 @@
-//! Events to containerd, in the order they happened: one task takes the supervisor's
-//! events and the shim's own (exec-added, at the Exec call), turns each into containerd's
-//! message and forwards it over containerd's ttrpc socket before it takes the next one.
-//! A failed forward is retried (reconnecting) before anything after it is sent, so no
-//! event overtakes another.
+//! Events to containerd, in the order they happened: the supervisor's events and the
+//! shim's own (exec-added, at the Exec call) go into one queue as they happen, each turned
+//! into containerd's message, and are forwarded over containerd's ttrpc socket one after
+//! the other. A failed forward is retried (reconnecting) before anything after it is sent,
+//! so no event overtakes another.
 
 use containerd_shim_protos::events::task as ev;
 use containerd_shim_protos::protobuf::well_known_types::any::Any;
@@ -45,11 +45,17 @@ pub type CreateInfo = Arc<Mutex<HashMap<String, ev::TaskCreate>>>;
 #[derive(Clone)]
 pub struct Publisher {
     queue: mpsc::UnboundedSender<Item>,
+    flushes: mpsc::UnboundedSender<oneshot::Sender<()>>,
 }
 
 impl Publisher {
-    /// Start the task forwarding to containerd at `ttrpc_address` for `namespace`: the
-    /// supervisor's events from `events`, and those sent through the returned handle.
+    /// Start forwarding to containerd at `ttrpc_address` for `namespace`: the supervisor's
+    /// events from `events`, and those sent through the returned handle.
+    ///
+    /// Two tasks: one moves each supervisor event into the queue as soon as it is sent
+    /// (it never waits on containerd), so the queue holds every event in the order it
+    /// happened, the shim's own included (an exec-added, sent at the Exec call, is queued
+    /// before the Start call that makes the exec-started); the other forwards the queue.
     pub fn start(
         ttrpc_address: String,
         namespace: String,
@@ -57,13 +63,15 @@ impl Publisher {
         create_info: CreateInfo,
     ) -> Publisher {
         let (queue, rx) = mpsc::unbounded_channel();
+        let (flushes, flush_rx) = mpsc::unbounded_channel();
         let forwarder = Forwarder {
             address: ttrpc_address,
             namespace,
             client: None,
         };
-        tokio::spawn(run(forwarder, events, rx, create_info));
-        Publisher { queue }
+        tokio::spawn(enqueue(events, flush_rx, queue.clone(), create_info));
+        tokio::spawn(forward(forwarder, rx));
+        Publisher { queue, flushes }
     }
 
     pub fn send(&self, e: Outgoing) {
@@ -73,46 +81,56 @@ impl Publisher {
     /// Wait (at most `timeout`) until every event so far has been forwarded.
     pub async fn flush(&self, timeout: Duration) {
         let (tx, rx) = oneshot::channel();
-        if self.queue.send(Item::Flush(tx)).is_ok() {
+        if self.flushes.send(tx).is_ok() {
             let _ = tokio::time::timeout(timeout, rx).await;
         }
     }
 }
 
-async fn run(
-    mut to: Forwarder,
+/// Move the supervisor's events into the queue; a flush goes in after every event sent
+/// before it was asked for.
+async fn enqueue(
     mut events: broadcast::Receiver<Event>,
-    mut own: mpsc::UnboundedReceiver<Item>,
+    mut flushes: mpsc::UnboundedReceiver<oneshot::Sender<()>>,
+    queue: mpsc::UnboundedSender<Item>,
     create_info: CreateInfo,
 ) {
+    let push = |e: Event| {
+        if let Some(out) = translate(e, &create_info) {
+            let _ = queue.send(Item::Event(out));
+        }
+    };
     loop {
         tokio::select! {
-            // The supervisor's first: a flush asked for after a change must see its events.
             biased;
             e = events.recv() => match e {
-                Ok(e) => {
-                    if let Some(out) = translate(e, &create_info) {
-                        to.forward(out).await;
-                    }
-                }
+                Ok(e) => push(e),
                 Err(broadcast::error::RecvError::Lagged(n)) => {
                     tracing::error!("{n} events were lost: the publisher fell behind");
                 }
                 Err(broadcast::error::RecvError::Closed) => return,
             },
-            item = own.recv() => match item {
-                Some(Item::Event(out)) => to.forward(out).await,
-                Some(Item::Flush(done)) => {
-                    // Whatever the supervisor sent before the flush was asked for.
+            flush = flushes.recv() => match flush {
+                Some(done) => {
                     while let Ok(e) = events.try_recv() {
-                        if let Some(out) = translate(e, &create_info) {
-                            to.forward(out).await;
-                        }
+                        push(e);
                     }
-                    let _ = done.send(());
+                    let _ = queue.send(Item::Flush(done));
                 }
                 None => return,
             },
+        }
+    }
+}
+
+/// Forward the queue to containerd, one event after the other.
+async fn forward(mut to: Forwarder, mut queue: mpsc::UnboundedReceiver<Item>) {
+    while let Some(item) = queue.recv().await {
+        match item {
+            Item::Event(out) => to.forward(out).await,
+            Item::Flush(done) => {
+                let _ = done.send(());
+            }
         }
     }
 }
