@@ -36,6 +36,8 @@ shim_exec_status_stdin_no_zombie() {
   pid=$(C task ls | awk '$1 == "s-x" { print $2 }')
   shim=$(ps -o ppid= -p "$pid" | tr -d ' ')
   expect_contains " $(shim_pids | tr '\n' ' ')" " $shim " "the task's parent is the native shim"
+  expect_eq "$(cat "/proc/$shim/oom_score_adj")" "$(($(cat "/proc/$CONTAINERD_PID/oom_score_adj") + 1))" \
+    "the shim's OOM score, one above containerd's"
   expect_eq "$(code_of C task exec --exec-id e1 s-x sh -c 'exit 7')" 7 "exit status of an exec"
   expect_eq "$(code_of C task exec --exec-id e2 s-x sh -c 'kill -9 $$')" 137 "status of a killed exec"
   out=$(printf 'line1\nline2\n' | C task exec --exec-id e3 s-x sh -c 'cat; echo done')

@@ -114,8 +114,30 @@ fn spawn_shim(flags: &Flags, bundle: &Path, address: &str, listener: &UnixListen
     let child = cmd
         .spawn()
         .with_context(|| format!("start the shim {}", exe.display()))?;
-    tracing::debug!(pid = child.id(), "shim started");
+    if let Err(e) = adjust_oom_score(child.id()) {
+        // No shim outlives a failed start. (Our child, not waited for: its pid is still its.)
+        let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+        return Err(e);
+    }
     Ok(())
+}
+
+/// Give the shim an OOM score one above containerd's (this process's parent), as
+/// containerd's own shims have: under memory pressure a shim goes before containerd.
+fn adjust_oom_score(pid: u32) -> Result<()> {
+    let parent = format!(
+        "/proc/{}/oom_score_adj",
+        std::os::unix::process::parent_id()
+    );
+    let score: i32 = std::fs::read_to_string(&parent)
+        .with_context(|| format!("read {parent}"))?
+        .trim()
+        .parse()
+        .with_context(|| format!("parse {parent}"))?;
+    let path = format!("/proc/{pid}/oom_score_adj");
+    let score = (score + 1).min(1000);
+    std::fs::write(&path, score.to_string()).with_context(|| format!("write {score} to {path}"))
 }
 
 /// containerd (on restart) and `delete` find the shim's address in the bundle.
