@@ -6,6 +6,13 @@ usage: cri.py PROTO_PY_DIR SOCKET IMAGE SCENARIO
   SCENARIO pod:   run a host-network pod sandbox and a container in it, exec into it, read
                   its stats, update its resources, stop and remove both
   SCENARIO error: a container whose program does not exist: the error names it
+  SCENARIO pod3:  three containers in one pod share one shim (the native shim, whose path
+                  is $RUNR_SHIM_PATH), which exits once the pod is gone
+  SCENARIO bench: (scripts/bench-shim.sh) $PODS pod sandboxes (default 50) on the runtime
+                  handler $HANDLER: started one after the other, the RSS and PSS of the
+                  shims (the processes whose command name is $SHIM_COMM, and the native
+                  shim's spawner helpers), then stopped and removed; prints the figures as
+                  JSON
 
 PROTO_PY_DIR holds cri_pb2.py, made by `protoc --python_out` from cri.proto. Messages are
 sent with plain unary gRPC calls, so no generated service code is needed.
@@ -177,4 +184,136 @@ def error():
              pb.RemovePodSandboxResponse)
 
 
-{"pod": pod, "error": error}[SCENARIO]()
+def parent_of(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        return int(f.read().rsplit(")", 1)[1].split()[1])
+
+
+def shims():
+    """The pids of live native shims (by the path of their binary)."""
+    path = os.environ["RUNR_SHIM_PATH"]
+    found = []
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open(f"/proc/{d}/cmdline", "rb") as f:
+                argv0 = f.read().split(b"\0", 1)[0].decode()
+            with open(f"/proc/{d}/stat") as f:
+                state = f.read().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if argv0 == path and state != "Z":
+            found.append(int(d))
+    return found
+
+
+def pod3():
+    sconf = sandbox_config("runr-pod3")
+    os.makedirs(sconf.log_directory, exist_ok=True)
+    sid = call("RunPodSandbox", pb.RunPodSandboxRequest(config=sconf),
+               pb.RunPodSandboxResponse).pod_sandbox_id
+    cids = []
+    for name in ("one", "two", "three"):
+        cid = call("CreateContainer",
+                   pb.CreateContainerRequest(
+                       pod_sandbox_id=sid,
+                       config=container_config(name, ["sh", "-c", f"echo from-{name}; sleep 1000"]),
+                       sandbox_config=sconf),
+                   pb.CreateContainerResponse).container_id
+        call("StartContainer", pb.StartContainerRequest(container_id=cid), pb.StartContainerResponse)
+        cids.append(cid)
+    pids = [json.loads(status(c).info["info"])["pid"] for c in cids]
+    # The helper (runr-spawner) of the shim is a shim process too, by its command line.
+    serving = [p for p in shims() if parent_of(p) not in shims()]
+    check(len(serving) == 1, f"one shim serves the pod and its sandbox: {serving}")
+    parents = {parent_of(p) for p in pids}
+    check(parents == set(serving), f"every container is the shim's child: {parents} {serving}")
+    for cid, name in zip(cids, ("one", "two", "three")):
+        r = exec_sync(cid, ["sh", "-c", f"echo exec-in-{name}"])
+        check(r.exit_code == 0 and r.stdout.decode().strip() == f"exec-in-{name}",
+              f"exec in {name}: {r}")
+    for name in ("one", "two", "three"):
+        with open(os.path.join(sconf.log_directory, name + ".log")) as f:
+            log = f.read()
+        check(f"stdout F from-{name}" in log, f"{name}'s output in its CRI log: {log!r}")
+    for cid in cids:
+        call("StopContainer", pb.StopContainerRequest(container_id=cid, timeout=0),
+             pb.StopContainerResponse, timeout=60)
+        st = status(cid)
+        check(st.status.state == pb.CONTAINER_EXITED and st.status.exit_code == 137,
+              f"stopped: {st.status}")
+        call("RemoveContainer", pb.RemoveContainerRequest(container_id=cid),
+             pb.RemoveContainerResponse)
+    check(serving[0] in shims(), "the shim outlives its containers while the sandbox runs")
+    call("StopPodSandbox", pb.StopPodSandboxRequest(pod_sandbox_id=sid), pb.StopPodSandboxResponse)
+    call("RemovePodSandbox", pb.RemovePodSandboxRequest(pod_sandbox_id=sid),
+         pb.RemovePodSandboxResponse)
+    until = time.time() + 10
+    while serving[0] in shims() and time.time() < until:
+        time.sleep(0.1)
+    check(serving[0] not in shims(), "the shim exited with the pod")
+    check(all(not os.path.exists(f"/proc/{p}") for p in pids), "the containers' processes are gone")
+
+
+def memory_kb(pid):
+    """A process's RSS and PSS (its share of pages it shares with others), in kB."""
+    rss = pss = 0
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as f:
+            for line in f:
+                if line.startswith("Rss:"):
+                    rss = int(line.split()[1])
+                elif line.startswith("Pss:"):
+                    pss = int(line.split()[1])
+    except OSError:
+        pass
+    return rss, pss
+
+
+def shim_memory_kb(comm):
+    """The RSS and PSS of every process named `comm` and of the native shim's spawner
+    helpers, in kB."""
+    total = [0, 0]
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open(f"/proc/{d}/comm") as f:
+                name = f.read().strip()
+        except OSError:
+            continue
+        if name in (comm, "runr-spawner"):
+            rss, pss = memory_kb(d)
+            total[0] += rss
+            total[1] += pss
+    return total
+
+
+def bench():
+    n = int(os.environ.get("PODS", "50"))
+    handler = os.environ["HANDLER"]
+    comm = os.environ["SHIM_COMM"]
+    before = shim_memory_kb(comm)
+    ids = []
+    t0 = time.monotonic()
+    for i in range(n):
+        conf = sandbox_config(f"bench-{handler}-{i}")
+        os.makedirs(conf.log_directory, exist_ok=True)
+        ids.append(call("RunPodSandbox", pb.RunPodSandboxRequest(config=conf, runtime_handler=handler),
+                        pb.RunPodSandboxResponse).pod_sandbox_id)
+    started = time.monotonic() - t0
+    time.sleep(1)
+    after = shim_memory_kb(comm)
+    t0 = time.monotonic()
+    for sid in ids:
+        call("StopPodSandbox", pb.StopPodSandboxRequest(pod_sandbox_id=sid), pb.StopPodSandboxResponse)
+        call("RemovePodSandbox", pb.RemovePodSandboxRequest(pod_sandbox_id=sid),
+             pb.RemovePodSandboxResponse)
+    removed = time.monotonic() - t0
+    print(json.dumps({"handler": handler, "pods": n, "start_s": started, "remove_s": removed,
+                      "shim_rss_kb_per_pod": (after[0] - before[0]) / n,
+                      "shim_pss_kb_per_pod": (after[1] - before[1]) / n}))
+
+
+{"pod": pod, "error": error, "pod3": pod3, "bench": bench}[SCENARIO]()

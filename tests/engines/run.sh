@@ -2,9 +2,10 @@
 # The engine suite: unmodified podman, docker and containerd (and Kubernetes' CRI through
 # containerd) run containers on runr. Run as root on Debian:
 #
-#   bash tests/engines/run.sh [podman] [docker] [containerd] [cri]    (default: all)
+#   bash tests/engines/run.sh [podman] [docker] [containerd] [cri] [shim]    (default: all)
 #
-# It installs the engines from Debian, builds runr (release) and a local busybox image,
+# (shim: runr's native containerd shim, through ctr and CRI.)
+# It installs the engines from Debian, builds runr and its shim (release) and a local busybox image,
 # starts each daemon privately (own root, state and socket, stopped by pid at the end) and
 # points it at runr by path. Each engine's calls to runr are logged under the work
 # directory (kept with KEEP=1).
@@ -30,6 +31,7 @@ fi
 bash "$REPO/scripts/deps.sh"
 (cd "$REPO" && cargo build --release --locked --quiet)
 RUNR_BINARY=$REPO/target/x86_64-unknown-linux-gnu/release/runr
+SHIM_BINARY=$REPO/target/x86_64-unknown-linux-gnu/release/containerd-shim-runr-v2
 
 # shellcheck source=lib.sh
 . "$ENGINES_DIR/lib.sh"
@@ -43,10 +45,12 @@ python3 "$ENGINES_DIR/image.py" "$(command -v busybox)" "$IMAGE_TAR" "$IMAGE" "b
 python3 "$ENGINES_DIR/image.py" "$(command -v busybox)" "$PAUSE_IMAGE_TAR" "$PAUSE_IMAGE" '--cmd=["sleep", "2147483647"]'
 
 engines=("$@")
-[ ${#engines[@]} -gt 0 ] || engines=(podman docker containerd cri)
-# The CRI suite runs containerd as the containerd suite does.
+[ ${#engines[@]} -gt 0 ] || engines=(podman docker containerd cri shim)
+# The CRI suite runs containerd as the containerd suite does; the shim suite runs both.
 # shellcheck source=containerd.sh
 . "$ENGINES_DIR/containerd.sh"
+# shellcheck source=cri.sh
+. "$ENGINES_DIR/cri.sh"
 for e in "${engines[@]}"; do
   # shellcheck source=/dev/null
   . "$ENGINES_DIR/$e.sh"

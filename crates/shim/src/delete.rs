@@ -1,0 +1,48 @@
+//! The `delete` action: containerd runs it (working directory: the bundle) when a shim
+//! died or never answered, to remove what the shim left: the container (killed), its
+//! rootfs mount. It prints a DeleteResponse: the container was killed.
+
+use crate::{address, rootfs};
+use anyhow::{Context, Result};
+use containerd_shim::Flags;
+use containerd_shim_protos::api::DeleteResponse;
+use containerd_shim_protos::protobuf::Message;
+use std::io::Write;
+use std::time::SystemTime;
+
+pub fn run(flags: &Flags) -> Result<()> {
+    let bundle = std::env::current_dir().context("read the working directory (the bundle)")?;
+    let root = address::runr_root(&bundle, &flags.namespace);
+    let mut pid = 0;
+    match container::Container::load(&root, &flags.id) {
+        Ok(c) => {
+            pid = c.saved().init_pid;
+            let warnings = c.delete(true).with_context(|| {
+                format!("delete container {} under {}", flags.id, root.display())
+            })?;
+            for w in warnings {
+                eprintln!("containerd-shim-runr-v2: delete {}: {w}", flags.id);
+            }
+        }
+        Err(container::Error::NotExist) => {}
+        Err(e) => {
+            return Err(e)
+                .with_context(|| format!("load container {} under {}", flags.id, root.display()))
+        }
+    }
+    rootfs::unmount(&bundle.join("rootfs"))?;
+    let response = DeleteResponse {
+        pid: u32::try_from(pid).unwrap_or(0),
+        exit_status: 128 + libc::SIGKILL as u32,
+        exited_at: Some(SystemTime::now().into()).into(),
+        ..Default::default()
+    };
+    let bytes = response
+        .write_to_bytes()
+        .context("encode the DeleteResponse")?;
+    let mut out = std::io::stdout();
+    out.write_all(&bytes)
+        .and_then(|()| out.flush())
+        .context("write the DeleteResponse to stdout")?;
+    Ok(())
+}

@@ -1,0 +1,130 @@
+//! The long-lived shim: it starts the spawner while it still has one thread, then serves
+//! the Task API on its socket with a current-thread tokio runtime (a shim serves one pod:
+//! its calls are few, and every blocking library call runs on tokio's blocking pool), and
+//! exits once Shutdown finds no task left.
+//!
+//! The service is registered under `containerd.task.v2.Task` (containerd 1.6 and 1.7) and
+//! `containerd.task.v3.Task` (containerd 2.x): v3 is v2 renamed, the same messages.
+
+use crate::events::{CreateInfo, Publisher};
+use crate::service::Service;
+use crate::{address, logging, reaper, start};
+use anyhow::{anyhow, Context, Result};
+use containerd_shim::Flags;
+use containerd_shim_protos::shim_async::create_task;
+use containerd_shim_protos::ttrpc::r#async::transport::Listener;
+use containerd_shim_protos::ttrpc::r#async::Server;
+use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::unix::net::UnixListener;
+use std::sync::Arc;
+use std::time::Duration;
+use supervisor::Supervisor;
+
+/// The names containerd calls the Task service by.
+const TASK_SERVICE_V3: &str = "containerd.task.v3.Task";
+const TASK_SERVICE_V2: &str = "containerd.task.v2.Task";
+
+pub fn run(flags: &Flags) -> Result<()> {
+    let bundle = std::env::current_dir().context("read the working directory (the bundle)")?;
+    logging::init(&bundle, flags.debug);
+    if flags.socket.is_empty() {
+        return Err(anyhow!("no -socket given: the shim is started by `start`"));
+    }
+    // SAFETY: prctl with integer arguments, changing only this process.
+    if unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) } != 0 {
+        return Err(std::io::Error::last_os_error()).context("prctl(PR_SET_CHILD_SUBREAPER)");
+    }
+    let listener = listener(&flags.socket)?;
+    // Now, while this process has one thread (see container::spawner).
+    let spawner = Arc::new(container::Spawner::start().context("start the container spawner")?);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("build the async runtime")?;
+    let root = address::runr_root(&bundle, &flags.namespace);
+    let ttrpc_address = std::env::var("TTRPC_ADDRESS").context("read $TTRPC_ADDRESS")?;
+    let outcome = runtime.block_on(serve(listener, spawner, root, ttrpc_address, flags));
+    // The blocking pool's threads may be mid-call on a container: they are not waited for.
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    outcome?;
+    let _ = std::fs::remove_file(address::socket_path(&flags.socket));
+    Ok(())
+}
+
+/// The socket `start` opened and passed as descriptor 3, or (run by hand) a new one.
+fn listener(socket: &str) -> Result<UnixListener> {
+    if std::env::var(start::LISTENER_ENV).as_deref() == Ok(&start::LISTENER_FD.to_string()) {
+        // Not for our own children.
+        std::env::remove_var(start::LISTENER_ENV);
+        // SAFETY: `start` put the listening socket at this descriptor for this process,
+        // and nothing else in this process owns it.
+        let fd = unsafe { OwnedFd::from_raw_fd(start::LISTENER_FD) };
+        rustix::io::fcntl_setfd(&fd, rustix::io::FdFlags::CLOEXEC)
+            .context("set close-on-exec on the passed socket")?;
+        return Ok(UnixListener::from(fd));
+    }
+    let path = address::socket_path(socket);
+    UnixListener::bind(path).with_context(|| format!("listen on {path}"))
+}
+
+async fn serve(
+    listener: UnixListener,
+    spawner: Arc<container::Spawner>,
+    root: std::path::PathBuf,
+    ttrpc_address: String,
+    flags: &Flags,
+) -> Result<()> {
+    listener
+        .set_nonblocking(true)
+        .context("make the shim socket non-blocking")?;
+    let listener = Listener::try_from(listener).context("register the shim socket")?;
+    let sup = Supervisor::new(spawner, root);
+    let create_info = CreateInfo::default();
+    let publisher = Publisher::start(
+        ttrpc_address,
+        flags.namespace.clone(),
+        sup.subscribe(),
+        create_info.clone(),
+    );
+    let service = Arc::new(Service::new(
+        sup,
+        flags.namespace.clone(),
+        publisher,
+        create_info,
+    ));
+    let exit = service.exit.clone();
+    let mut services = create_task(service.clone());
+    let v3 = services
+        .remove(TASK_SERVICE_V3)
+        .ok_or_else(|| anyhow!("the generated Task service is not {TASK_SERVICE_V3}"))?;
+    let v2 = create_task(service.clone())
+        .remove(TASK_SERVICE_V3)
+        .ok_or_else(|| anyhow!("the generated Task service is not {TASK_SERVICE_V3}"))?;
+    services.insert(TASK_SERVICE_V3.to_string(), v3);
+    services.insert(TASK_SERVICE_V2.to_string(), v2);
+    let mut server = Server::new()
+        .add_listener(listener)
+        .register_service(services);
+    server
+        .start()
+        .await
+        .map_err(|e| anyhow!("start the ttrpc server: {e:?}"))?;
+    let known = {
+        let service = service.clone();
+        Arc::new(move || service.known_pids())
+    };
+    tokio::spawn(reaper::reap_orphans(known));
+    tokio::spawn(service.clone().kill_orphans_on_exit());
+    tracing::info!(pid = std::process::id(), socket = flags.socket, "serving");
+    exit.notified().await;
+    tracing::info!("shutting down: no task left");
+    // At once: a `start` for a new container of this pod must not find this shim, which is
+    // going, but start a new one.
+    let _ = std::fs::remove_file(address::socket_path(&flags.socket));
+    // The last events (the delete) reach containerd before the shim goes.
+    service.publisher().flush(Duration::from_secs(5)).await;
+    // Let the Shutdown call's answer go out.
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let _ = server.shutdown().await;
+    Ok(())
+}

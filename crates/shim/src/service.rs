@@ -1,0 +1,879 @@
+//! containerd's Task service on the supervisor. containerd names a process by (container
+//! id, exec id), the init with an empty exec id; the supervisor names the init by the
+//! container id. An exec'd process is registered by Exec and started by Start, as
+//! containerd splits it; the supervisor starts it in one step, at Start.
+
+use crate::events::{self, CreateInfo, Publisher};
+use crate::io::{Attached, IoError, Prepared, StdioPaths};
+use crate::{metrics, rootfs};
+use async_trait::async_trait;
+use container::exec::ExecOptions;
+use container::{CreateOptions, Status};
+use containerd_shim_protos::api;
+use containerd_shim_protos::events::task::{TaskCreate, TaskIO};
+use containerd_shim_protos::protobuf::well_known_types::any::Any;
+use containerd_shim_protos::protobuf::well_known_types::empty::Empty;
+use containerd_shim_protos::protobuf::Message;
+use containerd_shim_protos::shim::oci::Options as RuncOptions;
+use containerd_shim_protos::shim_async::Task;
+use containerd_shim_protos::ttrpc::r#async::TtrpcContext;
+use containerd_shim_protos::ttrpc::{self, Code};
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+use supervisor::{Error as SupError, ExitInfo, Supervisor};
+use tokio::sync::{watch, Notify};
+
+type Result<T> = ttrpc::Result<T>;
+
+fn status(code: Code, msg: impl Into<String>) -> ttrpc::Error {
+    ttrpc::Error::RpcStatus(ttrpc::get_status(code, msg.into()))
+}
+
+/// A supervisor error as the gRPC code containerd turns back into its own error kinds.
+fn sup_error(e: SupError) -> ttrpc::Error {
+    let code = match &e {
+        SupError::NotFound { .. } => Code::NOT_FOUND,
+        SupError::AlreadyExists { .. } => Code::ALREADY_EXISTS,
+        SupError::InvalidArgument(_) => Code::INVALID_ARGUMENT,
+        SupError::FailedPrecondition(_) => Code::FAILED_PRECONDITION,
+        // As the Go shim's "OCI runtime create failed: runr: ...": the user learns who failed.
+        SupError::Library { .. } => return status(Code::UNKNOWN, format!("runr: {e}")),
+        SupError::Io { .. } => Code::INTERNAL,
+    };
+    status(code, e.to_string())
+}
+
+fn io_error(e: IoError) -> ttrpc::Error {
+    match e {
+        IoError::Invalid(m) => status(Code::INVALID_ARGUMENT, m),
+        e => status(Code::INTERNAL, e.to_string()),
+    }
+}
+
+fn internal(e: impl std::fmt::Display) -> ttrpc::Error {
+    status(Code::INTERNAL, e.to_string())
+}
+
+/// An exec'd process as the shim knows it.
+struct Exec {
+    process: oci_spec::runtime::Process,
+    paths: StdioPaths,
+    /// `None` until started; then its pid.
+    started: watch::Sender<Option<i32>>,
+    io: Option<Attached>,
+}
+
+/// A container as the shim knows it, beside the supervisor's record.
+struct TaskRecord {
+    bundle: PathBuf,
+    /// Whether the shim mounted `bundle/rootfs` (and so unmounts it).
+    mounted_rootfs: bool,
+    /// The container has no pid namespace of its own: when its init exits, what it leaves
+    /// running is killed (in a pid namespace of its own the kernel does it).
+    kill_all_on_exit: bool,
+    paths: StdioPaths,
+    pid: i32,
+    io: Option<Attached>,
+    execs: HashMap<String, Exec>,
+}
+
+/// The Task service.
+pub struct Service {
+    sup: Supervisor,
+    namespace: String,
+    publisher: Publisher,
+    create_info: CreateInfo,
+    tasks: Mutex<HashMap<String, TaskRecord>>,
+    /// Notified when the shim should exit (Shutdown with no task left).
+    pub exit: Arc<Notify>,
+}
+
+impl Service {
+    pub fn new(
+        sup: Supervisor,
+        namespace: String,
+        publisher: Publisher,
+        create_info: CreateInfo,
+    ) -> Service {
+        Service {
+            sup,
+            namespace,
+            publisher,
+            create_info,
+            tasks: Mutex::default(),
+            exit: Arc::new(Notify::new()),
+        }
+    }
+
+    fn tasks(&self) -> MutexGuard<'_, HashMap<String, TaskRecord>> {
+        self.tasks.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Every pid the supervisor waits for (inits and started execs).
+    pub fn known_pids(&self) -> Vec<i32> {
+        let tasks = self.tasks();
+        tasks
+            .values()
+            .flat_map(|t| {
+                std::iter::once(t.pid).chain(t.execs.values().filter_map(|e| *e.started.borrow()))
+            })
+            .collect()
+    }
+
+    pub fn publisher(&self) -> &Publisher {
+        &self.publisher
+    }
+
+    /// The supervisor's name for a process: the container id for the init.
+    fn process_id<'a>(id: &'a str, exec_id: &'a str) -> &'a str {
+        if exec_id.is_empty() {
+            id
+        } else {
+            exec_id
+        }
+    }
+
+    /// How the process ended, if it has (without waiting).
+    async fn exit_of(&self, id: &str, exec_id: &str) -> Option<ExitInfo> {
+        let wait = self.sup.wait(id, Self::process_id(id, exec_id));
+        match tokio::time::timeout(Duration::ZERO, wait).await {
+            Ok(Ok(exit)) => Some(exit),
+            _ => None,
+        }
+    }
+
+    fn exec_started(&self, id: &str, exec_id: &str) -> Result<watch::Receiver<Option<i32>>> {
+        let tasks = self.tasks();
+        let task = tasks
+            .get(id)
+            .ok_or_else(|| status(Code::NOT_FOUND, format!("container {id} not found")))?;
+        let exec = task.execs.get(exec_id).ok_or_else(|| {
+            status(
+                Code::NOT_FOUND,
+                format!("process {exec_id} of {id} not found"),
+            )
+        })?;
+        Ok(exec.started.subscribe())
+    }
+
+    async fn create_task(&self, req: api::CreateTaskRequest) -> Result<api::CreateTaskResponse> {
+        if !req.checkpoint.is_empty() || !req.parent_checkpoint.is_empty() {
+            return Err(status(
+                Code::UNIMPLEMENTED,
+                "restoring from a checkpoint is not supported by runr yet",
+            ));
+        }
+        let id = req.id.clone();
+        // Before anything is mounted on the bundle's rootfs, which is the existing one's.
+        if self.tasks().contains_key(&id) {
+            return Err(status(
+                Code::ALREADY_EXISTS,
+                format!("container {id} already exists"),
+            ));
+        }
+        let bundle = PathBuf::from(&req.bundle);
+        let runc = runtime_options(req.options.as_ref())?;
+        tracing::info!(id = req.id, no_pivot = runc.no_pivot, "create");
+        let mounts: Vec<rootfs::MountSpec> = req
+            .rootfs
+            .iter()
+            .map(|m| rootfs::MountSpec {
+                kind: m.type_.clone(),
+                source: m.source.clone(),
+                options: m.options.clone(),
+            })
+            .collect();
+        let target = bundle.join("rootfs");
+        let mounted = !mounts.is_empty();
+        let t = target.clone();
+        tokio::task::spawn_blocking(move || rootfs::mount_all(&mounts, &t))
+            .await
+            .map_err(internal)?
+            .map_err(|e| internal(format!("{e:#}")))?;
+        let paths = StdioPaths {
+            stdin: req.stdin.clone(),
+            stdout: req.stdout.clone(),
+            stderr: req.stderr.clone(),
+            terminal: req.terminal,
+        };
+        let outcome = self.create_process(&id, &bundle, &paths, &runc, &req).await;
+        let (pid, io) = match outcome {
+            Ok(r) => r,
+            Err(e) => {
+                self.create_info
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .remove(&id);
+                if mounted {
+                    if let Err(u) = rootfs::unmount(&target) {
+                        tracing::error!("after a failed create of {id}: {u:#}");
+                    }
+                }
+                return Err(e);
+            }
+        };
+        let kill_all_on_exit = !has_own_pid_namespace(&bundle);
+        self.tasks().insert(
+            id,
+            TaskRecord {
+                bundle,
+                mounted_rootfs: mounted,
+                kill_all_on_exit,
+                paths,
+                pid,
+                io: Some(io),
+                execs: HashMap::new(),
+            },
+        );
+        Ok(api::CreateTaskResponse {
+            pid: pid as u32,
+            ..Default::default()
+        })
+    }
+
+    async fn create_process(
+        &self,
+        id: &str,
+        bundle: &std::path::Path,
+        paths: &StdioPaths,
+        runc: &RuntimeOptions,
+        req: &api::CreateTaskRequest,
+    ) -> Result<(i32, Attached)> {
+        let mut prepared = Prepared::open(paths, id, &self.namespace)
+            .await
+            .map_err(io_error)?;
+        // For /tasks/create, which the supervisor's Created event turns into.
+        let event = TaskCreate {
+            container_id: id.to_string(),
+            bundle: req.bundle.clone(),
+            rootfs: req.rootfs.clone(),
+            io: Some(TaskIO {
+                stdin: paths.stdin.clone(),
+                stdout: paths.stdout.clone(),
+                stderr: paths.stderr.clone(),
+                terminal: paths.terminal,
+                ..Default::default()
+            })
+            .into(),
+            ..Default::default()
+        };
+        self.create_info
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(id.to_string(), event);
+        let options = CreateOptions {
+            id: id.to_string(),
+            bundle: bundle.to_path_buf(),
+            no_pivot: runc.no_pivot,
+            no_new_keyring: runc.no_new_keyring,
+            systemd_cgroup: runc.systemd_cgroup,
+            ..Default::default()
+        };
+        let pid = self
+            .sup
+            .create_with(options, prepared.take_stdio())
+            .await
+            .map_err(sup_error)?;
+        match prepared.attach(&self.sup, id, id) {
+            Ok(io) => Ok((pid, io)),
+            Err(e) => {
+                if let Err(d) = self.sup.delete(id, true).await {
+                    tracing::error!("container {id}: removing it after its stdio failed: {d}");
+                }
+                Err(io_error(e))
+            }
+        }
+    }
+
+    async fn start_exec(&self, id: &str, exec_id: &str) -> Result<i32> {
+        let (process, paths) = {
+            let tasks = self.tasks();
+            let exec = tasks
+                .get(id)
+                .and_then(|t| t.execs.get(exec_id))
+                .ok_or_else(|| {
+                    status(
+                        Code::NOT_FOUND,
+                        format!("process {exec_id} of {id} not found"),
+                    )
+                })?;
+            if exec.started.borrow().is_some() {
+                return Err(status(
+                    Code::FAILED_PRECONDITION,
+                    format!("process {exec_id} of {id} was started already"),
+                ));
+            }
+            (exec.process.clone(), exec.paths.clone())
+        };
+        let mut prepared = Prepared::open(&paths, id, &self.namespace)
+            .await
+            .map_err(io_error)?;
+        let options = ExecOptions {
+            process,
+            ..Default::default()
+        };
+        let pid = self
+            .sup
+            .exec_with(id, exec_id, options, prepared.take_stdio())
+            .await
+            .map_err(sup_error)?;
+        let io = prepared.attach(&self.sup, id, exec_id);
+        let recorded = {
+            let mut tasks = self.tasks();
+            match (tasks.get_mut(id).and_then(|t| t.execs.get_mut(exec_id)), io) {
+                (Some(exec), Ok(io)) => {
+                    exec.started.send_replace(Some(pid));
+                    exec.io = Some(io);
+                    Ok(())
+                }
+                (Some(exec), Err(e)) => {
+                    exec.started.send_replace(Some(pid));
+                    Err(io_error(e))
+                }
+                (None, _) => Err(status(
+                    Code::NOT_FOUND,
+                    format!("process {exec_id} of {id} was deleted while it started"),
+                )),
+            }
+        };
+        if let Err(e) = recorded {
+            // It cannot be used: it goes.
+            let _ = self.sup.signal(id, exec_id, libc::SIGKILL, false).await;
+            return Err(e);
+        }
+        Ok(pid)
+    }
+
+    async fn delete_exec(&self, id: &str, exec_id: &str) -> Result<api::DeleteResponse> {
+        let started = *self.exec_started(id, exec_id)?.borrow();
+        let response = match started {
+            None => api::DeleteResponse::default(),
+            Some(pid) => {
+                let exit = self.sup.remove_process(id, exec_id).map_err(sup_error)?;
+                delete_response(pid, exit)
+            }
+        };
+        let exec = self
+            .tasks()
+            .get_mut(id)
+            .and_then(|t| t.execs.remove(exec_id));
+        drop(exec);
+        Ok(response)
+    }
+
+    async fn delete_init(&self, id: &str) -> Result<api::DeleteResponse> {
+        let kill_all = self.tasks().get(id).is_some_and(|t| t.kill_all_on_exit);
+        if kill_all && self.exit_of(id, "").await.is_some() {
+            self.kill_remaining(id).await;
+        }
+        let exit = self.sup.delete(id, false).await.map_err(sup_error)?;
+        let record = self.tasks().remove(id);
+        let Some(record) = record else {
+            return Err(status(Code::NOT_FOUND, format!("container {id} not found")));
+        };
+        if record.mounted_rootfs {
+            let target = record.bundle.join("rootfs");
+            tokio::task::spawn_blocking(move || rootfs::unmount(&target))
+                .await
+                .map_err(internal)?
+                .map_err(|e| internal(format!("{e:#}")))?;
+        }
+        Ok(delete_response(record.pid, exit))
+    }
+}
+
+impl Service {
+    /// Kill what is left in the cgroup of container `id`, whose init has exited, and wait
+    /// (a second at most) until the cgroup is empty. (A pid read from the cgroup names
+    /// another process at the kill only if its process exited, and the kernel handed the
+    /// pid out again, in between: pids are handed out in order, up to pid_max.)
+    async fn kill_remaining(&self, id: &str) {
+        for _ in 0..20 {
+            let pids = match self.sup.pids(id).await {
+                Ok(p) if !p.is_empty() => p,
+                _ => return,
+            };
+            for pid in pids {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(pid),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        tracing::warn!("container {id}: processes left in its cgroup after SIGKILL");
+    }
+
+    /// As the init of a container without a pid namespace of its own exits, kill what it
+    /// leaves (as runc's shim does): runs for the shim's life.
+    pub async fn kill_orphans_on_exit(self: Arc<Self>) {
+        let mut events = self.sup.subscribe();
+        loop {
+            match events.recv().await {
+                Ok(supervisor::Event::Exit { id, exec_id, .. }) if id == exec_id => {
+                    let kill_all = self.tasks().get(&id).is_some_and(|t| t.kill_all_on_exit);
+                    if kill_all {
+                        let service = self.clone();
+                        tokio::spawn(async move { service.kill_remaining(&id).await });
+                    }
+                }
+                Ok(_) => {}
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+            }
+        }
+    }
+}
+
+/// Whether the bundle's config gives the container a new pid namespace (not the host's,
+/// nor one joined by path).
+fn has_own_pid_namespace(bundle: &std::path::Path) -> bool {
+    let Ok(spec) = oci_spec::runtime::Spec::load(bundle.join("config.json")) else {
+        return true;
+    };
+    let namespaces = spec.linux().as_ref().and_then(|l| l.namespaces().clone());
+    namespaces
+        .unwrap_or_default()
+        .iter()
+        .any(|n| n.typ() == oci_spec::runtime::LinuxNamespaceType::Pid && n.path().is_none())
+}
+
+fn delete_response(pid: i32, exit: ExitInfo) -> api::DeleteResponse {
+    api::DeleteResponse {
+        pid: pid as u32,
+        exit_status: exit.status as u32,
+        exited_at: Some(exit.exited_at.into()).into(),
+        ..Default::default()
+    }
+}
+
+/// What the runtime options containerd passes (CRI's runtime options, ctr's `--no-pivot`)
+/// ask of runr.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct RuntimeOptions {
+    no_pivot: bool,
+    no_new_keyring: bool,
+    systemd_cgroup: bool,
+}
+
+/// The runc shim's options (`containerd.runc.v1.Options`), or the older
+/// `containerd.linux.runc.CreateOptions` ctr sends to a runtime that is not runc's (its
+/// no_pivot_root is field 1, no_new_keyring field 8); any other type is ignored.
+fn runtime_options(options: Option<&Any>) -> Result<RuntimeOptions> {
+    let Some(any) = options.filter(|a| !a.value.is_empty()) else {
+        return Ok(RuntimeOptions::default());
+    };
+    let bad = |e: containerd_shim_protos::protobuf::Error| {
+        status(
+            Code::INVALID_ARGUMENT,
+            format!("the runtime options ({}): {e}", any.type_url),
+        )
+    };
+    if any.type_url.ends_with("containerd.runc.v1.Options") {
+        let o = RuncOptions::parse_from_bytes(&any.value).map_err(bad)?;
+        return Ok(RuntimeOptions {
+            no_pivot: o.no_pivot_root,
+            no_new_keyring: o.no_new_keyring,
+            systemd_cgroup: o.systemd_cgroup,
+        });
+    }
+    if any
+        .type_url
+        .ends_with("containerd.linux.runc.CreateOptions")
+    {
+        // No generated type for it: its fields are read as the unknown fields of an
+        // empty message.
+        let m = Empty::parse_from_bytes(&any.value).map_err(bad)?;
+        let flag = |n: u32| {
+            matches!(
+                m.special_fields.unknown_fields().get(n),
+                Some(containerd_shim_protos::protobuf::UnknownValueRef::Varint(v)) if v != 0
+            )
+        };
+        return Ok(RuntimeOptions {
+            no_pivot: flag(1),
+            no_new_keyring: flag(8),
+            systemd_cgroup: false,
+        });
+    }
+    tracing::warn!("ignoring runtime options of type {}", any.type_url);
+    Ok(RuntimeOptions::default())
+}
+
+/// A JSON-encoded OCI type in an Any, as containerd marshals Go structs
+/// (`types.containerd.io/opencontainers/runtime-spec/1/...`).
+fn from_json_any<T: serde::de::DeserializeOwned>(any: &Any, what: &str) -> Result<T> {
+    serde_json::from_slice(&any.value).map_err(|e| {
+        status(
+            Code::INVALID_ARGUMENT,
+            format!("{what} ({}): {e}", any.type_url),
+        )
+    })
+}
+
+fn task_status(s: Status) -> api::Status {
+    match s {
+        Status::Creating => api::Status::UNKNOWN,
+        Status::Created => api::Status::CREATED,
+        Status::Running => api::Status::RUNNING,
+        Status::Paused => api::Status::PAUSED,
+        Status::Stopped => api::Status::STOPPED,
+    }
+}
+
+fn empty() -> Result<Empty> {
+    Ok(Empty::new())
+}
+
+#[async_trait]
+impl Task for Service {
+    async fn state(&self, _: &TtrpcContext, req: api::StateRequest) -> Result<api::StateResponse> {
+        let (id, exec_id) = (req.id.as_str(), req.exec_id.as_str());
+        let mut resp = api::StateResponse {
+            id: id.to_string(),
+            exec_id: exec_id.to_string(),
+            ..Default::default()
+        };
+        if exec_id.is_empty() {
+            let st = self.sup.state(id).await.map_err(sup_error)?;
+            resp.bundle = st.bundle.display().to_string();
+            resp.pid = st.pid as u32;
+            resp.status = task_status(st.status).into();
+            if let Some(exit) = st.exit {
+                resp.status = api::Status::STOPPED.into();
+                resp.exit_status = exit.status as u32;
+                resp.exited_at = Some(exit.exited_at.into()).into();
+            }
+            if let Some(t) = self.tasks().get(id) {
+                resp.stdin = t.paths.stdin.clone();
+                resp.stdout = t.paths.stdout.clone();
+                resp.stderr = t.paths.stderr.clone();
+                resp.terminal = t.paths.terminal;
+            }
+            return Ok(resp);
+        }
+        let started = *self.exec_started(id, exec_id)?.borrow();
+        if let Some(t) = self.tasks().get(id) {
+            resp.bundle = t.bundle.display().to_string();
+            if let Some(e) = t.execs.get(exec_id) {
+                resp.stdin = e.paths.stdin.clone();
+                resp.stdout = e.paths.stdout.clone();
+                resp.stderr = e.paths.stderr.clone();
+                resp.terminal = e.paths.terminal;
+            }
+        }
+        resp.status = api::Status::CREATED.into();
+        if let Some(pid) = started {
+            resp.pid = pid as u32;
+            resp.status = api::Status::RUNNING.into();
+            if let Some(exit) = self.exit_of(id, exec_id).await {
+                resp.status = api::Status::STOPPED.into();
+                resp.exit_status = exit.status as u32;
+                resp.exited_at = Some(exit.exited_at.into()).into();
+            }
+        }
+        Ok(resp)
+    }
+
+    async fn create(
+        &self,
+        _: &TtrpcContext,
+        req: api::CreateTaskRequest,
+    ) -> Result<api::CreateTaskResponse> {
+        self.create_task(req).await
+    }
+
+    async fn start(&self, _: &TtrpcContext, req: api::StartRequest) -> Result<api::StartResponse> {
+        let pid = if req.exec_id.is_empty() {
+            self.sup.start(&req.id).await.map_err(sup_error)?
+        } else {
+            self.start_exec(&req.id, &req.exec_id).await?
+        };
+        Ok(api::StartResponse {
+            pid: pid as u32,
+            ..Default::default()
+        })
+    }
+
+    async fn delete(
+        &self,
+        _: &TtrpcContext,
+        req: api::DeleteRequest,
+    ) -> Result<api::DeleteResponse> {
+        if req.exec_id.is_empty() {
+            self.delete_init(&req.id).await
+        } else {
+            self.delete_exec(&req.id, &req.exec_id).await
+        }
+    }
+
+    async fn pids(&self, _: &TtrpcContext, req: api::PidsRequest) -> Result<api::PidsResponse> {
+        let pids = self.sup.pids(&req.id).await.map_err(sup_error)?;
+        Ok(api::PidsResponse {
+            processes: pids
+                .into_iter()
+                .map(|pid| api::ProcessInfo {
+                    pid: pid as u32,
+                    ..Default::default()
+                })
+                .collect(),
+            ..Default::default()
+        })
+    }
+
+    async fn pause(&self, _: &TtrpcContext, req: api::PauseRequest) -> Result<Empty> {
+        self.sup.pause(&req.id).await.map_err(sup_error)?;
+        empty()
+    }
+
+    async fn resume(&self, _: &TtrpcContext, req: api::ResumeRequest) -> Result<Empty> {
+        self.sup.resume(&req.id).await.map_err(sup_error)?;
+        empty()
+    }
+
+    async fn checkpoint(&self, _: &TtrpcContext, _: api::CheckpointTaskRequest) -> Result<Empty> {
+        Err(status(
+            Code::UNIMPLEMENTED,
+            "checkpoint is not supported by runr yet",
+        ))
+    }
+
+    async fn kill(&self, _: &TtrpcContext, req: api::KillRequest) -> Result<Empty> {
+        let (id, exec_id) = (req.id.as_str(), req.exec_id.as_str());
+        if !exec_id.is_empty() && self.exec_started(id, exec_id)?.borrow().is_none() {
+            return Err(status(
+                Code::FAILED_PRECONDITION,
+                format!("process {exec_id} of {id} has not been started"),
+            ));
+        }
+        // containerd's clean-up kills what may have ended: NotFound is what it expects then.
+        if self.exit_of(id, exec_id).await.is_some() {
+            return Err(status(Code::NOT_FOUND, "process already finished"));
+        }
+        let signal = i32::try_from(req.signal)
+            .map_err(|_| status(Code::INVALID_ARGUMENT, format!("signal {}", req.signal)))?;
+        match self
+            .sup
+            .signal(id, Self::process_id(id, exec_id), signal, req.all)
+            .await
+        {
+            Ok(()) => empty(),
+            // It ended between the check and the signal.
+            Err(SupError::FailedPrecondition(_)) if self.exit_of(id, exec_id).await.is_some() => {
+                Err(status(Code::NOT_FOUND, "process already finished"))
+            }
+            Err(e) => Err(sup_error(e)),
+        }
+    }
+
+    async fn exec(&self, _: &TtrpcContext, req: api::ExecProcessRequest) -> Result<Empty> {
+        let (id, exec_id) = (req.id.as_str(), req.exec_id.as_str());
+        if exec_id.is_empty() || exec_id == id {
+            return Err(status(
+                Code::INVALID_ARGUMENT,
+                format!("exec id {exec_id:?}: must be set and differ from the container's"),
+            ));
+        }
+        let spec = req
+            .spec
+            .as_ref()
+            .ok_or_else(|| status(Code::INVALID_ARGUMENT, "the exec has no process spec"))?;
+        let process: oci_spec::runtime::Process = from_json_any(spec, "the exec's process spec")?;
+        {
+            let mut tasks = self.tasks();
+            let task = tasks
+                .get_mut(id)
+                .ok_or_else(|| status(Code::NOT_FOUND, format!("container {id} not found")))?;
+            if task.execs.contains_key(exec_id) {
+                return Err(status(
+                    Code::ALREADY_EXISTS,
+                    format!("process {exec_id} of {id} already exists"),
+                ));
+            }
+            task.execs.insert(
+                exec_id.to_string(),
+                Exec {
+                    process,
+                    paths: StdioPaths {
+                        stdin: req.stdin.clone(),
+                        stdout: req.stdout.clone(),
+                        stderr: req.stderr.clone(),
+                        terminal: req.terminal,
+                    },
+                    started: watch::Sender::new(None),
+                    io: None,
+                },
+            );
+        }
+        self.publisher.send(events::exec_added(id, exec_id));
+        empty()
+    }
+
+    async fn resize_pty(&self, _: &TtrpcContext, req: api::ResizePtyRequest) -> Result<Empty> {
+        let rows = u16::try_from(req.height).unwrap_or(u16::MAX);
+        let cols = u16::try_from(req.width).unwrap_or(u16::MAX);
+        self.sup
+            .resize_pty(&req.id, Self::process_id(&req.id, &req.exec_id), rows, cols)
+            .map_err(sup_error)?;
+        empty()
+    }
+
+    async fn close_io(&self, _: &TtrpcContext, req: api::CloseIORequest) -> Result<Empty> {
+        if !req.stdin {
+            return empty();
+        }
+        let mut tasks = self.tasks();
+        let task = tasks
+            .get_mut(&req.id)
+            .ok_or_else(|| status(Code::NOT_FOUND, format!("container {} not found", req.id)))?;
+        let io = if req.exec_id.is_empty() {
+            task.io.as_mut()
+        } else {
+            task.execs.get_mut(&req.exec_id).and_then(|e| e.io.as_mut())
+        };
+        if let Some(io) = io {
+            io.close_stdin();
+        }
+        empty()
+    }
+
+    async fn update(&self, _: &TtrpcContext, req: api::UpdateTaskRequest) -> Result<Empty> {
+        let any = req
+            .resources
+            .as_ref()
+            .ok_or_else(|| status(Code::INVALID_ARGUMENT, "the update has no resources"))?;
+        let resources: oci_spec::runtime::LinuxResources = from_json_any(any, "the resources")?;
+        self.sup
+            .update(&req.id, resources)
+            .await
+            .map_err(sup_error)?;
+        empty()
+    }
+
+    async fn wait(&self, _: &TtrpcContext, req: api::WaitRequest) -> Result<api::WaitResponse> {
+        let (id, exec_id) = (req.id.as_str(), req.exec_id.as_str());
+        if !exec_id.is_empty() {
+            // containerd waits before it starts the process.
+            let mut started = self.exec_started(id, exec_id)?;
+            if started.wait_for(Option::is_some).await.is_err() {
+                return Err(status(
+                    Code::NOT_FOUND,
+                    format!("process {exec_id} of {id} was deleted before it started"),
+                ));
+            }
+        }
+        let exit = self
+            .sup
+            .wait(id, Self::process_id(id, exec_id))
+            .await
+            .map_err(sup_error)?;
+        Ok(api::WaitResponse {
+            exit_status: exit.status as u32,
+            exited_at: Some(exit.exited_at.into()).into(),
+            ..Default::default()
+        })
+    }
+
+    async fn stats(&self, _: &TtrpcContext, req: api::StatsRequest) -> Result<api::StatsResponse> {
+        let stats = self.sup.stats(&req.id).await.map_err(sup_error)?;
+        let any =
+            metrics::to_any(&stats).map_err(|e| internal(format!("encode the metrics: {e}")))?;
+        Ok(api::StatsResponse {
+            stats: Some(any).into(),
+            ..Default::default()
+        })
+    }
+
+    async fn connect(
+        &self,
+        _: &TtrpcContext,
+        req: api::ConnectRequest,
+    ) -> Result<api::ConnectResponse> {
+        let task_pid = self.tasks().get(&req.id).map(|t| t.pid).unwrap_or(0);
+        Ok(api::ConnectResponse {
+            shim_pid: std::process::id(),
+            task_pid: task_pid as u32,
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            ..Default::default()
+        })
+    }
+
+    async fn shutdown(&self, _: &TtrpcContext, req: api::ShutdownRequest) -> Result<Empty> {
+        // A pod's shim serves its other containers on.
+        if !req.now && !self.tasks().is_empty() {
+            return empty();
+        }
+        self.exit.notify_one();
+        empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn runtime_options_are_read_from_either_type() {
+        assert_eq!(runtime_options(None).unwrap(), RuntimeOptions::default());
+        let runc = RuncOptions {
+            no_pivot_root: true,
+            ..Default::default()
+        };
+        let any = Any {
+            type_url: "containerd.runc.v1.Options".into(),
+            value: runc.write_to_bytes().unwrap(),
+            ..Default::default()
+        };
+        assert!(runtime_options(Some(&any)).unwrap().no_pivot);
+        // containerd.linux.runc.CreateOptions{no_pivot_root: true, no_new_keyring: true}.
+        let any = Any {
+            type_url: "containerd.linux.runc.CreateOptions".into(),
+            value: vec![0x08, 0x01, 0x40, 0x01],
+            ..Default::default()
+        };
+        let o = runtime_options(Some(&any)).unwrap();
+        assert!(o.no_pivot && o.no_new_keyring);
+        let any = Any {
+            type_url: "something.Else".into(),
+            value: vec![1],
+            ..Default::default()
+        };
+        assert_eq!(
+            runtime_options(Some(&any)).unwrap(),
+            RuntimeOptions::default()
+        );
+    }
+
+    #[test]
+    fn only_a_new_pid_namespace_is_ones_own() {
+        let dir = tempfile::tempdir().unwrap();
+        let write = |namespaces: &str| {
+            let config = format!(
+                r#"{{"ociVersion": "1.0.2", "root": {{"path": "rootfs"}},
+                    "linux": {{"namespaces": [{namespaces}]}}}}"#
+            );
+            std::fs::write(dir.path().join("config.json"), config).unwrap();
+        };
+        write(r#"{"type": "mount"}, {"type": "pid"}"#);
+        assert!(has_own_pid_namespace(dir.path()));
+        write(r#"{"type": "mount"}"#);
+        assert!(!has_own_pid_namespace(dir.path()));
+        write(r#"{"type": "pid", "path": "/proc/1/ns/pid"}"#);
+        assert!(!has_own_pid_namespace(dir.path()));
+    }
+
+    #[test]
+    fn library_errors_say_runr_failed() {
+        let e = SupError::Library {
+            what: "start".into(),
+            source: container::Error::Invalid("exec /no/such/program: not found".into()),
+        };
+        let ttrpc::Error::RpcStatus(s) = sup_error(e) else {
+            panic!("not a status")
+        };
+        assert_eq!(s.message, "runr: start: exec /no/such/program: not found");
+        assert_eq!(s.code(), Code::UNKNOWN);
+    }
+}

@@ -1,0 +1,150 @@
+//! The `start` action: containerd runs it (working directory: the container's bundle) and
+//! reads the address of the shim that will serve the container from its stdout. A pod's
+//! containers share one shim: if the pod's shim already listens, its address is the answer;
+//! otherwise a new shim is started, detached from containerd (its own session), with the
+//! socket already listening so that containerd can connect as soon as it reads the address.
+
+use crate::address;
+use anyhow::{Context, Result};
+use containerd_shim::Flags;
+use std::io::{IsTerminal, Write};
+use std::os::fd::AsRawFd;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+/// The descriptor the new shim finds its listening socket on.
+pub const LISTENER_FD: i32 = 3;
+/// Set (to [`LISTENER_FD`]) in the new shim's environment when the socket is passed.
+pub const LISTENER_ENV: &str = "RUNR_SHIM_LISTENER_FD";
+
+pub fn run(flags: &Flags) -> Result<()> {
+    let bundle = std::env::current_dir().context("read the working directory (the bundle)")?;
+    // containerd may send the runtime options on stdin; they are not needed here, and
+    // reading them lets it finish its write.
+    drain_stdin();
+    let grouping = address::grouping(&bundle, &flags.id);
+    let address = address::socket_address(&bundle, &flags.address, &flags.namespace, &grouping);
+    let path = address::socket_path(&address);
+    match listen(path)? {
+        Some(listener) => spawn_shim(flags, &bundle, &address, &listener)?,
+        // The pod's shim serves this container too.
+        None => tracing::debug!("reusing the shim at {address}"),
+    }
+    write_address(&bundle, &address)?;
+    let mut out = std::io::stdout();
+    out.write_all(address.as_bytes())
+        .and_then(|()| out.flush())
+        .context("write the address to stdout")?;
+    Ok(())
+}
+
+fn drain_stdin() {
+    let mut stdin = std::io::stdin();
+    if !stdin.is_terminal() {
+        let _ = std::io::copy(&mut stdin, &mut std::io::sink());
+    }
+}
+
+/// A new listening socket at `path`, or `None` if a live shim already listens there.
+fn listen(path: &str) -> Result<Option<UnixListener>> {
+    let dir = Path::new(path).parent().unwrap_or(Path::new("/"));
+    std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
+    match UnixListener::bind(path) {
+        Ok(l) => return Ok(Some(l)),
+        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {}
+        Err(e) => return Err(e).with_context(|| format!("listen on {path}")),
+    }
+    if UnixStream::connect(path).is_ok() {
+        return Ok(None);
+    }
+    // Left by a shim that died.
+    std::fs::remove_file(path).with_context(|| format!("remove the stale socket {path}"))?;
+    let l = UnixListener::bind(path).with_context(|| format!("listen on {path}"))?;
+    Ok(Some(l))
+}
+
+/// Start the long-lived shim: in its own session (no signal meant for containerd's
+/// process group reaches it), stdio on /dev/null (containerd reads this process's output
+/// to its end), the listening socket as descriptor 3.
+fn spawn_shim(flags: &Flags, bundle: &Path, address: &str, listener: &UnixListener) -> Result<()> {
+    let exe = std::env::current_exe().context("find this binary (/proc/self/exe)")?;
+    let mut cmd = Command::new(&exe);
+    cmd.args([
+        "-namespace",
+        &flags.namespace,
+        "-id",
+        &flags.id,
+        "-address",
+        &flags.address,
+    ]);
+    if !flags.publish_binary.is_empty() {
+        cmd.args(["-publish-binary", &flags.publish_binary]);
+    }
+    if flags.debug {
+        cmd.arg("-debug");
+    }
+    cmd.args(["-socket", address])
+        .current_dir(bundle)
+        .env(LISTENER_ENV, LISTENER_FD.to_string())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let fd = listener.as_raw_fd();
+    // SAFETY: the closure runs in the child between fork and exec, and calls only dup2,
+    // fcntl and setsid, which are async-signal-safe; this process is single-threaded.
+    unsafe {
+        cmd.pre_exec(move || {
+            if fd == LISTENER_FD {
+                // dup2 onto itself would keep close-on-exec.
+                let flags = libc::fcntl(fd, libc::F_GETFD);
+                if flags < 0 || libc::fcntl(fd, libc::F_SETFD, flags & !libc::FD_CLOEXEC) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            } else if libc::dup2(fd, LISTENER_FD) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            if libc::setsid() < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let child = cmd
+        .spawn()
+        .with_context(|| format!("start the shim {}", exe.display()))?;
+    if let Err(e) = adjust_oom_score(child.id()) {
+        // No shim outlives a failed start. (Our child, not waited for: its pid is still its.)
+        let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+        return Err(e);
+    }
+    Ok(())
+}
+
+/// Give the shim an OOM score one above containerd's (this process's parent), as
+/// containerd's own shims have: under memory pressure a shim goes before containerd.
+fn adjust_oom_score(pid: u32) -> Result<()> {
+    let parent = format!(
+        "/proc/{}/oom_score_adj",
+        std::os::unix::process::parent_id()
+    );
+    let score: i32 = std::fs::read_to_string(&parent)
+        .with_context(|| format!("read {parent}"))?
+        .trim()
+        .parse()
+        .with_context(|| format!("parse {parent}"))?;
+    let path = format!("/proc/{pid}/oom_score_adj");
+    let score = (score + 1).min(1000);
+    std::fs::write(&path, score.to_string()).with_context(|| format!("write {score} to {path}"))
+}
+
+/// containerd (on restart) and `delete` find the shim's address in the bundle.
+fn write_address(bundle: &Path, address: &str) -> Result<()> {
+    let path = bundle.join("address");
+    let tmp = bundle.join(".address.tmp");
+    std::fs::write(&tmp, address).with_context(|| format!("write {}", tmp.display()))?;
+    std::fs::rename(&tmp, &path)
+        .with_context(|| format!("rename {} to {}", tmp.display(), path.display()))
+}
