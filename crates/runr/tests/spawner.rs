@@ -321,15 +321,7 @@ fn killed_workers_leave_nothing(spawner: &Arc<Spawner>, env: &Env, exec_env: &En
 
 /// Our children, from every thread's list.
 fn children() -> Vec<i32> {
-    let mut out = Vec::new();
-    for task in std::fs::read_dir("/proc/self/task").unwrap().flatten() {
-        let text = std::fs::read_to_string(task.path().join("children")).unwrap_or_default();
-        out.extend(
-            text.split_whitespace()
-                .filter_map(|p| p.parse::<i32>().ok()),
-        );
-    }
-    out
+    testkit::children_of("self")
 }
 
 fn dumpable() -> i32 {

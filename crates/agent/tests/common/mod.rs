@@ -9,6 +9,7 @@ use agent::protocols::{agent as pb, agent_ttrpc::AgentServiceClient, oci};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
+pub use testkit::make_rootfs;
 use ttrpc::r#async::Client;
 
 /// A ttrpc context with a deadline long enough for any call of these tests.
@@ -491,53 +492,14 @@ pub fn process(args: &[&str]) -> oci::Process {
     }
 }
 
-fn busybox() -> PathBuf {
-    for p in ["/bin/busybox", "/usr/bin/busybox"] {
-        if Path::new(p).exists() {
-            return p.into();
-        }
-    }
-    panic!("busybox is needed (scripts/deps.sh installs busybox-static)");
-}
-
-/// A rootfs with static busybox and its applets in /bin.
-pub fn make_rootfs(rootfs: &Path) {
-    std::fs::create_dir_all(rootfs.join("bin")).unwrap();
-    for d in ["etc", "tmp", "proc", "sys", "dev", "root"] {
-        std::fs::create_dir_all(rootfs.join(d)).unwrap();
-    }
-    std::fs::copy(busybox(), rootfs.join("bin/busybox")).unwrap();
-    let list = Command::new(busybox()).arg("--list").output().unwrap();
-    for applet in String::from_utf8_lossy(&list.stdout).lines() {
-        if applet != "busybox" {
-            std::os::unix::fs::symlink("busybox", rootfs.join("bin").join(applet)).unwrap();
-        }
-    }
-    std::fs::write(
-        rootfs.join("etc/passwd"),
-        "root:x:0:0:root:/root:/bin/sh\nuser:x:1000:1000::/tmp:/bin/sh\n",
-    )
-    .unwrap();
-    std::fs::write(rootfs.join("etc/group"), "root:x:0:\nuser:x:1000:\n").unwrap();
-}
-
-/// The children of `pid`, from every thread's list.
-pub fn children_of(pid: i32) -> Vec<i32> {
-    let mut out = Vec::new();
-    let tasks = std::fs::read_dir(format!("/proc/{pid}/task"));
-    for task in tasks.into_iter().flatten().flatten() {
-        let text = std::fs::read_to_string(task.path().join("children")).unwrap_or_default();
-        out.extend(
-            text.split_whitespace()
-                .filter_map(|p| p.parse::<i32>().ok()),
-        );
-    }
-    out
-}
-
 pub fn comm(pid: i32) -> String {
     std::fs::read_to_string(format!("/proc/{pid}/comm"))
         .unwrap_or_default()
         .trim()
         .to_string()
+}
+
+/// The children of `pid`, from every thread's list.
+pub fn children_of(pid: i32) -> Vec<i32> {
+    testkit::children_of(&pid.to_string())
 }

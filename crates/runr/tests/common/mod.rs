@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
+pub use testkit::make_rootfs;
 
 pub const RUNR: &str = env!("CARGO_BIN_EXE_runr");
 
@@ -64,35 +65,6 @@ pub fn capture(mut cmd: Command) -> Run {
         stdout: read(&out_path),
         stderr: read(&err_path),
     }
-}
-
-fn busybox() -> PathBuf {
-    for p in ["/bin/busybox", "/usr/bin/busybox"] {
-        if Path::new(p).exists() {
-            return p.into();
-        }
-    }
-    panic!("busybox is needed (apt-get install busybox-static; scripts/test.sh does it)");
-}
-
-/// A rootfs with static busybox and its applets in /bin.
-pub fn make_rootfs(rootfs: &Path) {
-    std::fs::create_dir_all(rootfs.join("bin")).unwrap();
-    for d in ["etc", "tmp", "proc", "sys", "dev", "root"] {
-        std::fs::create_dir_all(rootfs.join(d)).unwrap();
-    }
-    std::fs::copy(busybox(), rootfs.join("bin/busybox")).unwrap();
-    let list = Command::new(busybox()).arg("--list").output().unwrap();
-    for applet in String::from_utf8_lossy(&list.stdout).lines() {
-        if applet != "busybox" {
-            std::os::unix::fs::symlink("busybox", rootfs.join("bin").join(applet)).unwrap();
-        }
-    }
-    std::fs::write(
-        rootfs.join("etc/passwd"),
-        "root:x:0:0:root:/root:/bin/sh\nuser:x:1000:1000:user:/home/user:/bin/sh\n",
-    )
-    .unwrap();
 }
 
 impl Env {

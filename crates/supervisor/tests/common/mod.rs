@@ -5,8 +5,8 @@
 
 use container::Container;
 use oci_spec::runtime::{LinuxDeviceCgroupBuilder, Spec};
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::PathBuf;
+use testkit::make_rootfs;
 
 pub struct Env {
     pub dir: tempfile::TempDir,
@@ -108,41 +108,9 @@ fn default_spec() -> Spec {
     spec
 }
 
-fn busybox() -> PathBuf {
-    for p in ["/bin/busybox", "/usr/bin/busybox"] {
-        if Path::new(p).exists() {
-            return p.into();
-        }
-    }
-    panic!("busybox is needed (scripts/deps.sh installs busybox-static)");
-}
-
-/// A rootfs with static busybox and its applets in /bin.
-fn make_rootfs(rootfs: &Path) {
-    std::fs::create_dir_all(rootfs.join("bin")).unwrap();
-    for d in ["etc", "tmp", "proc", "sys", "dev", "root"] {
-        std::fs::create_dir_all(rootfs.join(d)).unwrap();
-    }
-    std::fs::copy(busybox(), rootfs.join("bin/busybox")).unwrap();
-    let list = Command::new(busybox()).arg("--list").output().unwrap();
-    for applet in String::from_utf8_lossy(&list.stdout).lines() {
-        if applet != "busybox" {
-            std::os::unix::fs::symlink("busybox", rootfs.join("bin").join(applet)).unwrap();
-        }
-    }
-    std::fs::write(rootfs.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\n").unwrap();
-}
-
 /// The program's children, from every thread's list, but the spawner's helper.
 pub fn children() -> Vec<i32> {
-    let mut out = Vec::new();
-    for task in std::fs::read_dir("/proc/self/task").unwrap().flatten() {
-        let text = std::fs::read_to_string(task.path().join("children")).unwrap_or_default();
-        out.extend(
-            text.split_whitespace()
-                .filter_map(|p| p.parse::<i32>().ok()),
-        );
-    }
+    let mut out = testkit::children_of("self");
     out.retain(|pid| {
         let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
         comm.trim() != "runr-spawner"
