@@ -266,12 +266,9 @@ c_error_reaches_user() {
   C c rm c-e >/dev/null 2>&1 || true
 }
 
-containerd_suite() {
-  ENGINE=containerd
-  if ! containerd_setup; then
-    FAILED+=("containerd: the daemon did not start")
-    return
-  fi
+# The containerd scenarios, run through the runtime the suite set up (--runc-binary runr,
+# or runr's own shim).
+containerd_scenarios() {
   scenario "run --rm, exit code" c_run_rm_exit_code
   scenario "run -d, exec, kill, rm" c_detached_exec_kill_rm
   scenario "run -t" c_run_t
@@ -286,5 +283,14 @@ containerd_suite() {
   scenario "network, --net-host, --with-ns" c_network_and_joined
   scenario "kill: SIGTERM, SIGKILL" c_stop_signals
   scenario "create error reaches the user" c_error_reaches_user
+}
+
+containerd_suite() {
+  ENGINE=containerd
+  if ! containerd_setup; then
+    FAILED+=("containerd: the daemon did not start")
+    return
+  fi
+  containerd_scenarios
   containerd_teardown
 }

@@ -122,20 +122,7 @@ shim_suite() {
     FAILED+=("shim: the daemon did not start, or took no image")
     return
   fi
-  scenario "run --rm, exit code" c_run_rm_exit_code
-  scenario "run -d, exec, kill, rm" c_detached_exec_kill_rm
-  scenario "run -t" c_run_t
-  scenario "exec -t" c_exec_t
-  scenario "pause, resume, ps, metrics" c_pause_resume_ps_metrics
-  scenario "--memory-limit, --cpus" c_limits
-  scenario "--read-only, tmpfs, bind" c_read_only_mounts
-  scenario "--no-pivot" c_no_pivot
-  scenario "--cap-add, --cap-drop" c_caps
-  scenario "--seccomp" c_seccomp
-  scenario "--uidmap (user namespace)" c_userns
-  scenario "network, --net-host, --with-ns" c_network_and_joined
-  scenario "kill: SIGTERM, SIGKILL" c_stop_signals
-  scenario "create error reaches the user" c_error_reaches_user
+  containerd_scenarios
   scenario "exec statuses, stdin, no zombie" shim_exec_status_stdin_no_zombie
   scenario "events in order (exec, pause, exit, delete, oom)" shim_events_in_order
   scenario "binary and file loggers (--log-uri)" shim_loggers
