@@ -1,0 +1,357 @@
+//! Checkpoint and restore with CRIU: real busybox containers dumped and brought back.
+//!
+//! CRIU comes from `$RUNR_CRIU` (scripts/test.sh sets it) or scripts/criu.sh (the host's
+//! criu if `criu check` passes, else CRIU 4.2 built from ../shared/vendor). Without one the
+//! tests print why and pass; CI always has one (scripts/test.sh fails without it).
+
+mod common;
+
+use common::{capture, read_until, Env, Run};
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+
+/// A working criu, or why there is none.
+fn criu() -> Option<PathBuf> {
+    static CRIU: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    let found = CRIU.get_or_init(|| {
+        if let Some(p) = std::env::var_os("RUNR_CRIU").filter(|p| !p.is_empty()) {
+            return Ok(p.into());
+        }
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/criu.sh");
+        let out = Command::new("bash")
+            .arg(&script)
+            .stderr(Stdio::piped())
+            .output()
+            .map_err(|e| format!("run {}: {e}", script.display()))?;
+        if !out.status.success() {
+            return Err(format!(
+                "{} failed: {}",
+                script.display(),
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).trim().into())
+    });
+    match found {
+        Ok(p) => Some(p.clone()),
+        Err(why) => {
+            eprintln!("SKIPPED: no working criu: {why}");
+            None
+        }
+    }
+}
+
+/// The harness's command with runr pointed at `criu`.
+fn runr(env: &Env, criu: &Path, args: &[&str]) -> Run {
+    let mut c = env.cmd();
+    c.env("RUNR_CRIU", criu).args(args);
+    capture(c)
+}
+
+/// A container printing 1, 2, 3... every 50 ms, in the background; its stdout (a pipe, as
+/// engines give) is returned. Waits until it has printed `upto`.
+fn start_counter(env: &Env, id: &str, upto: u32) -> std::fs::File {
+    env.args(&[
+        "sh",
+        "-c",
+        "i=0; while true; do i=$((i+1)); echo $i; sleep 0.05; done",
+    ]);
+    let mut c = env.run_cmd(id);
+    c.arg("--detach")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    let mut child = c.spawn().unwrap();
+    let out = child.stdout.take().unwrap();
+    assert!(child.wait().unwrap().success(), "runr run -d {id} failed");
+    let mut out = std::fs::File::from(OwnedFd::from(out));
+    let seen = read_until(&mut out, &format!("\n{upto}\n"));
+    assert!(
+        seen.contains(&format!("\n{upto}\n")),
+        "counter printed {seen:?}"
+    );
+    out
+}
+
+/// `runr restore -d` of `image` as `id`; the restored container's new stdout.
+fn restore(env: &Env, criu: &Path, id: &str, image: &Path) -> std::fs::File {
+    let mut c = env.cmd();
+    c.env("RUNR_CRIU", criu)
+        .args(["restore", "--detach", "--bundle"])
+        .arg(&env.bundle)
+        .arg("--image-path")
+        .arg(image)
+        .arg(id)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    let out = child.stdout.take().unwrap();
+    let status = child.wait().unwrap();
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+    assert!(status.success(), "restore {id} failed: {err}");
+    std::fs::File::from(OwnedFd::from(out))
+}
+
+/// The numbers in `text`, in order.
+fn numbers(text: &str) -> Vec<u32> {
+    text.lines().filter_map(|l| l.trim().parse().ok()).collect()
+}
+
+/// Read more of the counter until it has printed two numbers; them.
+fn next_numbers(out: &mut std::fs::File) -> Vec<u32> {
+    let mut seen = String::new();
+    for _ in 0..50 {
+        seen.push_str(&read_until(out, "\n"));
+        if numbers(&seen).len() >= 2 {
+            break;
+        }
+    }
+    numbers(&seen)
+}
+
+fn assert_running(env: &Env, id: &str) {
+    assert_eq!(env.state(id)["status"], "running", "{id} is not running");
+}
+
+#[test]
+fn counter_goes_on_after_restore() {
+    let Some(criu) = criu() else { return };
+    let env = Env::new("cr-counter");
+    let id = env.id("c");
+    let mut out = start_counter(&env, &id, 3);
+    let image = env.dir.path().join("image");
+    let r = runr(
+        &env,
+        &criu,
+        &["checkpoint", "--image-path", image.to_str().unwrap(), &id],
+    );
+    assert_eq!(r.code, 0, "checkpoint: {}", r.stderr);
+    // As with runc: the checkpointed container is gone, its processes with it.
+    assert!(
+        !env.root.join(&id).exists(),
+        "state of {id} left after checkpoint"
+    );
+    let before = numbers(&std::io::read_to_string(&mut out).unwrap());
+    let last = before.last().copied().unwrap_or(3).max(3);
+
+    let mut out = restore(&env, &criu, &id, &image);
+    let after = next_numbers(&mut out);
+    assert!(
+        after.first().is_some_and(|n| *n > last && *n <= last + 3),
+        "the count did not go on from {last}: {after:?}"
+    );
+    assert_running(&env, &id);
+    let list = runr(&env, &criu, &["list", "--format", "json"]);
+    assert!(
+        list.stdout.contains(&id),
+        "restored {id} not listed: {}",
+        list.stdout
+    );
+    let exec = runr(&env, &criu, &["exec", &id, "echo", "inside"]);
+    assert_eq!(
+        (exec.code, exec.stdout.trim()),
+        (0, "inside"),
+        "{}",
+        exec.stderr
+    );
+    // The restored init is the container's pid 1 still, in the container's cgroup.
+    let pid = env.state(&id)["pid"].as_i64().unwrap();
+    let cg = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+    assert!(
+        cg.lines().all(|l| l.ends_with(&format!("/{id}"))),
+        "cgroup: {cg}"
+    );
+    let kill = runr(&env, &criu, &["kill", &id, "KILL"]);
+    assert_eq!(kill.code, 0, "kill: {}", kill.stderr);
+    let del = runr(&env, &criu, &["delete", "--force", &id]);
+    assert_eq!(del.code, 0, "delete: {}", del.stderr);
+    env.assert_gone(&id);
+}
+
+#[test]
+fn leave_running_keeps_counting() {
+    let Some(criu) = criu() else { return };
+    let env = Env::new("cr-leave");
+    let id = env.id("c");
+    let mut out = start_counter(&env, &id, 2);
+    let image = env.dir.path().join("image");
+    let r = runr(
+        &env,
+        &criu,
+        &[
+            "checkpoint",
+            "--leave-running",
+            "--image-path",
+            image.to_str().unwrap(),
+            &id,
+        ],
+    );
+    assert_eq!(r.code, 0, "checkpoint: {}", r.stderr);
+    assert_running(&env, &id);
+    assert!(next_numbers(&mut out).len() >= 2, "the counter stopped");
+    assert!(image.join("pstree.img").exists(), "no image written");
+    let del = runr(&env, &criu, &["delete", "--force", &id]);
+    assert_eq!(del.code, 0, "delete: {}", del.stderr);
+    env.assert_gone(&id);
+}
+
+#[test]
+fn restore_under_a_new_id() {
+    let Some(criu) = criu() else { return };
+    let env = Env::new("cr-newid");
+    let old = env.id("old");
+    let new = env.id("new");
+    let _out = start_counter(&env, &old, 2);
+    let image = env.dir.path().join("image");
+    let r = runr(
+        &env,
+        &criu,
+        &["checkpoint", "--image-path", image.to_str().unwrap(), &old],
+    );
+    assert_eq!(r.code, 0, "checkpoint: {}", r.stderr);
+    let mut out = restore(&env, &criu, &new, &image);
+    assert!(
+        next_numbers(&mut out).len() >= 2,
+        "the restored counter is silent"
+    );
+    assert_running(&env, &new);
+    env.assert_gone(&old);
+    let pid = env.state(&new)["pid"].as_i64().unwrap();
+    let cg = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+    assert!(
+        cg.lines().all(|l| l.ends_with(&format!("/{new}"))),
+        "cgroup: {cg}"
+    );
+    let del = runr(&env, &criu, &["delete", "--force", &new]);
+    assert_eq!(del.code, 0, "delete: {}", del.stderr);
+    env.assert_gone(&new);
+}
+
+#[test]
+fn failed_checkpoints_leave_the_container_running() {
+    let Some(criu) = criu() else { return };
+    let env = Env::new("cr-fail");
+    let id = env.id("c");
+    let mut out = start_counter(&env, &id, 2);
+    let image = env.dir.path().join("image");
+    let image = image.to_str().unwrap();
+
+    let r = runr(
+        &env,
+        Path::new("/nonexistent/criu"),
+        &["checkpoint", "--image-path", image, &id],
+    );
+    assert_ne!(r.code, 0);
+    assert!(
+        r.stderr.contains("/nonexistent/criu"),
+        "no criu named: {}",
+        r.stderr
+    );
+    let mut c = env.cmd();
+    c.env("RUNR_CRIU", "").env("PATH", "/nonexistent");
+    c.args(["checkpoint", "--image-path", image, &id]);
+    let r = capture(c);
+    assert!(r.code != 0 && r.stderr.contains("criu"), "{}", r.stderr);
+
+    let r = runr(
+        &env,
+        &criu,
+        &["checkpoint", "--pre-dump", "--image-path", image, &id],
+    );
+    assert_ne!(r.code, 0);
+    assert!(r.stderr.contains("--pre-dump"), "{}", r.stderr);
+    let r = runr(
+        &env,
+        &criu,
+        &[
+            "checkpoint",
+            "--empty-ns",
+            "ipc",
+            "--image-path",
+            image,
+            &id,
+        ],
+    );
+    assert!(
+        r.code != 0 && r.stderr.contains("--empty-ns ipc"),
+        "{}",
+        r.stderr
+    );
+    let r = runr(
+        &env,
+        &criu,
+        &["checkpoint", "--lazy-pages", "--image-path", image, &id],
+    );
+    assert!(
+        r.code != 0 && r.stderr.contains("--lazy-pages"),
+        "{}",
+        r.stderr
+    );
+
+    assert_running(&env, &id);
+    assert!(next_numbers(&mut out).len() >= 2, "the counter stopped");
+    let del = runr(&env, &criu, &["delete", "--force", &id]);
+    assert_eq!(del.code, 0, "delete: {}", del.stderr);
+}
+
+#[test]
+fn failed_restores_leave_nothing() {
+    let Some(criu) = criu() else { return };
+    let env = Env::new("cr-badrestore");
+    let id = env.id("c");
+    env.args(&["sleep", "100"]);
+    let bundle = env.bundle.to_str().unwrap().to_string();
+
+    // No checkpoint there at all.
+    let missing = env.dir.path().join("no-such-image");
+    let r = runr(
+        &env,
+        &criu,
+        &[
+            "restore",
+            "-d",
+            "-b",
+            &bundle,
+            "--image-path",
+            missing.to_str().unwrap(),
+            &id,
+        ],
+    );
+    assert_ne!(r.code, 0);
+    assert!(r.stderr.contains("no-such-image"), "{}", r.stderr);
+    env.assert_gone(&id);
+
+    // A checkpoint CRIU cannot read: CRIU fails with the state and cgroup made.
+    let image = env.dir.path().join("image");
+    let _out = start_counter(&env, &id, 2);
+    let r = runr(
+        &env,
+        &criu,
+        &["checkpoint", "--image-path", image.to_str().unwrap(), &id],
+    );
+    assert_eq!(r.code, 0, "checkpoint: {}", r.stderr);
+    std::fs::write(image.join("pstree.img"), b"not an image").unwrap();
+    let r = runr(
+        &env,
+        &criu,
+        &[
+            "restore",
+            "-d",
+            "-b",
+            &bundle,
+            "--image-path",
+            image.to_str().unwrap(),
+            &id,
+        ],
+    );
+    assert_ne!(r.code, 0);
+    assert!(r.stderr.contains("criu RESTORE failed"), "{}", r.stderr);
+    env.assert_gone(&id);
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(
+        !mounts.contains(env.root.to_str().unwrap()),
+        "a mount under the state root is left: {mounts}"
+    );
+}
