@@ -355,3 +355,132 @@ fn failed_restores_leave_nothing() {
         "a mount under the state root is left: {mounts}"
     );
 }
+
+/// A container with a terminal: dumped with its pty's slave side, restored onto a new pty
+/// whose master goes to the new console socket.
+#[test]
+fn terminal_restores_onto_a_new_console_socket() {
+    let Some(criu) = criu() else { return };
+    let env = Env::new("cr-tty");
+    let id = env.id("c");
+    env.edit(|c| c["process"]["terminal"] = true.into());
+    env.args(&[
+        "sh",
+        "-c",
+        "i=0; while true; do i=$((i+1)); echo n$i; sleep 0.05; done",
+    ]);
+    let sock = env.dir.path().join("console.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+    let mut c = env.run_cmd(&id);
+    c.arg("--detach").arg("--console-socket").arg(&sock);
+    c.stdout(Stdio::null()).stderr(Stdio::null());
+    let mut child = c.spawn().unwrap();
+    let mut master = common::recv_console(&listener);
+    assert!(child.wait().unwrap().success(), "runr run -d {id} failed");
+    let seen = read_until(&mut master, "n3");
+    assert!(seen.contains("n3"), "terminal showed {seen:?}");
+
+    let image = env.dir.path().join("image");
+    let r = runr(
+        &env,
+        &criu,
+        &["checkpoint", "--image-path", image.to_str().unwrap(), &id],
+    );
+    assert_eq!(r.code, 0, "checkpoint: {}", r.stderr);
+    drop(master);
+
+    let sock2 = env.dir.path().join("console2.sock");
+    let listener2 = std::os::unix::net::UnixListener::bind(&sock2).unwrap();
+    let mut c = env.cmd();
+    c.env("RUNR_CRIU", &criu)
+        .args(["restore", "-d", "--bundle"])
+        .arg(&env.bundle)
+        .arg("--image-path")
+        .arg(&image)
+        .arg("--console-socket")
+        .arg(&sock2)
+        .arg(&id)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    let mut master = common::recv_console(&listener2);
+    let status = child.wait().unwrap();
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+    assert!(status.success(), "restore: {err}");
+    let seen = read_until(&mut master, "\n");
+    let seen = seen + &read_until(&mut master, "\n");
+    let counts: Vec<u32> = seen
+        .split('n')
+        .filter_map(|w| w.trim().parse().ok())
+        .collect();
+    assert!(
+        counts.first().is_some_and(|n| *n > 3),
+        "the restored terminal did not count on: {seen:?}"
+    );
+    assert_running(&env, &id);
+    let del = runr(&env, &criu, &["delete", "--force", &id]);
+    assert_eq!(del.code, 0, "delete: {}", del.stderr);
+    env.assert_gone(&id);
+}
+
+/// A bind mount from the host and a tmpfs: the bind is found again at its source, the
+/// tmpfs comes back with its contents; masked paths and /dev are as they were.
+#[test]
+fn mounts_come_back() {
+    let Some(criu) = criu() else { return };
+    let env = Env::new("cr-mounts");
+    let id = env.id("c");
+    let host_dir = env.dir.path().join("host-data");
+    std::fs::create_dir(&host_dir).unwrap();
+    std::fs::write(host_dir.join("from-host"), "host\n").unwrap();
+    env.edit(|c| {
+        let mounts = c["mounts"].as_array_mut().unwrap();
+        mounts.push(serde_json::json!({
+            "destination": "/data", "type": "bind",
+            "source": host_dir, "options": ["rbind", "rw"]
+        }));
+        mounts.push(serde_json::json!({
+            "destination": "/scratch", "type": "tmpfs", "source": "tmpfs",
+            "options": ["nosuid", "size=1m"]
+        }));
+    });
+    let _out = start_counter(&env, &id, 2);
+    let w = runr(
+        &env,
+        &criu,
+        &["exec", &id, "sh", "-c", "echo kept > /scratch/f"],
+    );
+    assert_eq!(w.code, 0, "exec: {}", w.stderr);
+    let image = env.dir.path().join("image");
+    let r = runr(
+        &env,
+        &criu,
+        &["checkpoint", "--image-path", image.to_str().unwrap(), &id],
+    );
+    assert_eq!(r.code, 0, "checkpoint: {}", r.stderr);
+    let mut out = restore(&env, &criu, &id, &image);
+    assert!(
+        next_numbers(&mut out).len() >= 2,
+        "the restored counter is silent"
+    );
+    let check = "cat /scratch/f /data/from-host; echo after > /data/from-container; \
+                 test -c /proc/timer_list && echo masked; test -c /dev/null && echo devnull; \
+                 grep -c ' /proc/sys ' /proc/self/mountinfo";
+    let r = runr(&env, &criu, &["exec", &id, "sh", "-c", check]);
+    assert_eq!(r.code, 0, "exec: {}", r.stderr);
+    let lines: Vec<&str> = r.stdout.lines().map(str::trim).collect();
+    assert_eq!(
+        lines,
+        ["kept", "host", "masked", "devnull", "1"],
+        "{}",
+        r.stdout
+    );
+    assert_eq!(
+        std::fs::read_to_string(host_dir.join("from-container")).unwrap(),
+        "after\n"
+    );
+    let del = runr(&env, &criu, &["delete", "--force", &id]);
+    assert_eq!(del.code, 0, "delete: {}", del.stderr);
+    env.assert_gone(&id);
+}
