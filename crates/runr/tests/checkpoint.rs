@@ -484,3 +484,77 @@ fn mounts_come_back() {
     assert_eq!(del.code, 0, "delete: {}", del.stderr);
     env.assert_gone(&id);
 }
+
+/// An established TCP connection over loopback, inside the container's own network
+/// namespace, survives checkpoint and restore with --tcp-established: the numbers the
+/// client sends keep arriving at the server, which prints them.
+#[test]
+fn established_tcp_connection_survives() {
+    let Some(criu) = criu() else { return };
+    let env = Env::new("cr-tcp");
+    let id = env.id("c");
+    env.args(&[
+        "sh",
+        "-c",
+        "ip link set lo up; sleep 1000 | nc -l -p 5000 & sleep 0.3; \
+         i=0; while true; do i=$((i+1)); echo $i; sleep 0.05; done | nc 127.0.0.1 5000",
+    ]);
+    // Bringing the namespace's loopback up needs CAP_NET_ADMIN.
+    env.edit(|c| {
+        for set in ["bounding", "effective", "permitted"] {
+            let caps = c["process"]["capabilities"][set].as_array_mut().unwrap();
+            caps.push("CAP_NET_ADMIN".into());
+        }
+    });
+    let mut c = env.run_cmd(&id);
+    c.arg("--detach")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    let mut child = c.spawn().unwrap();
+    let out = child.stdout.take().unwrap();
+    assert!(child.wait().unwrap().success(), "runr run -d {id} failed");
+    let mut out = std::fs::File::from(OwnedFd::from(out));
+    let seen = read_until(&mut out, "\n3\n");
+    assert!(seen.contains("\n3\n"), "server printed {seen:?}");
+
+    let image = env.dir.path().join("image");
+    let r = runr(
+        &env,
+        &criu,
+        &[
+            "checkpoint",
+            "--tcp-established",
+            "--image-path",
+            image.to_str().unwrap(),
+            &id,
+        ],
+    );
+    assert_eq!(r.code, 0, "checkpoint: {}", r.stderr);
+    let before = numbers(&std::io::read_to_string(&mut out).unwrap());
+    let last = before.last().copied().unwrap_or(3).max(3);
+
+    let mut c = env.cmd();
+    c.env("RUNR_CRIU", &criu)
+        .args(["restore", "--detach", "--tcp-established", "--bundle"])
+        .arg(&env.bundle)
+        .arg("--image-path")
+        .arg(&image)
+        .arg(&id)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    let out = child.stdout.take().unwrap();
+    let status = child.wait().unwrap();
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+    assert!(status.success(), "restore: {err}");
+    let mut out = std::fs::File::from(OwnedFd::from(out));
+    let after = next_numbers(&mut out);
+    assert!(
+        after.first().is_some_and(|n| *n > last && *n <= last + 5),
+        "the connection did not carry on from {last}: {after:?}"
+    );
+    let del = runr(&env, &criu, &["delete", "--force", &id]);
+    assert_eq!(del.code, 0, "delete: {}", del.stderr);
+    env.assert_gone(&id);
+}
