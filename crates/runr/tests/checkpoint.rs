@@ -558,3 +558,104 @@ fn established_tcp_connection_survives() {
     assert_eq!(del.code, 0, "delete: {}", del.stderr);
     env.assert_gone(&id);
 }
+
+/// Restore runs the prestart and createRuntime hooks, with the restored init's pid, once
+/// CRIU has made the namespaces (where create runs them), and the checkpoint's removal of
+/// the container runs poststop.
+#[test]
+fn hooks_run_on_restore() {
+    let Some(criu) = criu() else { return };
+    let env = Env::new("cr-hooks");
+    let id = env.id("c");
+    let log = env.dir.path().join("hooks.log");
+    let hook = |name: &str| {
+        let script = format!(
+            "cat >> {}; echo ' {name}' >> {}",
+            log.display(),
+            log.display()
+        );
+        serde_json::json!([{ "path": "/bin/sh", "args": ["sh", "-c", script] }])
+    };
+    env.edit(|c| {
+        c["hooks"] = serde_json::json!({
+            "prestart": hook("prestart"),
+            "createRuntime": hook("createRuntime"),
+            "poststop": hook("poststop"),
+        })
+    });
+    let _out = start_counter(&env, &id, 2);
+    let image = env.dir.path().join("image");
+    let r = runr(
+        &env,
+        &criu,
+        &["checkpoint", "--image-path", image.to_str().unwrap(), &id],
+    );
+    assert_eq!(r.code, 0, "checkpoint: {}", r.stderr);
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        text.trim_end().ends_with("poststop"),
+        "hooks at checkpoint: {text}"
+    );
+    std::fs::remove_file(&log).unwrap();
+
+    let mut out = restore(&env, &criu, &id, &image);
+    assert!(
+        next_numbers(&mut out).len() >= 2,
+        "the restored counter is silent"
+    );
+    let pid = env.state(&id)["pid"].as_i64().unwrap();
+    let text = std::fs::read_to_string(&log).unwrap();
+    let ran: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix(' ').or(l.rsplit_once("} ").map(|(_, n)| n)))
+        .collect();
+    assert_eq!(ran, ["prestart", "createRuntime"], "{text}");
+    assert!(
+        text.contains(&format!("\"pid\":{pid}")),
+        "hooks did not get pid {pid}: {text}"
+    );
+    let del = runr(&env, &criu, &["delete", "--force", &id]);
+    assert_eq!(del.code, 0, "delete: {}", del.stderr);
+    env.assert_gone(&id);
+}
+
+/// Without --detach, restore waits for the container, passes its exit status on, and
+/// removes it; a paused container is checkpointed too.
+#[test]
+fn foreground_restore_of_a_paused_container() {
+    let Some(criu) = criu() else { return };
+    let env = Env::new("cr-fg");
+    let id = env.id("c");
+    let _out = start_counter(&env, &id, 2);
+    let r = runr(&env, &criu, &["pause", &id]);
+    assert_eq!(r.code, 0, "pause: {}", r.stderr);
+    let image = env.dir.path().join("image");
+    let r = runr(
+        &env,
+        &criu,
+        &["checkpoint", "--image-path", image.to_str().unwrap(), &id],
+    );
+    assert_eq!(r.code, 0, "checkpoint: {}", r.stderr);
+    env.assert_gone(&id);
+
+    let mut c = env.cmd();
+    c.env("RUNR_CRIU", &criu)
+        .args(["restore", "--bundle"])
+        .arg(&env.bundle)
+        .arg("--image-path")
+        .arg(&image)
+        .arg(&id)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    let mut child = c.spawn().unwrap();
+    let mut out = std::fs::File::from(OwnedFd::from(child.stdout.take().unwrap()));
+    assert!(
+        next_numbers(&mut out).len() >= 2,
+        "the restored counter is silent"
+    );
+    assert_running(&env, &id);
+    let r = runr(&env, &criu, &["kill", &id, "KILL"]);
+    assert_eq!(r.code, 0, "kill: {}", r.stderr);
+    assert_eq!(common::wait_exit(&mut child), 137);
+    env.assert_gone(&id);
+}
