@@ -33,7 +33,8 @@ pub(crate) struct Notify<'a> {
 }
 
 impl Criu {
-    /// `$RUNR_CRIU` if set, else `criu` on PATH; its version checked over RPC.
+    /// `$RUNR_CRIU` if set, else `criu` on PATH. Its version is asked only when a request
+    /// fails ([`Criu::explain`]): asking costs a CRIU start (some 40 ms) on every command.
     pub(crate) fn locate() -> Result<Criu> {
         let path = match std::env::var_os("RUNR_CRIU") {
             Some(p) if !p.is_empty() => PathBuf::from(p),
@@ -45,17 +46,31 @@ impl Criu {
                 )
             })?,
         };
-        let criu = Criu { path };
-        let version = criu.version()?;
-        if version < MIN_VERSION {
+        if !is_executable(&path) {
             return Err(Error::Invalid(format!(
-                "criu at {} is version {}, runr needs {} or later",
-                criu.path.display(),
-                show_version(version),
-                show_version(MIN_VERSION)
+                "criu at {} is not an executable file (from RUNR_CRIU or PATH)",
+                path.display()
             )));
         }
-        Ok(criu)
+        Ok(Criu { path })
+    }
+
+    /// A failed request's error, or in its place why this CRIU cannot serve runr at all (too
+    /// old, or not answering a version request).
+    pub(crate) fn explain(&self, e: Error) -> Error {
+        match self.version() {
+            Ok(v) if v >= MIN_VERSION => e,
+            Ok(v) => Error::Invalid(format!(
+                "criu at {} is version {}, runr needs {} or later ({e})",
+                self.path.display(),
+                show_version(v),
+                show_version(MIN_VERSION)
+            )),
+            Err(v) => Error::Invalid(format!(
+                "criu at {} does not work: asking its version failed: {v} ({e})",
+                self.path.display()
+            )),
+        }
     }
 
     /// CRIU's version as major*10000 + minor*100 + sublevel.
@@ -192,7 +207,11 @@ impl Criu {
 }
 
 fn send(sock: &OwnedFd, data: &[u8]) -> std::io::Result<()> {
-    let n = nix::sys::socket::send(sock.as_raw_fd(), data, nix::sys::socket::MsgFlags::empty())?;
+    let n = nix::sys::socket::send(
+        sock.as_raw_fd(),
+        data,
+        nix::sys::socket::MsgFlags::MSG_NOSIGNAL,
+    )?;
     if n != data.len() {
         return Err(std::io::Error::new(
             std::io::ErrorKind::WriteZero,

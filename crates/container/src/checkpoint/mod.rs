@@ -162,7 +162,7 @@ pub fn checkpoint(c: Container, o: &CheckpointOptions) -> Result<Vec<String>> {
         opts.ext_mnt.push(m);
     }
     criu.request(Criu_req_type::DUMP, opts, &dirs.raw(), &mut |_| Ok(()))
-        .map_err(|e| with_log(e, &dirs.work_path.join(DUMP_LOG)))?;
+        .map_err(|e| criu.explain(with_log(e, &dirs.work_path.join(DUMP_LOG))))?;
     if o.leave_running {
         // A paused container stays paused: CRIU thaws only what it froze itself.
         return Ok(Vec::new());

@@ -126,7 +126,7 @@ pub fn restore(o: &RestoreOptions) -> Result<Container> {
     };
     let resp = criu
         .request(Criu_req_type::RESTORE, opts, &inherit, &mut on_notify)
-        .map_err(|e| with_log(e, &dirs.work_path.join(RESTORE_LOG)))?;
+        .map_err(|e| criu.explain(with_log(e, &dirs.work_path.join(RESTORE_LOG))))?;
     drop(root);
     let pid = match resp.restore.as_ref().map(|r| r.pid()) {
         Some(pid) if pid > 0 => pid,
