@@ -8,6 +8,7 @@ mod common;
 
 use common::{capture, read_until, Env, Run};
 use std::os::fd::OwnedFd;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
@@ -332,6 +333,34 @@ fn failed_restores_leave_nothing() {
         &["checkpoint", "--image-path", image.to_str().unwrap(), &id],
     );
     assert_eq!(r.code, 0, "checkpoint: {}", r.stderr);
+    assert!(
+        std::fs::metadata(&image).unwrap().permissions().mode() & 0o077 == 0,
+        "the images (the container's memory) are readable by others"
+    );
+    // An id in use: refused before anything is made, the other container untouched.
+    let other = env.id("other");
+    let _other_out = start_counter(&env, &other, 2);
+    let r = runr(
+        &env,
+        &criu,
+        &[
+            "restore",
+            "-d",
+            "-b",
+            &bundle,
+            "--image-path",
+            image.to_str().unwrap(),
+            &other,
+        ],
+    );
+    assert!(
+        r.code != 0 && r.stderr.contains("already exists"),
+        "{}",
+        r.stderr
+    );
+    assert_running(&env, &other);
+    let del = runr(&env, &criu, &["delete", "--force", &other]);
+    assert_eq!(del.code, 0, "delete: {}", del.stderr);
     std::fs::write(image.join("pstree.img"), b"not an image").unwrap();
     let r = runr(
         &env,

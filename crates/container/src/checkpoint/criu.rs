@@ -129,7 +129,9 @@ impl Criu {
         keep.push(theirs.as_raw_fd());
         let mut cmd = std::process::Command::new(&self.path);
         cmd.arg("swrk").arg(theirs.as_raw_fd().to_string());
-        cmd.stdin(std::process::Stdio::null());
+        // CRIU logs to its log file; our stdout may be what an engine reads.
+        cmd.stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null());
         // SAFETY: between fork and exec the closure only calls fcntl, which is
         // async-signal-safe, on descriptors the parent keeps open until the child is gone.
         unsafe {

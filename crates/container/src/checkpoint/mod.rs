@@ -19,7 +19,7 @@ use criu::Criu;
 use oci_spec::runtime::Spec;
 use rust_criu::rust_criu_protobuf::rpc::{self, Criu_opts, Criu_req_type};
 use std::os::fd::{AsRawFd, OwnedFd};
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
 /// CRIU's log in the work directory.
@@ -235,8 +235,10 @@ fn open_dir(path: &Path, create: bool, what: &str) -> Result<OwnedFd> {
         )));
     }
     if create {
+        // The images hold the container's memory: for root's eyes only.
         std::fs::DirBuilder::new()
             .recursive(true)
+            .mode(0o700)
             .create(path)
             .ctx(|| format!("create {what} directory {}", path.display()))?;
     }
