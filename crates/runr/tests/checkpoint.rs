@@ -193,6 +193,29 @@ fn leave_running_keeps_counting() {
     assert_running(&env, &id);
     assert!(next_numbers(&mut out).len() >= 2, "the counter stopped");
     assert!(image.join("pstree.img").exists(), "no image written");
+    // A paused container is left paused.
+    let r = runr(&env, &criu, &["pause", &id]);
+    assert_eq!(r.code, 0, "pause: {}", r.stderr);
+    let image2 = env.dir.path().join("image2");
+    let r = runr(
+        &env,
+        &criu,
+        &[
+            "checkpoint",
+            "--leave-running",
+            "--image-path",
+            image2.to_str().unwrap(),
+            &id,
+        ],
+    );
+    assert_eq!(r.code, 0, "checkpoint of a paused container: {}", r.stderr);
+    assert_eq!(env.state(&id)["status"], "paused");
+    let r = runr(&env, &criu, &["resume", &id]);
+    assert_eq!(r.code, 0, "resume: {}", r.stderr);
+    assert!(
+        next_numbers(&mut out).len() >= 2,
+        "the counter stopped after resume"
+    );
     let del = runr(&env, &criu, &["delete", "--force", &id]);
     assert_eq!(del.code, 0, "delete: {}", del.stderr);
     env.assert_gone(&id);

@@ -130,8 +130,8 @@ pub fn checkpoint(c: Container, o: &CheckpointOptions) -> Result<Vec<String>> {
             )));
         }
         return Err(Error::Invalid(
-            "--pre-dump is not supported by runr yet (its images could not be used by a \
-             later checkpoint)"
+            "--pre-dump is not supported by runr yet (it sends CRIU no PRE_DUMP request); \
+             checkpoint without it"
                 .into(),
         ));
     }
