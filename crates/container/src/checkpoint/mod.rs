@@ -155,7 +155,11 @@ pub fn checkpoint(c: Container, o: &CheckpointOptions) -> Result<Vec<String>> {
     if terminal(&saved.config) {
         opts.set_orphan_pts_master(true);
     }
-    for (dest, _) in external_mounts(&saved.config, &saved.bundle) {
+    let cgroup_binds = cgroup_binds(&saved.config, &saved.cgroup_paths)?;
+    for (dest, _) in external_mounts(&saved.config, &saved.bundle)
+        .into_iter()
+        .chain(cgroup_binds)
+    {
         let mut m = rpc::Ext_mount_map::new();
         m.set_key(dest.clone());
         m.set_val(dest);
@@ -321,6 +325,50 @@ pub(crate) fn external_mounts(spec: &Spec, bundle: &Path) -> Vec<(String, String
         ));
     }
     out
+}
+
+/// Without a cgroup namespace the container's cgroup directories are bind-mounted from the
+/// host (see `rootfs::mount_cgroup`): external to CRIU too, by destination (each hierarchy's
+/// place under the cgroup mount), with the host directory of `cgroup_paths` (the dumped
+/// container's, or on restore the new one's).
+pub(crate) fn cgroup_binds(
+    spec: &Spec,
+    cgroup_paths: &[(String, PathBuf)],
+) -> Result<Vec<(String, String)>> {
+    let own_ns = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.namespaces().as_ref())
+        .is_some_and(|ns| {
+            ns.iter()
+                .any(|n| n.typ() == oci_spec::runtime::LinuxNamespaceType::Cgroup)
+        });
+    let cgroup_mounts: Vec<&Path> = spec
+        .mounts()
+        .iter()
+        .flatten()
+        .filter(|m| matches!(m.typ().as_deref(), Some("cgroup") | Some("cgroup2")))
+        .map(|m| m.destination().as_path())
+        .collect();
+    if own_ns || cgroup_mounts.is_empty() || cgroup_paths.is_empty() {
+        return Ok(Vec::new());
+    }
+    let layout = cgroups::Layout::detect()?;
+    let hierarchies = crate::process::create::cgroup_mounts(&layout, cgroup_paths);
+    let mut out = Vec::new();
+    for dest in cgroup_mounts {
+        for h in &hierarchies {
+            let at = match h.subdir.is_empty() {
+                true => dest.to_path_buf(),
+                false => dest.join(&h.subdir),
+            };
+            out.push((
+                at.to_string_lossy().into_owned(),
+                h.host_dir.to_string_lossy().into_owned(),
+            ));
+        }
+    }
+    Ok(out)
 }
 
 /// Record what the init's stdin, stdout and stderr are, as the keys CRIU knows them by

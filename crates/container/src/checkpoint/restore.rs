@@ -4,7 +4,9 @@
 //! mount or process is left).
 
 use super::criu::{Criu, Notify};
-use super::{common_opts, external_mounts, load_descriptors, refuse_unsupported, with_log};
+use super::{
+    cgroup_binds, common_opts, external_mounts, load_descriptors, refuse_unsupported, with_log,
+};
 use super::{CriuFlags, Dirs};
 use crate::container::Container;
 use crate::error::{Context, Error, Result};
@@ -85,7 +87,11 @@ pub fn restore(o: &RestoreOptions) -> Result<Container> {
     if p.terminal {
         opts.set_orphan_pts_master(true);
     }
-    for (dest, source) in external_mounts(&p.spec, &p.bundle) {
+    let cgroup_binds = cgroup_binds(&p.spec, &cgroup.paths())?;
+    for (dest, source) in external_mounts(&p.spec, &p.bundle)
+        .into_iter()
+        .chain(cgroup_binds)
+    {
         let mut m = rpc::Ext_mount_map::new();
         m.set_key(dest);
         m.set_val(source);

@@ -566,7 +566,7 @@ pub(crate) fn resources_with_default_devices(spec: &Spec) -> Option<LinuxResourc
 }
 
 /// How each hierarchy appears under the container's cgroup mount.
-fn cgroup_mounts(layout: &Layout, paths: &[(String, PathBuf)]) -> Vec<CgroupMount> {
+pub(crate) fn cgroup_mounts(layout: &Layout, paths: &[(String, PathBuf)]) -> Vec<CgroupMount> {
     let dir_of = |name: &str| {
         paths
             .iter()
