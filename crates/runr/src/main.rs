@@ -123,3 +123,32 @@ fn go_style_flags(
         _ => a,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn go_style_flags_get_two_dashes() {
+        let args = [
+            "runr",
+            "restore",
+            "-no-subreaper",
+            "-d",
+            "--bundle",
+            "-no-subreaper",
+        ];
+        let out: Vec<String> = super::go_style_flags(args.iter().map(|a| a.into()))
+            .map(|a| a.into_string().unwrap())
+            .collect();
+        assert_eq!(
+            out,
+            [
+                "runr",
+                "restore",
+                "--no-subreaper",
+                "-d",
+                "--bundle",
+                "--no-subreaper"
+            ]
+        );
+    }
+}
