@@ -72,6 +72,29 @@ p_userns() {
   expect_eq "$out" 1000 "chown inside the user namespace"
 }
 
+# podman container checkpoint / restore on runr. podman checks CRIU's version itself with
+# the criu on PATH, and runr finds the same one there: PATH starts with the one
+# scripts/criu.sh gives (Debian 12's criu 3.17 does not start on 6.x kernels).
+p_checkpoint() {
+  mkdir -p "$WORK/criu-bin"
+  ln -sf "$1" "$WORK/criu-bin/criu"
+  export PATH="$WORK/criu-bin:$PATH"
+  P run -d --name ckpt "$IMAGE" sh -c 'i=0; while true; do i=$((i+1)); echo $i; sleep 0.1; done' >/dev/null
+  sleep 2
+  P container checkpoint ckpt
+  expect_eq "$(P inspect -f '{{.State.Status}}' ckpt)" exited "status after checkpoint"
+  local before after
+  before=$(P logs ckpt | tail -n 1)
+  P container restore ckpt
+  sleep 1
+  expect_eq "$(P inspect -f '{{.State.Status}}' ckpt)" running "status after restore"
+  after=$(P logs ckpt | tail -n 1)
+  # Restarted rather than restored, it would have counted to about 10 by now.
+  [ "$after" -gt "$before" ] || fail "the count did not go on: $before, then $after"
+  expect_eq "$(P exec ckpt echo inside)" inside "exec after restore"
+  P rm -f -t 0 ckpt >/dev/null
+}
+
 podman_suite() {
   ENGINE=podman
   if ! podman_setup; then
@@ -81,5 +104,11 @@ podman_suite() {
   shared_scenarios
   scenario "--uidmap (user namespace)" p_userns
   scenario "pod" p_pod
+  local criu
+  if criu=$(bash "$REPO/scripts/criu.sh" 2>/dev/null); then
+    scenario "container checkpoint and restore (CRIU)" p_checkpoint "$criu"
+  else
+    skip "container checkpoint and restore" "no working criu (scripts/criu.sh failed)"
+  fi
   podman_teardown
 }

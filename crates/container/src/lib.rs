@@ -20,6 +20,7 @@
 //!   each; [`signal`]: signal names as `kill` accepts them.
 //! - [`Error`] (`error`): one error type, with [`WrongStatus`] and [`InitFailure`].
 
+pub mod checkpoint;
 pub mod config;
 mod console;
 pub mod container;

@@ -47,7 +47,7 @@ pub struct Global {
 }
 
 fn main() {
-    let cli = Cli::parse();
+    let cli = Cli::parse_from(go_style_flags(std::env::args_os()));
     if cli.version {
         print!("{}", commands::version_text());
         return;
@@ -110,4 +110,45 @@ fn error_text(e: &anyhow::Error) -> String {
         text.push_str(&part);
     }
     text
+}
+
+/// runc's flag parser takes long flags with one dash too, and engines use that: containerd's
+/// runc shim restores with `-no-subreaper`. Those runr knows are rewritten with two.
+fn go_style_flags(
+    args: impl Iterator<Item = std::ffi::OsString>,
+) -> impl Iterator<Item = std::ffi::OsString> {
+    const ONE_DASH: &[&str] = &["-no-subreaper"];
+    args.map(|a| match a.to_str() {
+        Some(s) if ONE_DASH.contains(&s) => format!("-{s}").into(),
+        _ => a,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn go_style_flags_get_two_dashes() {
+        let args = [
+            "runr",
+            "restore",
+            "-no-subreaper",
+            "-d",
+            "--bundle",
+            "-no-subreaper",
+        ];
+        let out: Vec<String> = super::go_style_flags(args.iter().map(|a| a.into()))
+            .map(|a| a.into_string().unwrap())
+            .collect();
+        assert_eq!(
+            out,
+            [
+                "runr",
+                "restore",
+                "--no-subreaper",
+                "-d",
+                "--bundle",
+                "--no-subreaper"
+            ]
+        );
+    }
 }

@@ -159,14 +159,14 @@ pub fn create(o: &CreateOptions) -> Result<Container> {
 /// Everything a create decides before it makes anything: the config loaded and checked,
 /// the namespaces to make or join, the labels, attributes, seccomp filter and idmapped
 /// mounts the init will apply. A bad config is refused here, with nothing to undo.
-struct Prepared {
-    bundle: PathBuf,
-    spec: Spec,
-    dir: PathBuf,
-    rootfs: PathBuf,
-    terminal: bool,
-    plan: Plan,
-    rootless: bool,
+pub(crate) struct Prepared {
+    pub(crate) bundle: PathBuf,
+    pub(crate) spec: Spec,
+    pub(crate) dir: PathBuf,
+    pub(crate) rootfs: PathBuf,
+    pub(crate) terminal: bool,
+    pub(crate) plan: Plan,
+    pub(crate) rootless: bool,
     /// Who writes the id maps of a new user namespace.
     id_maps: Option<crate::idmap::Writer>,
     labels: ExecLabels,
@@ -178,7 +178,7 @@ struct Prepared {
 
 impl Prepared {
     /// What to create, and the container's cgroup (planned, not yet made).
-    fn new(o: &CreateOptions) -> Result<(Prepared, Box<dyn Manager>)> {
+    pub(crate) fn new(o: &CreateOptions) -> Result<(Prepared, Box<dyn Manager>)> {
         config::validate_id(&o.id)?;
         let bundle = std::fs::canonicalize(&o.bundle)
             .map_err(|e| Error::Config(format!("bundle {}: {e}", o.bundle.display())))?;
@@ -257,7 +257,7 @@ impl Prepared {
     }
 
     /// What hooks get; `rootfs`, `created` and `owner` are not in their form of it.
-    fn hook_state(&self, id: &str) -> OciState {
+    pub(crate) fn hook_state(&self, id: &str) -> OciState {
         OciState {
             oci_version: OCI_VERSION.into(),
             id: id.into(),
@@ -272,7 +272,7 @@ impl Prepared {
     }
 
     /// The record of the created container.
-    fn saved_state(
+    pub(crate) fn saved_state(
         &self,
         o: &CreateOptions,
         pid: i32,
@@ -442,15 +442,15 @@ pub fn listen_fds_from_env() -> u32 {
 
 /// What to tear down if create fails part-way (the init itself is killed by its
 /// [`Child`], dropped first).
-struct Undo<'a> {
-    dir: Option<PathBuf>,
-    cgroup: Option<&'a dyn Manager>,
+pub(crate) struct Undo<'a> {
+    pub(crate) dir: Option<PathBuf>,
+    pub(crate) cgroup: Option<&'a dyn Manager>,
     /// The rootfs bind made in runr's own mount namespace, and its mount id.
-    rootfs_bind: Option<(PathBuf, u64)>,
+    pub(crate) rootfs_bind: Option<(PathBuf, u64)>,
 }
 
 impl Undo<'_> {
-    fn commit(mut self) {
+    pub(crate) fn commit(mut self) {
         self.dir = None;
         self.cgroup = None;
         self.rootfs_bind = None;
@@ -494,7 +494,7 @@ fn describe_early_exit(status: Option<WaitStatus>, cgroup: &dyn Manager) -> Stri
 /// Make the container's cgroup and write its limits. Unprivileged, with no cgroup delegated
 /// to the user, a container that asks for no limits runs without a cgroup (as with runc);
 /// one that asks for limits cannot be given them and fails.
-fn create_cgroup(
+pub(crate) fn create_cgroup(
     cgroup: Box<dyn Manager>,
     resources: Option<&LinuxResources>,
     rootless: bool,
@@ -534,7 +534,7 @@ fn has_limits(r: &LinuxResources) -> bool {
 /// The config's resources (without the zeros engines send for unset fields), with allow
 /// rules for the devices every container gets appended to a device list that denies (as
 /// runc does), so a deny-all list does not take /dev/null.
-fn resources_with_default_devices(spec: &Spec) -> Option<LinuxResources> {
+pub(crate) fn resources_with_default_devices(spec: &Spec) -> Option<LinuxResources> {
     let linux = spec.linux().as_ref()?;
     let mut r = cgroups::resources::without_unset_zeros(linux.resources().as_ref()?);
     if let Some(rules) = r.devices().clone().filter(|d| !d.is_empty()) {
@@ -566,7 +566,7 @@ fn resources_with_default_devices(spec: &Spec) -> Option<LinuxResources> {
 }
 
 /// How each hierarchy appears under the container's cgroup mount.
-fn cgroup_mounts(layout: &Layout, paths: &[(String, PathBuf)]) -> Vec<CgroupMount> {
+pub(crate) fn cgroup_mounts(layout: &Layout, paths: &[(String, PathBuf)]) -> Vec<CgroupMount> {
     let dir_of = |name: &str| {
         paths
             .iter()

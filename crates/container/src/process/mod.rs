@@ -10,7 +10,7 @@
 //!   [`Stdio`] (`stdio`): its standard streams.
 
 pub(crate) mod children;
-mod create;
+pub(crate) mod create;
 pub mod exec;
 mod handle;
 pub(crate) mod ledger;

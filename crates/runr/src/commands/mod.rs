@@ -1,5 +1,6 @@
 //! One file per command; each parses nothing itself (clap did) and calls the library.
 
+mod checkpoint;
 mod create;
 mod delete;
 mod events;
@@ -9,6 +10,7 @@ mod kill;
 mod list;
 mod pause;
 mod ps;
+mod restore;
 mod run;
 mod spec;
 mod start;
@@ -46,6 +48,10 @@ pub enum Command {
     Events(events::Args),
     /// Delete a container and what it holds.
     Delete(delete::Args),
+    /// Checkpoint a running container with CRIU.
+    Checkpoint(Box<checkpoint::Args>),
+    /// Restore a container from a checkpoint with CRIU.
+    Restore(Box<restore::Args>),
     /// Write a default config.json.
     Spec(spec::Args),
     /// Print the features this runtime supports, as JSON.
@@ -87,6 +93,8 @@ pub fn run(g: &Global, cmd: Command) -> anyhow::Result<i32> {
         Command::Resume(a) => pause::resume(g, a),
         Command::Update(a) => update::run(g, *a),
         Command::Events(a) => events::run(g, a),
+        Command::Checkpoint(a) => checkpoint::run(g, *a),
+        Command::Restore(a) => restore::run(g, *a),
         Command::Spec(a) => spec::run(a),
         Command::Features => features::run(),
     }

@@ -1,0 +1,278 @@
+//! Restore: a container made from a bundle as create makes it (state directory, cgroup with
+//! its limits, hooks at the moment create runs them), whose processes CRIU brings back from a
+//! checkpoint instead of a clone. Any failure undoes everything (no state directory, cgroup,
+//! mount or process is left).
+
+use super::criu::{Criu, Notify};
+use super::{
+    cgroup_binds, common_opts, external_mounts, load_descriptors, refuse_unsupported, with_log,
+};
+use super::{CriuFlags, Dirs};
+use crate::container::Container;
+use crate::error::{Context, Error, Result};
+use crate::hooks::{self, Kind};
+use crate::process::create::{create_cgroup, resources_with_default_devices, Prepared, Undo};
+use crate::process::CreateOptions;
+use crate::remnant::InitRecord;
+use crate::state::{make_state_dir, write_atomic, INIT_RECORD};
+use crate::sys;
+use cgroups::{Layout, Manager};
+use nix::mount::MsFlags;
+use rust_criu::rust_criu_protobuf::rpc::{self, Criu_req_type};
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+const RESTORE_LOG: &str = "restore.log";
+/// Where the rootfs is bound for CRIU (in the state directory): CRIU wants the root of the
+/// restored mount namespace to be a mount point.
+const CRIU_ROOT: &str = "criu-root";
+
+/// How to restore a container (`runr restore`'s flags). `create` gives the id, bundle, pid
+/// file, console socket and the rest as for create; its stdio is the caller's own.
+#[derive(Debug, Default)]
+pub struct RestoreOptions {
+    pub create: CreateOptions,
+    pub criu: CriuFlags,
+}
+
+/// Restore the container checkpointed into `o.criu.image_path` as `o.create.id`. The
+/// restored container is running; its init is a child of the caller (who may wait for it).
+pub fn restore(o: &RestoreOptions) -> Result<Container> {
+    refuse_unsupported(&o.criu)?;
+    if o.criu.lazy_pages {
+        return Err(Error::Invalid(
+            "--lazy-pages is not supported by runr restore (it has no lazy-pages client yet)"
+                .into(),
+        ));
+    }
+    let criu = Criu::locate()?;
+    let (p, planned_cgroup) = Prepared::new(&o.create)?;
+    if !p.plan.own_mount {
+        return Err(Error::Invalid(
+            "runr restores only containers with a mount namespace of their own".into(),
+        ));
+    }
+    // Before anything is made: a wrong image path fails here.
+    let descriptors = load_descriptors(&o.criu.image_path)?;
+    let dirs = Dirs::open(&o.criu, false)?;
+
+    let cgroup: Box<dyn Manager>;
+    let lock = make_state_dir(&o.create.root, &p.dir)?;
+    let mut undo = Undo {
+        dir: Some(p.dir.clone()),
+        cgroup: None,
+        rootfs_bind: None,
+    };
+    let record_path = p.dir.join(INIT_RECORD);
+    let mut record = InitRecord {
+        rootfs_bind: None,
+        cgroup_paths: planned_cgroup.paths(),
+        systemd_unit: planned_cgroup.systemd_unit(),
+        own_pid_ns: p.plan.own_pid,
+        init_pid: 0,
+        init_start_time: 0,
+    };
+    record.write(&record_path)?;
+    let resources = resources_with_default_devices(&p.spec);
+    cgroup = create_cgroup(planned_cgroup, resources.as_ref(), p.rootless)?;
+    undo.cgroup = Some(cgroup.as_ref());
+    let root = RootBind::new(&p.rootfs, &p.dir.join(CRIU_ROOT))?;
+
+    let stdio = StdioForCriu::new(&descriptors)?;
+    let mut opts = common_opts(&o.criu, &dirs, RESTORE_LOG);
+    opts.set_root(root.path.to_string_lossy().into_owned());
+    // The restored init becomes our child, as a created one is.
+    opts.set_rst_sibling(true);
+    opts.set_notify_scripts(true);
+    if p.terminal {
+        opts.set_orphan_pts_master(true);
+    }
+    let cgroup_binds = cgroup_binds(&p.spec, &cgroup.paths())?;
+    for (dest, source) in external_mounts(&p.spec, &p.bundle)
+        .into_iter()
+        .chain(cgroup_binds)
+    {
+        let mut m = rpc::Ext_mount_map::new();
+        m.set_key(dest);
+        m.set_val(source);
+        opts.ext_mnt.push(m);
+    }
+    opts.cg_root = cgroup_roots(&cgroup.paths())?;
+    opts.inherit_fd = stdio.inherit_fds();
+    let mut inherit = dirs.raw();
+    inherit.extend(stdio.raw());
+
+    let mut hook_state = p.hook_state(&o.create.id);
+    let hooks = p.spec.hooks().as_ref();
+    let mut restored_pid = 0;
+    let mut on_notify = |n: Notify| -> Result<()> {
+        match n.script {
+            "setup-namespaces" => {
+                hook_state.pid = n.pid;
+                hooks::run(Kind::Prestart, hooks, &hook_state)?;
+                hooks::run(Kind::CreateRuntime, hooks, &hook_state)
+            }
+            "orphan-pts-master" => {
+                let master = n.fd.ok_or_else(|| {
+                    Error::Invalid("criu sent no pty master with orphan-pts-master".into())
+                })?;
+                match &o.create.console_socket {
+                    Some(sock) => crate::console::send_to_socket(sock, &master),
+                    None => Err(Error::Invalid(
+                        "the container has a terminal: restore needs --console-socket".into(),
+                    )),
+                }
+            }
+            "post-restore" => {
+                restored_pid = n.pid;
+                Ok(())
+            }
+            _ => Ok(()),
+        }
+    };
+    let resp = criu
+        .request(Criu_req_type::RESTORE, opts, &inherit, &mut on_notify)
+        .map_err(|e| criu.explain(with_log(e, &dirs.work_path.join(RESTORE_LOG))))?;
+    drop(root);
+    let pid = match resp.restore.as_ref().map(|r| r.pid()) {
+        Some(pid) if pid > 0 => pid,
+        _ => restored_pid,
+    };
+    // From here a failure must not leave the restored tree running.
+    let guard = KillOnDrop(pid);
+    let (start, _) = sys::process_start(pid)
+        .ok_or_else(|| Error::Invalid(format!("the restored init (pid {pid}) died at once")))?;
+    record.init_pid = pid;
+    record.init_start_time = start;
+    record.write(&record_path)?;
+    let state = p.saved_state(&o.create, pid, start, cgroup.as_ref(), None);
+    state.write(&p.dir)?;
+    if let Some(pid_file) = &o.create.pid_file {
+        write_atomic(pid_file, pid.to_string().as_bytes())?;
+    }
+    std::mem::forget(guard);
+    undo.commit();
+    Ok(Container::read(&p.dir)?.with_lock(lock))
+}
+
+/// The rootfs bound at a path of the state directory for as long as CRIU needs it.
+struct RootBind {
+    path: PathBuf,
+}
+
+impl RootBind {
+    fn new(rootfs: &Path, path: &Path) -> Result<RootBind> {
+        std::fs::create_dir(path).ctx(|| format!("create {}", path.display()))?;
+        nix::mount::mount(
+            Some(rootfs),
+            path,
+            None::<&str>,
+            MsFlags::MS_BIND | MsFlags::MS_REC,
+            None::<&str>,
+        )
+        .ctx(|| format!("bind mount {} on {}", rootfs.display(), path.display()))?;
+        // Private: what CRIU mounts under it must not spread to the rootfs's peers.
+        let bound = RootBind { path: path.into() };
+        nix::mount::mount(
+            None::<&str>,
+            path,
+            None::<&str>,
+            MsFlags::MS_PRIVATE | MsFlags::MS_REC,
+            None::<&str>,
+        )
+        .ctx(|| format!("make {} private", path.display()))?;
+        Ok(bound)
+    }
+}
+
+impl Drop for RootBind {
+    fn drop(&mut self) {
+        if let Err(e) = nix::mount::umount2(&self.path, nix::mount::MntFlags::MNT_DETACH) {
+            tracing::warn!("unmount {}: {e}", self.path.display());
+        }
+        let _ = std::fs::remove_dir(&self.path);
+    }
+}
+
+/// Our stdin, stdout and stderr, for CRIU to give the restored init where its own were
+/// pipes or files from outside at the dump (as an engine hands a container new pipes on
+/// restore).
+struct StdioForCriu {
+    /// (key CRIU knows the old pipe by, our descriptor for it)
+    fds: Vec<(String, OwnedFd)>,
+}
+
+impl StdioForCriu {
+    fn new(descriptors: &[String]) -> Result<StdioForCriu> {
+        let mut fds = Vec::new();
+        for (n, link) in descriptors.iter().enumerate().take(3) {
+            if !link.starts_with("pipe:") && !link.starts_with("file[") {
+                continue;
+            }
+            let dup = rustix::io::fcntl_dupfd_cloexec(
+                // SAFETY: 0, 1 and 2 are open for as long as this process runs.
+                unsafe { std::os::fd::BorrowedFd::borrow_raw(n as i32) },
+                3,
+            )
+            .map_err(std::io::Error::from)
+            .ctx(|| format!("duplicate descriptor {n} for criu"))?;
+            fds.push((link.clone(), dup));
+        }
+        Ok(StdioForCriu { fds })
+    }
+
+    fn inherit_fds(&self) -> Vec<rpc::Inherit_fd> {
+        self.fds
+            .iter()
+            .map(|(key, fd)| {
+                let mut i = rpc::Inherit_fd::new();
+                i.set_key(key.clone());
+                i.set_fd(fd.as_raw_fd());
+                i
+            })
+            .collect()
+    }
+
+    fn raw(&self) -> Vec<i32> {
+        self.fds.iter().map(|(_, fd)| fd.as_raw_fd()).collect()
+    }
+}
+
+/// Where CRIU is to put the restored tasks: the new container's cgroup in each hierarchy,
+/// as a path from that hierarchy's root.
+fn cgroup_roots(paths: &[(String, PathBuf)]) -> Result<Vec<rpc::Cgroup_root>> {
+    let layout = Layout::detect()?;
+    let mut out = Vec::new();
+    for (name, dir) in paths {
+        let h = match name.as_str() {
+            "" => layout.unified(),
+            n => layout.v1().iter().find(|h| h.name == n),
+        };
+        let Some(h) = h else { continue };
+        let Ok(rel) = dir.strip_prefix(&h.mountpoint) else {
+            continue;
+        };
+        let mut root = rpc::Cgroup_root::new();
+        if !name.is_empty() {
+            root.set_ctrl(name.clone());
+        }
+        root.set_path(h.mount_root.join(rel).to_string_lossy().into_owned());
+        out.push(root);
+    }
+    Ok(out)
+}
+
+/// SIGKILL for a restored init whose container could not be recorded.
+struct KillOnDrop(i32);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if self.0 > 0 {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(self.0),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+            let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(self.0), None);
+        }
+    }
+}

@@ -1,0 +1,730 @@
+//! Checkpoint and restore with CRIU: real busybox containers dumped and brought back.
+//!
+//! CRIU comes from `$RUNR_CRIU` (scripts/test.sh sets it) or scripts/criu.sh (the host's
+//! criu if `criu check` passes, else CRIU 4.2 built from ../shared/vendor). Without one the
+//! tests print why and pass; CI always has one (scripts/test.sh fails without it).
+
+mod common;
+
+use common::{capture, read_until, Env, Run};
+use std::os::fd::OwnedFd;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+
+/// A working criu, or why there is none.
+fn criu() -> Option<PathBuf> {
+    static CRIU: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    let found = CRIU.get_or_init(|| {
+        if let Some(p) = std::env::var_os("RUNR_CRIU").filter(|p| !p.is_empty()) {
+            return Ok(p.into());
+        }
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/criu.sh");
+        let out = Command::new("bash")
+            .arg(&script)
+            .stderr(Stdio::piped())
+            .output()
+            .map_err(|e| format!("run {}: {e}", script.display()))?;
+        if !out.status.success() {
+            return Err(format!(
+                "{} failed: {}",
+                script.display(),
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).trim().into())
+    });
+    match found {
+        Ok(p) => Some(p.clone()),
+        Err(why) => {
+            eprintln!("SKIPPED: no working criu: {why}");
+            None
+        }
+    }
+}
+
+/// The harness's command with runr pointed at `criu`.
+fn runr(env: &Env, criu: &Path, args: &[&str]) -> Run {
+    let mut c = env.cmd();
+    c.env("RUNR_CRIU", criu).args(args);
+    capture(c)
+}
+
+/// A container printing 1, 2, 3... every 50 ms, in the background; its stdout (a pipe, as
+/// engines give) is returned. Waits until it has printed `upto`.
+fn start_counter(env: &Env, id: &str, upto: u32) -> std::fs::File {
+    env.args(&[
+        "sh",
+        "-c",
+        "i=0; while true; do i=$((i+1)); echo $i; sleep 0.05; done",
+    ]);
+    let mut c = env.run_cmd(id);
+    c.arg("--detach")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    let mut child = c.spawn().unwrap();
+    let out = child.stdout.take().unwrap();
+    assert!(child.wait().unwrap().success(), "runr run -d {id} failed");
+    let mut out = std::fs::File::from(OwnedFd::from(out));
+    let seen = read_until(&mut out, &format!("\n{upto}\n"));
+    assert!(
+        seen.contains(&format!("\n{upto}\n")),
+        "counter printed {seen:?}"
+    );
+    out
+}
+
+/// `runr restore -d` of `image` as `id`; the restored container's new stdout.
+fn restore(env: &Env, criu: &Path, id: &str, image: &Path) -> std::fs::File {
+    let mut c = env.cmd();
+    c.env("RUNR_CRIU", criu)
+        .args(["restore", "--detach", "--bundle"])
+        .arg(&env.bundle)
+        .arg("--image-path")
+        .arg(image)
+        .arg(id)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    let out = child.stdout.take().unwrap();
+    let status = child.wait().unwrap();
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+    assert!(status.success(), "restore {id} failed: {err}");
+    std::fs::File::from(OwnedFd::from(out))
+}
+
+/// The numbers in `text`, in order.
+fn numbers(text: &str) -> Vec<u32> {
+    text.lines().filter_map(|l| l.trim().parse().ok()).collect()
+}
+
+/// Read more of the counter until it has printed two numbers; them.
+fn next_numbers(out: &mut std::fs::File) -> Vec<u32> {
+    let mut seen = String::new();
+    for _ in 0..50 {
+        seen.push_str(&read_until(out, "\n"));
+        if numbers(&seen).len() >= 2 {
+            break;
+        }
+    }
+    numbers(&seen)
+}
+
+fn assert_running(env: &Env, id: &str) {
+    assert_eq!(env.state(id)["status"], "running", "{id} is not running");
+}
+
+#[test]
+fn counter_goes_on_after_restore() {
+    let Some(criu) = criu() else { return };
+    let env = Env::new("cr-counter");
+    let id = env.id("c");
+    let mut out = start_counter(&env, &id, 3);
+    let image = env.dir.path().join("image");
+    let r = runr(
+        &env,
+        &criu,
+        &["checkpoint", "--image-path", image.to_str().unwrap(), &id],
+    );
+    assert_eq!(r.code, 0, "checkpoint: {}", r.stderr);
+    // As with runc: the checkpointed container is gone, its processes with it, and the
+    // delete --force an engine sends next is no error.
+    assert!(
+        !env.root.join(&id).exists(),
+        "state of {id} left after checkpoint"
+    );
+    let del = runr(&env, &criu, &["delete", "--force", &id]);
+    assert_eq!(
+        del.code, 0,
+        "delete --force after checkpoint: {}",
+        del.stderr
+    );
+    let before = numbers(&std::io::read_to_string(&mut out).unwrap());
+    let last = before.last().copied().unwrap_or(3).max(3);
+
+    let mut out = restore(&env, &criu, &id, &image);
+    let after = next_numbers(&mut out);
+    assert!(
+        after.first().is_some_and(|n| *n > last && *n <= last + 3),
+        "the count did not go on from {last}: {after:?}"
+    );
+    assert_running(&env, &id);
+    let list = runr(&env, &criu, &["list", "--format", "json"]);
+    assert!(
+        list.stdout.contains(&id),
+        "restored {id} not listed: {}",
+        list.stdout
+    );
+    let exec = runr(&env, &criu, &["exec", &id, "echo", "inside"]);
+    assert_eq!(
+        (exec.code, exec.stdout.trim()),
+        (0, "inside"),
+        "{}",
+        exec.stderr
+    );
+    // The restored init is the container's pid 1 still, in the container's cgroup.
+    let pid = env.state(&id)["pid"].as_i64().unwrap();
+    let cg = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+    assert!(
+        cg.lines().all(|l| l.ends_with(&format!("/{id}"))),
+        "cgroup: {cg}"
+    );
+    let kill = runr(&env, &criu, &["kill", &id, "KILL"]);
+    assert_eq!(kill.code, 0, "kill: {}", kill.stderr);
+    let del = runr(&env, &criu, &["delete", "--force", &id]);
+    assert_eq!(del.code, 0, "delete: {}", del.stderr);
+    env.assert_gone(&id);
+}
+
+#[test]
+fn leave_running_keeps_counting() {
+    let Some(criu) = criu() else { return };
+    let env = Env::new("cr-leave");
+    let id = env.id("c");
+    let mut out = start_counter(&env, &id, 2);
+    let image = env.dir.path().join("image");
+    let r = runr(
+        &env,
+        &criu,
+        &[
+            "checkpoint",
+            "--leave-running",
+            "--image-path",
+            image.to_str().unwrap(),
+            &id,
+        ],
+    );
+    assert_eq!(r.code, 0, "checkpoint: {}", r.stderr);
+    assert_running(&env, &id);
+    assert!(next_numbers(&mut out).len() >= 2, "the counter stopped");
+    assert!(image.join("pstree.img").exists(), "no image written");
+    // A paused container is left paused.
+    let r = runr(&env, &criu, &["pause", &id]);
+    assert_eq!(r.code, 0, "pause: {}", r.stderr);
+    let image2 = env.dir.path().join("image2");
+    let r = runr(
+        &env,
+        &criu,
+        &[
+            "checkpoint",
+            "--leave-running",
+            "--image-path",
+            image2.to_str().unwrap(),
+            &id,
+        ],
+    );
+    assert_eq!(r.code, 0, "checkpoint of a paused container: {}", r.stderr);
+    assert_eq!(env.state(&id)["status"], "paused");
+    let r = runr(&env, &criu, &["resume", &id]);
+    assert_eq!(r.code, 0, "resume: {}", r.stderr);
+    assert!(
+        next_numbers(&mut out).len() >= 2,
+        "the counter stopped after resume"
+    );
+    let del = runr(&env, &criu, &["delete", "--force", &id]);
+    assert_eq!(del.code, 0, "delete: {}", del.stderr);
+    env.assert_gone(&id);
+}
+
+#[test]
+fn restore_under_a_new_id() {
+    let Some(criu) = criu() else { return };
+    let env = Env::new("cr-newid");
+    let old = env.id("old");
+    let new = env.id("new");
+    let _out = start_counter(&env, &old, 2);
+    let image = env.dir.path().join("image");
+    let r = runr(
+        &env,
+        &criu,
+        &["checkpoint", "--image-path", image.to_str().unwrap(), &old],
+    );
+    assert_eq!(r.code, 0, "checkpoint: {}", r.stderr);
+    let mut out = restore(&env, &criu, &new, &image);
+    assert!(
+        next_numbers(&mut out).len() >= 2,
+        "the restored counter is silent"
+    );
+    assert_running(&env, &new);
+    env.assert_gone(&old);
+    let pid = env.state(&new)["pid"].as_i64().unwrap();
+    let cg = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+    assert!(
+        cg.lines().all(|l| l.ends_with(&format!("/{new}"))),
+        "cgroup: {cg}"
+    );
+    let del = runr(&env, &criu, &["delete", "--force", &new]);
+    assert_eq!(del.code, 0, "delete: {}", del.stderr);
+    env.assert_gone(&new);
+}
+
+#[test]
+fn failed_checkpoints_leave_the_container_running() {
+    let Some(criu) = criu() else { return };
+    let env = Env::new("cr-fail");
+    let id = env.id("c");
+    let mut out = start_counter(&env, &id, 2);
+    let image = env.dir.path().join("image");
+    let image = image.to_str().unwrap();
+
+    let r = runr(
+        &env,
+        Path::new("/nonexistent/criu"),
+        &["checkpoint", "--image-path", image, &id],
+    );
+    assert_ne!(r.code, 0);
+    assert!(
+        r.stderr.contains("/nonexistent/criu"),
+        "no criu named: {}",
+        r.stderr
+    );
+    let mut c = env.cmd();
+    c.env("RUNR_CRIU", "").env("PATH", "/nonexistent");
+    c.args(["checkpoint", "--image-path", image, &id]);
+    let r = capture(c);
+    assert!(r.code != 0 && r.stderr.contains("criu"), "{}", r.stderr);
+
+    let r = runr(
+        &env,
+        &criu,
+        &["checkpoint", "--pre-dump", "--image-path", image, &id],
+    );
+    assert_ne!(r.code, 0);
+    assert!(r.stderr.contains("--pre-dump"), "{}", r.stderr);
+    let r = runr(
+        &env,
+        &criu,
+        &[
+            "checkpoint",
+            "--empty-ns",
+            "ipc",
+            "--image-path",
+            image,
+            &id,
+        ],
+    );
+    assert!(
+        r.code != 0 && r.stderr.contains("--empty-ns ipc"),
+        "{}",
+        r.stderr
+    );
+    let r = runr(
+        &env,
+        &criu,
+        &["checkpoint", "--lazy-pages", "--image-path", image, &id],
+    );
+    assert!(
+        r.code != 0 && r.stderr.contains("--lazy-pages"),
+        "{}",
+        r.stderr
+    );
+
+    assert_running(&env, &id);
+    assert!(next_numbers(&mut out).len() >= 2, "the counter stopped");
+    let del = runr(&env, &criu, &["delete", "--force", &id]);
+    assert_eq!(del.code, 0, "delete: {}", del.stderr);
+}
+
+#[test]
+fn failed_restores_leave_nothing() {
+    let Some(criu) = criu() else { return };
+    let env = Env::new("cr-badrestore");
+    let id = env.id("c");
+    env.args(&["sleep", "100"]);
+    let bundle = env.bundle.to_str().unwrap().to_string();
+
+    // No checkpoint there at all.
+    let missing = env.dir.path().join("no-such-image");
+    let r = runr(
+        &env,
+        &criu,
+        &[
+            "restore",
+            "-d",
+            "-b",
+            &bundle,
+            "--image-path",
+            missing.to_str().unwrap(),
+            &id,
+        ],
+    );
+    assert_ne!(r.code, 0);
+    assert!(r.stderr.contains("no-such-image"), "{}", r.stderr);
+    env.assert_gone(&id);
+
+    // A checkpoint CRIU cannot read: CRIU fails with the state and cgroup made.
+    let image = env.dir.path().join("image");
+    let _out = start_counter(&env, &id, 2);
+    let r = runr(
+        &env,
+        &criu,
+        &["checkpoint", "--image-path", image.to_str().unwrap(), &id],
+    );
+    assert_eq!(r.code, 0, "checkpoint: {}", r.stderr);
+    assert!(
+        std::fs::metadata(&image).unwrap().permissions().mode() & 0o077 == 0,
+        "the images (the container's memory) are readable by others"
+    );
+    // An id in use: refused before anything is made, the other container untouched.
+    let other = env.id("other");
+    let _other_out = start_counter(&env, &other, 2);
+    let r = runr(
+        &env,
+        &criu,
+        &[
+            "restore",
+            "-d",
+            "-b",
+            &bundle,
+            "--image-path",
+            image.to_str().unwrap(),
+            &other,
+        ],
+    );
+    assert!(
+        r.code != 0 && r.stderr.contains("already exists"),
+        "{}",
+        r.stderr
+    );
+    assert_running(&env, &other);
+    let del = runr(&env, &criu, &["delete", "--force", &other]);
+    assert_eq!(del.code, 0, "delete: {}", del.stderr);
+    std::fs::write(image.join("pstree.img"), b"not an image").unwrap();
+    let r = runr(
+        &env,
+        &criu,
+        &[
+            "restore",
+            "-d",
+            "-b",
+            &bundle,
+            "--image-path",
+            image.to_str().unwrap(),
+            &id,
+        ],
+    );
+    assert_ne!(r.code, 0);
+    assert!(r.stderr.contains("criu RESTORE failed"), "{}", r.stderr);
+    env.assert_gone(&id);
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(
+        !mounts.contains(env.root.to_str().unwrap()),
+        "a mount under the state root is left: {mounts}"
+    );
+}
+
+/// A container with a terminal: dumped with its pty's slave side, restored onto a new pty
+/// whose master goes to the new console socket.
+#[test]
+fn terminal_restores_onto_a_new_console_socket() {
+    let Some(criu) = criu() else { return };
+    let env = Env::new("cr-tty");
+    let id = env.id("c");
+    env.edit(|c| c["process"]["terminal"] = true.into());
+    env.args(&[
+        "sh",
+        "-c",
+        "i=0; while true; do i=$((i+1)); echo n$i; sleep 0.05; done",
+    ]);
+    let sock = env.dir.path().join("console.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+    let mut c = env.run_cmd(&id);
+    c.arg("--detach").arg("--console-socket").arg(&sock);
+    c.stdout(Stdio::null()).stderr(Stdio::null());
+    let mut child = c.spawn().unwrap();
+    let mut master = common::recv_console(&listener);
+    assert!(child.wait().unwrap().success(), "runr run -d {id} failed");
+    let seen = read_until(&mut master, "n3");
+    assert!(seen.contains("n3"), "terminal showed {seen:?}");
+
+    let image = env.dir.path().join("image");
+    let r = runr(
+        &env,
+        &criu,
+        &["checkpoint", "--image-path", image.to_str().unwrap(), &id],
+    );
+    assert_eq!(r.code, 0, "checkpoint: {}", r.stderr);
+    drop(master);
+
+    let sock2 = env.dir.path().join("console2.sock");
+    let listener2 = std::os::unix::net::UnixListener::bind(&sock2).unwrap();
+    let mut c = env.cmd();
+    c.env("RUNR_CRIU", &criu)
+        .args(["restore", "-d", "--bundle"])
+        .arg(&env.bundle)
+        .arg("--image-path")
+        .arg(&image)
+        .arg("--console-socket")
+        .arg(&sock2)
+        .arg(&id)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    let mut master = common::recv_console(&listener2);
+    let status = child.wait().unwrap();
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+    assert!(status.success(), "restore: {err}");
+    let seen = read_until(&mut master, "\n");
+    let seen = seen + &read_until(&mut master, "\n");
+    let counts: Vec<u32> = seen
+        .split('n')
+        .filter_map(|w| w.trim().parse().ok())
+        .collect();
+    assert!(
+        counts.first().is_some_and(|n| *n > 3),
+        "the restored terminal did not count on: {seen:?}"
+    );
+    assert_running(&env, &id);
+    let del = runr(&env, &criu, &["delete", "--force", &id]);
+    assert_eq!(del.code, 0, "delete: {}", del.stderr);
+    env.assert_gone(&id);
+}
+
+/// A bind mount from the host and a tmpfs: the bind is found again at its source, the
+/// tmpfs comes back with its contents; masked paths and /dev are as they were.
+#[test]
+fn mounts_come_back() {
+    let Some(criu) = criu() else { return };
+    let env = Env::new("cr-mounts");
+    let id = env.id("c");
+    let host_dir = env.dir.path().join("host-data");
+    std::fs::create_dir(&host_dir).unwrap();
+    std::fs::write(host_dir.join("from-host"), "host\n").unwrap();
+    env.edit(|c| {
+        let mounts = c["mounts"].as_array_mut().unwrap();
+        mounts.push(serde_json::json!({
+            "destination": "/data", "type": "bind",
+            "source": host_dir, "options": ["rbind", "rw"]
+        }));
+        mounts.push(serde_json::json!({
+            "destination": "/scratch", "type": "tmpfs", "source": "tmpfs",
+            "options": ["nosuid", "size=1m"]
+        }));
+        // No cgroup namespace (as podman on a v1 host): the cgroup directories are binds
+        // from the host, external to CRIU.
+        let ns = c["linux"]["namespaces"].as_array_mut().unwrap();
+        ns.retain(|n| n["type"] != "cgroup");
+    });
+    let _out = start_counter(&env, &id, 2);
+    let w = runr(
+        &env,
+        &criu,
+        &["exec", &id, "sh", "-c", "echo kept > /scratch/f"],
+    );
+    assert_eq!(w.code, 0, "exec: {}", w.stderr);
+    let image = env.dir.path().join("image");
+    let r = runr(
+        &env,
+        &criu,
+        &["checkpoint", "--image-path", image.to_str().unwrap(), &id],
+    );
+    assert_eq!(r.code, 0, "checkpoint: {}", r.stderr);
+    let mut out = restore(&env, &criu, &id, &image);
+    assert!(
+        next_numbers(&mut out).len() >= 2,
+        "the restored counter is silent"
+    );
+    let check = "cat /scratch/f /data/from-host; echo after > /data/from-container; \
+                 test -c /proc/timer_list && echo masked; test -c /dev/null && echo devnull; \
+                 grep -c ' /proc/sys ' /proc/self/mountinfo; \
+                 cat $(find /sys/fs/cgroup/ -maxdepth 2 -name cgroup.procs | head -1)";
+    let r = runr(&env, &criu, &["exec", &id, "sh", "-c", check]);
+    assert_eq!(r.code, 0, "exec: {}", r.stderr);
+    let lines: Vec<&str> = r.stdout.lines().map(str::trim).collect();
+    assert_eq!(
+        lines[..5],
+        ["kept", "host", "masked", "devnull", "1"],
+        "{}",
+        r.stdout
+    );
+    assert!(
+        lines[5..].contains(&"1"),
+        "the init is not in the cgroup shown: {}",
+        r.stdout
+    );
+    assert_eq!(
+        std::fs::read_to_string(host_dir.join("from-container")).unwrap(),
+        "after\n"
+    );
+    let del = runr(&env, &criu, &["delete", "--force", &id]);
+    assert_eq!(del.code, 0, "delete: {}", del.stderr);
+    env.assert_gone(&id);
+}
+
+/// An established TCP connection over loopback, inside the container's own network
+/// namespace, survives checkpoint and restore with --tcp-established: the numbers the
+/// client sends keep arriving at the server, which prints them.
+#[test]
+fn established_tcp_connection_survives() {
+    let Some(criu) = criu() else { return };
+    let env = Env::new("cr-tcp");
+    let id = env.id("c");
+    env.args(&[
+        "sh",
+        "-c",
+        "ip link set lo up; sleep 1000 | nc -l -p 5000 & sleep 0.3; \
+         i=0; while true; do i=$((i+1)); echo $i; sleep 0.05; done | nc 127.0.0.1 5000",
+    ]);
+    // Bringing the namespace's loopback up needs CAP_NET_ADMIN.
+    env.edit(|c| {
+        for set in ["bounding", "effective", "permitted"] {
+            let caps = c["process"]["capabilities"][set].as_array_mut().unwrap();
+            caps.push("CAP_NET_ADMIN".into());
+        }
+    });
+    let mut c = env.run_cmd(&id);
+    c.arg("--detach")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    let mut child = c.spawn().unwrap();
+    let out = child.stdout.take().unwrap();
+    assert!(child.wait().unwrap().success(), "runr run -d {id} failed");
+    let mut out = std::fs::File::from(OwnedFd::from(out));
+    let seen = read_until(&mut out, "\n3\n");
+    assert!(seen.contains("\n3\n"), "server printed {seen:?}");
+
+    let image = env.dir.path().join("image");
+    let r = runr(
+        &env,
+        &criu,
+        &[
+            "checkpoint",
+            "--tcp-established",
+            "--image-path",
+            image.to_str().unwrap(),
+            &id,
+        ],
+    );
+    assert_eq!(r.code, 0, "checkpoint: {}", r.stderr);
+    let before = numbers(&std::io::read_to_string(&mut out).unwrap());
+    let last = before.last().copied().unwrap_or(3).max(3);
+
+    let mut c = env.cmd();
+    c.env("RUNR_CRIU", &criu)
+        .args(["restore", "--detach", "--tcp-established", "--bundle"])
+        .arg(&env.bundle)
+        .arg("--image-path")
+        .arg(&image)
+        .arg(&id)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    let out = child.stdout.take().unwrap();
+    let status = child.wait().unwrap();
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+    assert!(status.success(), "restore: {err}");
+    let mut out = std::fs::File::from(OwnedFd::from(out));
+    let after = next_numbers(&mut out);
+    assert!(
+        after.first().is_some_and(|n| *n > last && *n <= last + 5),
+        "the connection did not carry on from {last}: {after:?}"
+    );
+    let del = runr(&env, &criu, &["delete", "--force", &id]);
+    assert_eq!(del.code, 0, "delete: {}", del.stderr);
+    env.assert_gone(&id);
+}
+
+/// Restore runs the prestart and createRuntime hooks, with the restored init's pid, once
+/// CRIU has made the namespaces (where create runs them), and the checkpoint's removal of
+/// the container runs poststop.
+#[test]
+fn hooks_run_on_restore() {
+    let Some(criu) = criu() else { return };
+    let env = Env::new("cr-hooks");
+    let id = env.id("c");
+    let log = env.dir.path().join("hooks.log");
+    let hook = |name: &str| {
+        let script = format!(
+            "cat >> {}; echo ' {name}' >> {}",
+            log.display(),
+            log.display()
+        );
+        serde_json::json!([{ "path": "/bin/sh", "args": ["sh", "-c", script] }])
+    };
+    env.edit(|c| {
+        c["hooks"] = serde_json::json!({
+            "prestart": hook("prestart"),
+            "createRuntime": hook("createRuntime"),
+            "poststop": hook("poststop"),
+        })
+    });
+    let _out = start_counter(&env, &id, 2);
+    let image = env.dir.path().join("image");
+    let r = runr(
+        &env,
+        &criu,
+        &["checkpoint", "--image-path", image.to_str().unwrap(), &id],
+    );
+    assert_eq!(r.code, 0, "checkpoint: {}", r.stderr);
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        text.trim_end().ends_with("poststop"),
+        "hooks at checkpoint: {text}"
+    );
+    std::fs::remove_file(&log).unwrap();
+
+    let mut out = restore(&env, &criu, &id, &image);
+    assert!(
+        next_numbers(&mut out).len() >= 2,
+        "the restored counter is silent"
+    );
+    let pid = env.state(&id)["pid"].as_i64().unwrap();
+    let text = std::fs::read_to_string(&log).unwrap();
+    let ran: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix(' ').or(l.rsplit_once("} ").map(|(_, n)| n)))
+        .collect();
+    assert_eq!(ran, ["prestart", "createRuntime"], "{text}");
+    assert!(
+        text.contains(&format!("\"pid\":{pid}")),
+        "hooks did not get pid {pid}: {text}"
+    );
+    let del = runr(&env, &criu, &["delete", "--force", &id]);
+    assert_eq!(del.code, 0, "delete: {}", del.stderr);
+    env.assert_gone(&id);
+}
+
+/// Without --detach, restore waits for the container, passes its exit status on, and
+/// removes it; a paused container is checkpointed too.
+#[test]
+fn foreground_restore_of_a_paused_container() {
+    let Some(criu) = criu() else { return };
+    let env = Env::new("cr-fg");
+    let id = env.id("c");
+    let _out = start_counter(&env, &id, 2);
+    let r = runr(&env, &criu, &["pause", &id]);
+    assert_eq!(r.code, 0, "pause: {}", r.stderr);
+    let image = env.dir.path().join("image");
+    let r = runr(
+        &env,
+        &criu,
+        &["checkpoint", "--image-path", image.to_str().unwrap(), &id],
+    );
+    assert_eq!(r.code, 0, "checkpoint: {}", r.stderr);
+    env.assert_gone(&id);
+
+    let mut c = env.cmd();
+    c.env("RUNR_CRIU", &criu)
+        .args(["restore", "--bundle"])
+        .arg(&env.bundle)
+        .arg("--image-path")
+        .arg(&image)
+        .arg(&id)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    let mut child = c.spawn().unwrap();
+    let mut out = std::fs::File::from(OwnedFd::from(child.stdout.take().unwrap()));
+    assert!(
+        next_numbers(&mut out).len() >= 2,
+        "the restored counter is silent"
+    );
+    assert_running(&env, &id);
+    let r = runr(&env, &criu, &["kill", &id, "KILL"]);
+    assert_eq!(r.code, 0, "kill: {}", r.stderr);
+    assert_eq!(common::wait_exit(&mut child), 137);
+    env.assert_gone(&id);
+}
