@@ -143,8 +143,11 @@ for name in "${ENGINE_CGROUPS[@]}"; do
 done
 
 # podman passes no --root: runr keeps state (and its seccomp cache) in its default root.
+# What is there before the suite stays; what the suite adds goes at the end.
 RUNR_DEFAULT_ROOT=/run/runr
 [ -e "$RUNR_DEFAULT_ROOT" ] && RUNR_ROOT_EXISTED=1 || RUNR_ROOT_EXISTED=0
+[ -e "$RUNR_DEFAULT_ROOT/~seccomp" ] && RUNR_CACHE_EXISTED=1 || RUNR_CACHE_EXISTED=0
+RUNR_CACHE_BEFORE=$'\n'$(ls -A "$RUNR_DEFAULT_ROOT/~seccomp" 2>/dev/null || true)$'\n'
 
 remove_engine_cgroups() {
   local name dir
@@ -168,10 +171,22 @@ cleanup_work() {
   done
   rm -rf "$WORK"
   remove_engine_cgroups
-  if [ $RUNR_ROOT_EXISTED = 0 ]; then
-    rm -rf "$RUNR_DEFAULT_ROOT/~seccomp"
-    rmdir "$RUNR_DEFAULT_ROOT" 2>/dev/null || true
+  remove_added_runr_state
+}
+
+# Remove from runr's default root what the suite added: the seccomp programs it cached, the
+# cache directory and the root itself if the suite made them (a container's state directory
+# that an engine left is not ours to judge: it stays, and `ls` shows it).
+remove_added_runr_state() {
+  local dir=$RUNR_DEFAULT_ROOT/~seccomp f
+  if [ -d "$dir" ]; then
+    for f in "$dir"/* "$dir"/.[!.]*; do
+      [ -e "$f" ] || continue
+      case $RUNR_CACHE_BEFORE in *$'\n'"${f##*/}"$'\n'*) ;; *) rm -f "$f" ;; esac
+    done
+    [ $RUNR_CACHE_EXISTED = 1 ] || rmdir "$dir" 2>/dev/null || true
   fi
+  [ $RUNR_ROOT_EXISTED = 1 ] || rmdir "$RUNR_DEFAULT_ROOT" 2>/dev/null || true
 }
 
 # add_key(2) with a null type: the kernel answers EFAULT; every engine's default seccomp
