@@ -91,12 +91,13 @@ impl Ledger {
         unsafe { std::slice::from_raw_parts(self.slots.as_ptr(), SLOTS) }
     }
 
-    /// The pids the worker's clones recorded, in order.
+    /// The pids the worker's clones recorded, in order. A clone that failed leaves its
+    /// slot at zero (spawn retries one refused by the cgroup), so every slot is read.
     pub(crate) fn pids(&self) -> Vec<i32> {
         self.slots()
             .iter()
             .map(|s| s.load(Ordering::Acquire))
-            .take_while(|&pid| pid != 0)
+            .filter(|&pid| pid != 0)
             .collect()
     }
 
@@ -127,6 +128,8 @@ mod tests {
         assert!(ours.pids().is_empty());
         theirs.slots()[0].store(41, Ordering::Release);
         theirs.slots()[1].store(42, Ordering::Release);
-        assert_eq!(ours.pids(), vec![41, 42]);
+        // A failed clone's slot stays zero; the pids after it still count.
+        theirs.slots()[3].store(43, Ordering::Release);
+        assert_eq!(ours.pids(), vec![41, 42, 43]);
     }
 }
