@@ -14,23 +14,26 @@ pub fn run(flags: &Flags) -> Result<()> {
     let bundle = std::env::current_dir().context("read the working directory (the bundle)")?;
     let root = address::runr_root(&bundle, &flags.namespace);
     let mut pid = 0;
-    match container::Container::load(&root, &flags.id) {
+    let deleted = match container::Container::load(&root, &flags.id) {
         Ok(c) => {
             pid = c.saved().init_pid;
-            let warnings = c.delete(true).with_context(|| {
-                format!("delete container {} under {}", flags.id, root.display())
-            })?;
-            for w in warnings {
-                eprintln!("containerd-shim-runr-v2: delete {}: {w}", flags.id);
-            }
+            c.delete(true)
+                .map(|warnings| {
+                    for w in warnings {
+                        eprintln!("containerd-shim-runr-v2: delete {}: {w}", flags.id);
+                    }
+                })
+                .with_context(|| format!("delete container {} under {}", flags.id, root.display()))
         }
-        Err(container::Error::NotExist) => {}
+        Err(container::Error::NotExist) => Ok(()),
         Err(e) => {
-            return Err(e)
-                .with_context(|| format!("load container {} under {}", flags.id, root.display()))
+            Err(e).with_context(|| format!("load container {} under {}", flags.id, root.display()))
         }
-    }
-    rootfs::unmount(&bundle.join("rootfs"))?;
+    };
+    // The rootfs goes whatever became of the container: containerd will not ask again.
+    let unmounted = rootfs::unmount(&bundle.join("rootfs"));
+    deleted?;
+    unmounted?;
     let response = DeleteResponse {
         pid: u32::try_from(pid).unwrap_or(0),
         exit_status: 128 + libc::SIGKILL as u32,

@@ -409,24 +409,27 @@ async fn start_logger(
     unsafe {
         cmd.pre_exec(move || place_logger_fds(&fds));
     }
-    let child = cmd
+    let mut child = cmd
         .spawn()
         .map_err(os(format!("start the logger {}", l.path.display())))?;
     drop((out_r, err_r, ready_w));
     let mut ready = pipe::Receiver::from_owned_fd(ready_r)
         .map_err(os("register the logger's readiness pipe"))?;
     let mut sink = Vec::new();
-    match tokio::time::timeout(LOGGER_READY, ready.read_to_end(&mut sink)).await {
-        Ok(Ok(_)) => Ok((out_w, err_w, child)),
-        Ok(Err(e)) => Err(IoError::Os {
+    let failed = match tokio::time::timeout(LOGGER_READY, ready.read_to_end(&mut sink)).await {
+        Ok(Ok(_)) => return Ok((out_w, err_w, child)),
+        Ok(Err(e)) => IoError::Os {
             what: format!("wait for the logger {} to be ready", l.path.display()),
             source: e,
-        }),
-        Err(_) => Err(IoError::Invalid(format!(
+        },
+        Err(_) => IoError::Invalid(format!(
             "the logger {} did not close its descriptor 5 within {LOGGER_READY:?}",
             l.path.display()
-        ))),
-    }
+        )),
+    };
+    // A logger that never got ready is not left running.
+    let _ = child.kill().await;
+    Err(failed)
 }
 
 /// In the logger's child: `fds` onto 3, 4 and 5 (first moved above 9, since one of them

@@ -27,12 +27,21 @@ pub fn run(flags: &Flags) -> Result<()> {
     let grouping = address::grouping(&bundle, &flags.id);
     let address = address::socket_address(&bundle, &flags.address, &flags.namespace, &grouping);
     let path = address::socket_path(&address);
-    match listen(path)? {
-        Some(listener) => spawn_shim(flags, &bundle, &address, &listener)?,
+    let listener = listen(path)?;
+    // Everything that can fail comes before a new shim starts: a start that fails leaves
+    // no shim behind, with no task and no Shutdown ever coming to it.
+    let started = write_address(&bundle, &address).and_then(|()| match &listener {
+        Some(l) => spawn_shim(flags, &bundle, &address, l),
         // The pod's shim serves this container too.
-        None => tracing::debug!("reusing the shim at {address}"),
+        None => {
+            tracing::debug!("reusing the shim at {address}");
+            Ok(())
+        }
+    });
+    if let (Err(_), Some(_)) = (&started, &listener) {
+        let _ = std::fs::remove_file(path);
     }
-    write_address(&bundle, &address)?;
+    started?;
     let mut out = std::io::stdout();
     out.write_all(address.as_bytes())
         .and_then(|()| out.flush())
