@@ -196,11 +196,6 @@ impl Containers {
         self
     }
 
-    /// The supervisor underneath.
-    pub fn supervisor(&self) -> &Supervisor {
-        &self.inner.sup
-    }
-
     /// Force-delete what an agent that did not stop cleanly left under the state dir (its
     /// containers, whose processes no one supervises any more, and their bundles): the
     /// state dir is the agent's own. The ids removed; one that cannot be is logged and left.
@@ -214,7 +209,14 @@ impl Containers {
             for id in ids {
                 // One that cannot be removed keeps its id taken, and no more: the agent
                 // serves the rest.
-                match container::Container::load(&root, &id).and_then(|c| c.delete(true)) {
+                // A create cut short leaves a directory without state.json (a remnant):
+                // it goes the way `runr delete --force` takes it.
+                use container::remnant::{load_for_delete, Loaded};
+                let deleted = load_for_delete(&root, &id).and_then(|l| match l {
+                    Loaded::Container(c) => c.delete(true),
+                    Loaded::Remnant(r) => r.delete(),
+                });
+                match deleted {
                     Ok(_) => removed.push(id),
                     Err(e) => tracing::error!(
                         "remove the container {id} left under {}: {e}",
@@ -607,10 +609,14 @@ impl Backend for Containers {
         }
         let all = target == SignalTarget::AllOfContainer;
         let pid = self.inner.table().containers.get(id).map(|c| c.init_pid);
-        let signal = match pid.map(|p| std::fs::read_to_string(format!("/proc/{p}/status"))) {
-            Some(Ok(status)) if !all => effective_signal(signal, &status),
-            _ => signal,
+        // Only a SIGTERM to the init alone may need changing (see `effective_signal`).
+        let status = match pid {
+            Some(p) if signal == libc::SIGTERM && !all => {
+                std::fs::read_to_string(format!("/proc/{p}/status")).ok()
+            }
+            _ => None,
         };
+        let signal = status.map_or(signal, |s| effective_signal(signal, &s));
         match sup.signal(id, id, signal, all).await {
             // The init has exited: SIGKILL for the whole container still reaches the
             // processes exec'd into it that run on.
