@@ -52,6 +52,12 @@ pub fn restore(o: &RestoreOptions) -> Result<Container> {
             "runr restores only containers with a mount namespace of their own".into(),
         ));
     }
+    // CRIU hands a terminal's new master over only once everything is made.
+    if p.terminal && o.create.console_socket.is_none() {
+        return Err(Error::Invalid(
+            "the container has a terminal: restore needs --console-socket".into(),
+        ));
+    }
     // Before anything is made: a wrong image path fails here.
     let descriptors = load_descriptors(&o.criu.image_path)?;
     let dirs = Dirs::open(&o.criu, false)?;
@@ -77,6 +83,10 @@ pub fn restore(o: &RestoreOptions) -> Result<Container> {
     cgroup = create_cgroup(planned_cgroup, resources.as_ref(), p.rootless)?;
     undo.cgroup = Some(cgroup.as_ref());
     let root = RootBind::new(&p.rootfs, &p.dir.join(CRIU_ROOT))?;
+    // Recorded, so that if runr dies while CRIU works, `delete --force` of what is left
+    // detaches it before it removes the state directory (not reaching into the rootfs).
+    record.rootfs_bind = Some((root.path.clone(), crate::rootfs::top_mount_id(&root.path)?));
+    record.write(&record_path)?;
 
     let stdio = StdioForCriu::new(&descriptors)?;
     let mut opts = common_opts(&o.criu, &dirs, RESTORE_LOG);
@@ -134,12 +144,13 @@ pub fn restore(o: &RestoreOptions) -> Result<Container> {
         .request(Criu_req_type::RESTORE, opts, &inherit, &mut on_notify)
         .map_err(|e| criu.explain(with_log(e, &dirs.work_path.join(RESTORE_LOG))))?;
     drop(root);
+    record.rootfs_bind = None;
     let pid = match resp.restore.as_ref().map(|r| r.pid()) {
         Some(pid) if pid > 0 => pid,
         _ => restored_pid,
     };
     // From here a failure must not leave the restored tree running.
-    let guard = KillOnDrop(pid);
+    let guard = KillOnDrop(pid, cgroup.as_ref());
     let (start, _) = sys::process_start(pid)
         .ok_or_else(|| Error::Invalid(format!("the restored init (pid {pid}) died at once")))?;
     record.init_pid = pid;
@@ -152,7 +163,8 @@ pub fn restore(o: &RestoreOptions) -> Result<Container> {
     }
     std::mem::forget(guard);
     undo.commit();
-    Ok(Container::read(&p.dir)?.with_lock(lock))
+    let io = Default::default();
+    Ok(Container::new_created(p.dir, state, lock, None, io))
 }
 
 /// The rootfs bound at a path of the state directory for as long as CRIU needs it.
@@ -262,17 +274,18 @@ fn cgroup_roots(paths: &[(String, PathBuf)]) -> Result<Vec<rpc::Cgroup_root>> {
     Ok(out)
 }
 
-/// SIGKILL for a restored init whose container could not be recorded.
-struct KillOnDrop(i32);
+/// The end of a restored tree whose container could not be recorded: the init (our child,
+/// reaped) and, without a pid namespace of its own, whatever else the tree holds in its
+/// cgroup, which could not be removed otherwise.
+struct KillOnDrop<'a>(i32, &'a dyn cgroups::Manager);
 
-impl Drop for KillOnDrop {
+impl Drop for KillOnDrop<'_> {
     fn drop(&mut self) {
         if self.0 > 0 {
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(self.0),
-                nix::sys::signal::Signal::SIGKILL,
-            );
-            let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(self.0), None);
+            crate::process::children::kill_and_reap(self.0);
+        }
+        if let Err(e) = crate::container::kill_all_and_wait(self.1) {
+            tracing::warn!("cleanup after a failed restore: {e}");
         }
     }
 }

@@ -551,7 +551,7 @@ pub(crate) fn bind_in_inherited_ns(rootfs: &Path) -> Result<u64> {
 }
 
 /// The id of the mount on top at `path` (statx STATX_MNT_ID).
-fn top_mount_id(path: &Path) -> Result<u64> {
+pub(crate) fn top_mount_id(path: &Path) -> Result<u64> {
     use rustix::fs::{AtFlags, StatxFlags, CWD};
     let st = rustix::fs::statx(CWD, path, AtFlags::empty(), StatxFlags::MNT_ID)
         .ctx(|| format!("statx (mount id) of {}", path.display()))?;
