@@ -1,8 +1,9 @@
 //! The agent's backend on runr's supervisor: containers and their processes, with Kata's
 //! semantics on top of what the supervisor keeps.
 //!
-//! - CreateContainer writes the spec to `<state dir>/bundles/<id>/config.json` and creates
-//!   the container from that bundle (state under `<state dir>/containers`), its stdio pipes
+//! - CreateContainer hands the spec to the library as it is and creates the container with
+//!   `<state dir>/bundles/<id>` as its bundle (state under `<state dir>/containers`); the
+//!   bundle holds a config.json only when there are hooks to read it. Its stdio pipes
 //!   held by the agent, or a pty when `process.terminal`. The init's exec id is the one the
 //!   request names (Kata sends the container id); either names the init afterwards.
 //! - WaitProcess returns the exit code, or the number of the signal that killed the process
@@ -25,6 +26,7 @@
 use crate::backend::{Backend, CreateContainer, ProcessRef, Result, Sandbox, SignalTarget};
 use crate::error::AgentError;
 use async_trait::async_trait;
+use container::CreateOptions;
 use oci_spec::runtime::{LinuxNamespaceBuilder, LinuxNamespaceType, LinuxResources, Process};
 use std::collections::HashMap;
 use std::future::Future;
@@ -417,20 +419,30 @@ impl Inner {
         std::fs::create_dir_all(bundle).map_err(|e| {
             AgentError::internal(format!("{what}: create {}: {e}", bundle.display()))
         })?;
-        let config = bundle.join("config.json");
-        let text = serde_json::to_vec(&spec)
-            .map_err(|e| AgentError::internal(format!("{what}: serialize the spec: {e}")))?;
-        std::fs::write(&config, text).map_err(|e| {
-            AgentError::internal(format!("{what}: write {}: {e}", config.display()))
-        })?;
+        // The spec goes to the library as it is; the bundle gets a config.json only for the
+        // hooks, which may read it there (as OCI hooks commonly do).
+        if spec.hooks().is_some() {
+            let config = bundle.join("config.json");
+            let text = serde_json::to_vec(&spec)
+                .map_err(|e| AgentError::internal(format!("{what}: serialize the spec: {e}")))?;
+            std::fs::write(&config, text).map_err(|e| {
+                AgentError::internal(format!("{what}: write {}: {e}", config.display()))
+            })?;
+        }
         let stdio = if terminal {
             Stdio::Terminal
         } else {
             Stdio::Piped
         };
+        let options = CreateOptions {
+            id: id.clone(),
+            bundle: bundle.to_path_buf(),
+            spec: Some(Box::new(spec)),
+            ..Default::default()
+        };
         let pid = self
             .sup
-            .create(id, bundle, stdio)
+            .create_with(options, stdio)
             .await
             .map_err(sup_err(&what))?;
         Ok((pid, terminal, holds_pidns))

@@ -42,6 +42,38 @@ async fn output_is_read_back_and_nothing_is_left() {
     a.stop();
 }
 
+/// The spec reaches the library in memory: a bundle gets a config.json only when the spec
+/// has hooks, which find it there (a prestart hook that reads its bundle's config.json
+/// from the state on its stdin fails the create if it is missing).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hooks_find_the_config_in_the_bundle() {
+    let a = Agent::start().await;
+    a.run("plain", &["true"]).await;
+    assert!(a.bundles().join("plain").is_dir());
+    assert!(!a.bundles().join("plain/config.json").exists());
+    let check =
+        r#"b=$(sed -n 's/.*"bundle":"\([^"]*\)".*/\1/p'); grep -q '"ociVersion"' "$b/config.json""#;
+    let spec = a.spec(&["true"], |s| {
+        s.Hooks = Some(oci::Hooks {
+            Prestart: vec![oci::Hook {
+                Path: "/bin/sh".into(),
+                Args: vec!["sh".into(), "-c".into(), check.into()],
+                ..Default::default()
+            }],
+            ..Default::default()
+        })
+        .into();
+    });
+    a.create("hooked", spec).await.expect("create with a hook");
+    assert!(a.bundles().join("hooked/config.json").is_file());
+    for id in ["plain", "hooked"] {
+        a.remove(id).await.unwrap();
+        assert!(!a.bundles().join(id).exists(), "bundle of {id} left");
+    }
+    a.assert_nothing_left();
+    a.stop();
+}
+
 fn terminal(s: &mut oci::Spec) {
     s.Process.as_mut().unwrap().Terminal = true;
 }

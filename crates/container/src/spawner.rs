@@ -77,8 +77,15 @@ enum Answer {
 
 #[derive(Serialize, Deserialize, Debug)]
 enum Outcome {
-    Created { dir: PathBuf },
-    Execed { pid: i32 },
+    /// The new container's state directory and the state just written there (sent, so the
+    /// caller need not read it back).
+    Created {
+        dir: PathBuf,
+        state: Box<SavedState>,
+    },
+    Execed {
+        pid: i32,
+    },
 }
 
 /// Which descriptor rides with an answer.
@@ -138,7 +145,7 @@ impl Spawner {
         };
         let (outcome, mut passed) = self.call(&request, &fds)?;
         drop(stdio);
-        let Outcome::Created { dir } = outcome else {
+        let Outcome::Created { dir, state } = outcome else {
             return Err(Error::Invalid(format!(
                 "the spawner answered a create with {outcome:?}"
             )));
@@ -146,10 +153,15 @@ impl Spawner {
         let lock = passed
             .take(Passed::Lock)
             .ok_or_else(|| Error::Invalid("the spawner sent no lock".into()))?;
-        let state = SavedState::read(&dir)?;
         let io = passed.io();
         let console = passed.take(Passed::Console);
-        Ok(Container::new_created(dir, state, lock.into(), console, io))
+        Ok(Container::new_created(
+            dir,
+            *state,
+            lock.into(),
+            console,
+            io,
+        ))
     }
 
     /// [`Container::exec`], run in a worker, which loads and locks `container` anew (this
@@ -438,10 +450,11 @@ fn act(request: &[u8], stdio: Vec<OwnedFd>) -> Result<(Outcome, Vec<(Passed, Own
             options.stdio = stdio_from(kind, stdio)?;
             let mut c = crate::process::create(&options)?;
             let dir = c.dir().to_path_buf();
+            let state = Box::new(c.saved().clone());
             passed.extend(c.take_lock().map(|l| (Passed::Lock, l.into())));
             passed.extend(c.take_console().map(|f| (Passed::Console, f)));
             push_io(&mut passed, c.take_io());
-            Ok((Outcome::Created { dir }, passed))
+            Ok((Outcome::Created { dir, state }, passed))
         }
         Request::Exec {
             root,

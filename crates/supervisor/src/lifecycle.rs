@@ -374,10 +374,16 @@ fn create_container(
         move |e| Error::library(&id, what, e)
     };
     check_new_id(&options.root, &id)?;
-    let spec = container::config::load(&options.bundle).map_err(lib("read the bundle's config"))?;
-    let terminal = spec
-        .process()
+    // Read here at most once: the worker gets it with the options.
+    if options.spec.is_none() {
+        let spec =
+            container::config::load(&options.bundle).map_err(lib("read the bundle's config"))?;
+        options.spec = Some(Box::new(spec));
+    }
+    let terminal = options
+        .spec
         .as_ref()
+        .and_then(|s| s.process().as_ref())
         .and_then(|p| p.terminal())
         .unwrap_or(false);
     stdio.check_terminal(terminal)?;

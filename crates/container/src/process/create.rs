@@ -35,6 +35,11 @@ pub struct CreateOptions {
     pub root: PathBuf,
     pub id: String,
     pub bundle: PathBuf,
+    /// The container's config, when the caller holds it already (an engine embedding the
+    /// library, which would otherwise write it to `<bundle>/config.json` only for it to be
+    /// read back). Checked as a read one is. `None`: `<bundle>/config.json` is read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spec: Option<Box<Spec>>,
     pub pid_file: Option<PathBuf>,
     pub console_socket: Option<PathBuf>,
     pub no_pivot: bool,
@@ -182,7 +187,10 @@ impl Prepared {
         config::validate_id(&o.id)?;
         let bundle = std::fs::canonicalize(&o.bundle)
             .map_err(|e| Error::Config(format!("bundle {}: {e}", o.bundle.display())))?;
-        let mut spec = config::load(&bundle)?;
+        let mut spec = match &o.spec {
+            Some(spec) => Spec::clone(spec),
+            None => config::load(&bundle)?,
+        };
         config::validate(&spec)?;
         for w in crate::rootfs::warnings(&spec) {
             tracing::warn!("{w}");

@@ -30,6 +30,8 @@ impl CreateFlags {
             root: g.root.clone(),
             id: id.to_string(),
             bundle: self.bundle.clone(),
+            // Read from the bundle, as runc does.
+            spec: None,
             pid_file: self.pid_file.clone(),
             console_socket: self.console_socket.clone(),
             no_pivot: self.no_pivot,
