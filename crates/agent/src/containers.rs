@@ -629,26 +629,8 @@ impl Backend for Containers {
             _ => None,
         };
         let signal = status.map_or(signal, |s| effective_signal(signal, &s));
-        match sup.signal(id, id, signal, all).await {
-            // The init has exited: SIGKILL for the whole container still reaches the
-            // processes exec'd into it that run on.
-            Err(supervisor::Error::FailedPrecondition(_)) if all => {
-                let execs: Vec<String> = self
-                    .inner
-                    .table()
-                    .containers
-                    .get(id)
-                    .map(|c| c.procs.keys().filter(|e| *e != id).cloned().collect())
-                    .unwrap_or_default();
-                for exec in execs {
-                    if let Err(e) = sup.signal(id, &exec, signal, false).await {
-                        tracing::debug!(container = id, exec, "{e}");
-                    }
-                }
-                Ok(())
-            }
-            r => r.map_err(sup_err(what)),
-        }
+        // With `all`, also after the init has exited: what it left running is signalled.
+        sup.signal(id, id, signal, all).await.map_err(sup_err(what))
     }
 
     async fn wait_process(&self, process: ProcessRef) -> Result<i32> {

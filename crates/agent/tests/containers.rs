@@ -683,6 +683,19 @@ async fn sandbox_pid_namespace_exec_id_alias_and_destroy_sandbox() {
         0,
         "the init by either name"
     );
+    // An init in the sandbox's namespace leaves its exec'd processes running when it
+    // exits; SIGKILL for the whole container (an empty exec id) still reaches them.
+    let joined = create("joined", "joined", &["sleep", "1000"]);
+    a.agent().create_container(ctx(), &joined).await.unwrap();
+    a.start_container("joined").await;
+    a.exec("joined", "left", common::process(&["sleep", "1000"]))
+        .await
+        .unwrap();
+    a.signal("joined", "joined", libc::SIGKILL).await.unwrap();
+    assert_eq!(a.wait("joined", "").await.unwrap(), libc::SIGKILL);
+    a.signal("joined", "", libc::SIGKILL).await.unwrap();
+    assert_eq!(a.wait("joined", "left").await.unwrap(), libc::SIGKILL);
+    a.remove("joined").await.unwrap();
     let remove = pb::RemoveContainerRequest {
         container_id: "app".into(),
         timeout: 5,

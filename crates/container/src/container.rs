@@ -371,10 +371,12 @@ impl Container {
         }
     }
 
-    /// Send `signal` to the init, or with `all` to every process in the container's cgroup.
+    /// Send `signal` to the init, or with `all` to every process in the container's cgroup:
+    /// also once the init has exited (stopped), for what it left running without a pid
+    /// namespace of its own to end with it.
     pub fn kill(&self, signal: i32, all: bool) -> Result<()> {
         let status = self.status();
-        if status == Status::Stopped {
+        if status == Status::Stopped && !all {
             return Err(Error::Status(WrongStatus::NotRunning));
         }
         if all {

@@ -26,7 +26,9 @@ pub(crate) struct Plan {
     pub new_time: Option<String>,
     pub new_user: bool,
     pub join_user: bool,
-    /// The container has a pid namespace of its own (new or joined).
+    /// The container has a new pid namespace of its own, which ends every process in it when
+    /// the init exits. (A joined one outlives the init: what else of the container runs in
+    /// it goes on.)
     pub own_pid: bool,
     /// The container has a mount namespace (new or joined). Without one it shares the
     /// runtime's, and its mounts are made there, under its rootfs.
@@ -88,7 +90,7 @@ impl Plan {
                     plan.new_user = ns.path().is_none();
                     plan.join_user = ns.path().is_some();
                 }
-                LinuxNamespaceType::Pid => plan.own_pid = true,
+                LinuxNamespaceType::Pid => plan.own_pid = ns.path().is_none(),
                 LinuxNamespaceType::Mount => plan.own_mount = true,
                 _ => {}
             }
@@ -385,6 +387,10 @@ mod tests {
         let plan = Plan::new(&linux).unwrap();
         assert_eq!(plan.join_pid.as_deref(), Some(Path::new("/proc/9/ns/pid")));
         assert!(plan.join.is_empty());
+        assert!(
+            !plan.own_pid,
+            "the init's exit does not end a joined namespace"
+        );
     }
 
     #[test]

@@ -159,7 +159,7 @@ pub struct SavedState {
     /// The systemd scope that owns the cgroup (`--systemd-cgroup`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub systemd_unit: Option<String>,
-    /// The container has a pid namespace of its own: killing its init ends every process.
+    /// The container has a new pid namespace of its own: killing its init ends every process.
     pub own_pid_ns: bool,
     /// Without a mount namespace of its own: the id of the rootfs bind under which its
     /// mounts were made in runr's namespace, detached (with them) on delete.

@@ -234,6 +234,49 @@ fn kill_all_signals_every_process_and_leaves_a_paused_container_paused() {
     env.assert_gone(&id);
 }
 
+/// Without a pid namespace of its own, what the init leaves runs on after it exits: the
+/// stopped container refuses a signal for its init (as runc does) but `kill --all` reaches
+/// what is left (as containerd's shim relies on), and delete leaves nothing.
+#[test]
+fn kill_all_reaches_what_a_stopped_container_left() {
+    let env = Env::new("killstopped");
+    env.edit(|c| {
+        let ns = c["linux"]["namespaces"].as_array_mut().unwrap();
+        ns.retain(|n| n["type"] != "pid");
+    });
+    let id = sleeping(&env, "c");
+    let r = env.runr(&["exec", "-d", &id, "sleep", "1000"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let pids = |env: &Env| -> Vec<i64> {
+        serde_json::from_str(&env.runr(&["ps", "--format", "json", &id]).stdout).unwrap()
+    };
+    let init = env.state(&id)["pid"].as_i64().unwrap();
+    assert_eq!(env.runr(&["kill", &id, "KILL"]).code, 0);
+    for _ in 0..200 {
+        if env.state(&id)["status"] == "stopped" {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert_eq!(env.state(&id)["status"], "stopped");
+    let left = pids(&env);
+    assert_eq!(left.len(), 1, "{left:?}");
+    assert_ne!(left[0], init);
+    let r = env.runr(&["kill", &id, "KILL"]);
+    assert_ne!(r.code, 0);
+    assert!(r.stderr.contains("not running"), "{}", r.stderr);
+    assert_eq!(env.runr(&["kill", "--all", &id, "KILL"]).code, 0);
+    for _ in 0..200 {
+        if pids(&env).is_empty() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert!(pids(&env).is_empty());
+    assert_eq!(env.runr(&["delete", &id]).code, 0);
+    env.assert_gone(&id);
+}
+
 /// docker and containerd send 0 for the limits they leave unset, in create and update alike.
 #[test]
 fn zeros_from_engines_mean_unset() {

@@ -131,10 +131,12 @@ impl Supervisor {
     }
 
     /// Send `signal` to a process. For the init, `all` sends it to every process of the
-    /// container (as `runr kill --all`); for an exec'd process `all` changes nothing.
+    /// container (as `runr kill --all`), also once the init has exited; for an exec'd
+    /// process `all` changes nothing.
     pub async fn signal(&self, id: &str, exec_id: &str, signal: i32, all: bool) -> Result<()> {
         let process = self.inner.process(id, exec_id)?;
-        if process.exit_info().is_some() {
+        // With `all`, an exited init's container still has what it left to signal.
+        if process.exit_info().is_some() && !(all && exec_id == id) {
             return Err(exited(id, exec_id));
         }
         if exec_id != id {
