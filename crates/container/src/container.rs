@@ -381,6 +381,10 @@ impl Container {
         }
         if all {
             let cgroup = self.cgroup();
+            if status == Status::Stopped && cgroup.pids().map_or(true, |p| p.is_empty()) {
+                // Nothing left to signal (or no cgroup left to hold it).
+                return Ok(());
+            }
             // Frozen, nothing can fork between the listing and the signal. A container
             // paused by its user stays paused (except for SIGKILL, below).
             let freeze = status != Status::Paused && cgroup.has_freezer();
