@@ -5,7 +5,8 @@
 
 use super::criu::{Criu, Notify};
 use super::{
-    cgroup_binds, common_opts, external_mounts, load_descriptors, refuse_unsupported, with_log,
+    cgroup_binds, common_opts, external_mounts, load_descriptors, refuse_unsupported,
+    require_lazy_pages, with_log,
 };
 use super::{CriuFlags, Dirs};
 use crate::container::Container;
@@ -20,9 +21,12 @@ use cgroups::{Layout, Manager};
 use nix::mount::MsFlags;
 use rust_criu::rust_criu_protobuf::rpc::{self, Criu_req_type};
 use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::fs::FileTypeExt;
 use std::path::{Path, PathBuf};
 
 const RESTORE_LOG: &str = "restore.log";
+/// The socket a `criu lazy-pages` daemon listens on, in its work directory.
+const LAZY_PAGES_SOCKET: &str = "lazy-pages.socket";
 /// Where the rootfs is bound for CRIU (in the state directory): CRIU wants the root of the
 /// restored mount namespace to be a mount point.
 const CRIU_ROOT: &str = "criu-root";
@@ -39,13 +43,11 @@ pub struct RestoreOptions {
 /// restored container is running; its init is a child of the caller (who may wait for it).
 pub fn restore(o: &RestoreOptions) -> Result<Container> {
     refuse_unsupported(&o.criu)?;
-    if o.criu.lazy_pages {
-        return Err(Error::Invalid(
-            "--lazy-pages is not supported by runr restore (it has no lazy-pages client yet)"
-                .into(),
-        ));
-    }
     let criu = Criu::locate()?;
+    if o.criu.lazy_pages {
+        require_lazy_pages(&criu)?;
+        lazy_daemon_listens(&o.criu)?;
+    }
     let (p, planned_cgroup) = Prepared::new(&o.create)?;
     if !p.plan.own_mount {
         return Err(Error::Invalid(
@@ -165,6 +167,24 @@ pub fn restore(o: &RestoreOptions) -> Result<Container> {
     undo.commit();
     let io = Default::default();
     Ok(Container::new_created(p.dir, state, lock, None, io))
+}
+
+/// A lazy restore hands the restored tasks' userfaultfds to a `criu lazy-pages` daemon over
+/// its socket `lazy-pages.socket` in CRIU's work directory (the daemon's `-W`, or its `-D`):
+/// without one there, CRIU would fail late and obscurely.
+fn lazy_daemon_listens(f: &CriuFlags) -> Result<()> {
+    let work = f.work_path.as_ref().unwrap_or(&f.image_path);
+    let sock = work.join(LAZY_PAGES_SOCKET);
+    match std::fs::symlink_metadata(&sock) {
+        Ok(m) if m.file_type().is_socket() => Ok(()),
+        _ => Err(Error::Invalid(format!(
+            "--lazy-pages: no lazy-pages daemon at {}: start `criu lazy-pages --page-server \
+             --address ADDRESS --port PORT -D {}` (ADDRESS:PORT the checkpoint's \
+             --page-server) first, with the work directory of this restore",
+            sock.display(),
+            f.image_path.display()
+        ))),
+    }
 }
 
 /// The rootfs bound at a path of the state directory for as long as CRIU needs it.
