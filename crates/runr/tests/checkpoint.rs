@@ -826,3 +826,74 @@ fn drain(f: &mut std::fs::File) -> String {
         }
     }
 }
+
+/// A container in a user namespace of its own (ids 0-65535 mapped to 100000-165535, its
+/// rootfs owned by the mapped root): checkpointed and restored, it counts on with the same
+/// mapping.
+#[test]
+fn user_namespace_container_counts_on() {
+    let Some(criu) = criu() else { return };
+    let env = Env::new("cr-userns");
+    let id = env.id("c");
+    env.edit(|c| {
+        c["linux"]["namespaces"]
+            .as_array_mut()
+            .unwrap()
+            .push(serde_json::json!({"type": "user"}));
+        let map = serde_json::json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+        c["linux"]["uidMappings"] = map.clone();
+        c["linux"]["gidMappings"] = map;
+    });
+    let status = Command::new("chown")
+        .args(["-R", "-h", "100000:100000"])
+        .arg(&env.rootfs)
+        .status()
+        .unwrap();
+    assert!(status.success(), "chown the rootfs");
+    let mut out = start_counter(&env, &id, 3);
+    let image = env.dir.path().join("image");
+    checkpoint_ok(&env, &criu, &id, &image, &[]);
+    env.assert_gone(&id);
+    let last = numbers(&std::io::read_to_string(&mut out).unwrap())
+        .last()
+        .copied()
+        .unwrap_or(3)
+        .max(3);
+    let mut out = restore(&env, &criu, &id, &image);
+    let after = next_numbers(&mut out);
+    assert!(
+        after.first().is_some_and(|n| *n > last && *n <= last + 3),
+        "the count did not go on from {last}: {after:?}"
+    );
+    // The restore let the mapped root search the images for the time CRIU ran, and no more.
+    let mode = std::fs::metadata(&image).unwrap().permissions().mode();
+    assert_eq!(
+        mode & 0o777,
+        0o700,
+        "the image directory's mode after restore"
+    );
+    let path = std::ffi::CString::new(image.to_str().unwrap()).unwrap();
+    // SAFETY: two NUL-terminated strings, and a null buffer of size 0 (asking the size).
+    let acl = unsafe {
+        libc::getxattr(
+            path.as_ptr(),
+            c"system.posix_acl_access".as_ptr(),
+            std::ptr::null_mut(),
+            0,
+        )
+    };
+    assert!(acl < 0, "an ACL is left on the image directory");
+    let pid = env.state(&id)["pid"].as_i64().unwrap();
+    let map = std::fs::read_to_string(format!("/proc/{pid}/uid_map")).unwrap();
+    let map: Vec<&str> = map.split_whitespace().collect();
+    assert_eq!(
+        map,
+        ["0", "100000", "65536"],
+        "uid_map of the restored init"
+    );
+    let exec = runr(&env, &criu, &["exec", &id, "id", "-u"]);
+    assert_eq!(exec.stdout.trim(), "0", "{}", exec.stderr);
+    let del = runr(&env, &criu, &["delete", "--force", &id]);
+    assert_eq!(del.code, 0, "delete: {}", del.stderr);
+    env.assert_gone(&id);
+}

@@ -14,6 +14,7 @@ pub use restore::{restore, RestoreOptions};
 
 use crate::container::Container;
 use crate::error::{Context, Error, Result, WrongStatus};
+use crate::namespaces::Plan;
 use crate::state::Status;
 use criu::Criu;
 use oci_spec::runtime::Spec;
@@ -136,7 +137,8 @@ pub fn checkpoint(c: Container, o: &CheckpointOptions) -> Result<Vec<String>> {
         ));
     }
     let saved = c.saved();
-    if !has_mount_namespace(&saved.config) {
+    let plan = plan_of(&saved.config)?;
+    if !plan.own_mount {
         return Err(Error::Invalid(
             "runr checkpoints only containers with a mount namespace of their own (CRIU \
              cannot restore one whose mounts are in the runtime's namespace)"
@@ -187,8 +189,9 @@ pub fn checkpoint(c: Container, o: &CheckpointOptions) -> Result<Vec<String>> {
     if terminal(&saved.config) {
         opts.set_orphan_pts_master(true);
     }
-    let cgroup_binds = cgroup_binds(&saved.config, &saved.cgroup_paths)?;
-    for (dest, _) in external_mounts(&saved.config, &saved.bundle)
+    let layout = cgroups::Layout::detect()?;
+    let cgroup_binds = cgroup_binds(&saved.config, &plan, &layout, &saved.cgroup_paths);
+    for (dest, _) in external_mounts(&saved.config, &saved.bundle, &plan, Some(pid))
         .into_iter()
         .chain(cgroup_binds)
     {
@@ -302,14 +305,12 @@ fn refuse_unsupported(f: &CriuFlags) -> Result<()> {
     Ok(())
 }
 
-fn has_mount_namespace(spec: &Spec) -> bool {
-    spec.linux()
-        .as_ref()
-        .and_then(|l| l.namespaces().as_ref())
-        .is_some_and(|ns| {
-            ns.iter()
-                .any(|n| n.typ() == oci_spec::runtime::LinuxNamespaceType::Mount)
-        })
+/// The namespaces `spec` gave the container, as create planned them.
+fn plan_of(spec: &Spec) -> Result<Plan> {
+    match spec.linux() {
+        Some(linux) => Plan::new(linux),
+        None => Ok(Plan::default()),
+    }
 }
 
 fn terminal(spec: &Spec) -> bool {
@@ -419,9 +420,18 @@ fn freezer_dir(c: &Container) -> Option<PathBuf> {
     find("freezer").or_else(|| find(""))
 }
 
-/// Bind mounts from outside the container (destination, host source): CRIU dumps them as
-/// external, by destination, and restore maps each back to its source.
-pub(crate) fn external_mounts(spec: &Spec, bundle: &Path) -> Vec<(String, String)> {
+/// Mounts from outside the container (destination, host source): CRIU dumps them as
+/// external, by destination, and restore maps each back to its source. The config's bind
+/// mounts; in a user namespace also the device nodes bound from the host, and the files
+/// masked with a bind of (the host's) /dev/null: at a dump those `pid` shows as files (a
+/// masked directory is a tmpfs of the container's own), at a restore all of them (CRIU
+/// uses only the keys its images name).
+pub(crate) fn external_mounts(
+    spec: &Spec,
+    bundle: &Path,
+    plan: &Plan,
+    pid: Option<i32>,
+) -> Vec<(String, String)> {
     let mut out = Vec::new();
     for m in spec.mounts().iter().flatten() {
         let bind = m.typ().as_deref() == Some("bind")
@@ -442,6 +452,30 @@ pub(crate) fn external_mounts(spec: &Spec, bundle: &Path) -> Vec<(String, String
             source.to_string_lossy().into_owned(),
         ));
     }
+    if !(plan.new_user || plan.join_user) {
+        return out;
+    }
+    for dev in crate::rootfs::devices_bound_from_host(spec) {
+        let dev = dev.to_string_lossy().into_owned();
+        out.push((dev.clone(), dev));
+    }
+    let masked = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.masked_paths().as_ref())
+        .into_iter()
+        .flatten();
+    for p in masked {
+        let is_file = match pid {
+            Some(pid) => {
+                std::fs::symlink_metadata(format!("/proc/{pid}/root{p}")).is_ok_and(|m| !m.is_dir())
+            }
+            None => true,
+        };
+        if is_file {
+            out.push((p.clone(), "/dev/null".into()));
+        }
+    }
     out
 }
 
@@ -451,16 +485,10 @@ pub(crate) fn external_mounts(spec: &Spec, bundle: &Path) -> Vec<(String, String
 /// container's, or on restore the new one's).
 pub(crate) fn cgroup_binds(
     spec: &Spec,
+    plan: &Plan,
+    layout: &cgroups::Layout,
     cgroup_paths: &[(String, PathBuf)],
-) -> Result<Vec<(String, String)>> {
-    let own_ns = spec
-        .linux()
-        .as_ref()
-        .and_then(|l| l.namespaces().as_ref())
-        .is_some_and(|ns| {
-            ns.iter()
-                .any(|n| n.typ() == oci_spec::runtime::LinuxNamespaceType::Cgroup)
-        });
+) -> Vec<(String, String)> {
     let cgroup_mounts: Vec<&Path> = spec
         .mounts()
         .iter()
@@ -468,11 +496,10 @@ pub(crate) fn cgroup_binds(
         .filter(|m| matches!(m.typ().as_deref(), Some("cgroup") | Some("cgroup2")))
         .map(|m| m.destination().as_path())
         .collect();
-    if own_ns || cgroup_mounts.is_empty() || cgroup_paths.is_empty() {
-        return Ok(Vec::new());
+    if plan.has_cgroup_ns() || cgroup_mounts.is_empty() || cgroup_paths.is_empty() {
+        return Vec::new();
     }
-    let layout = cgroups::Layout::detect()?;
-    let hierarchies = crate::process::create::cgroup_mounts(&layout, cgroup_paths);
+    let hierarchies = crate::process::create::cgroup_mounts(layout, cgroup_paths);
     let mut out = Vec::new();
     for dest in cgroup_mounts {
         for h in &hierarchies {
@@ -486,7 +513,7 @@ pub(crate) fn cgroup_binds(
             ));
         }
     }
-    Ok(out)
+    out
 }
 
 /// Record what the init's stdin, stdout and stderr are, as the keys CRIU knows them by
