@@ -897,3 +897,93 @@ fn user_namespace_container_counts_on() {
     assert_eq!(del.code, 0, "delete: {}", del.stderr);
     env.assert_gone(&id);
 }
+
+/// A network namespace made for a test (`unshare --net=FILE`), bound on a file of the
+/// test's directory; unmounted when dropped.
+struct NetnsFile(PathBuf);
+
+impl NetnsFile {
+    fn new(path: PathBuf) -> NetnsFile {
+        std::fs::File::create(&path).unwrap();
+        let ns = NetnsFile(path);
+        let status = Command::new("unshare")
+            .arg(format!("--net={}", ns.0.display()))
+            .arg("true")
+            .status()
+            .unwrap();
+        assert!(status.success(), "unshare --net={}", ns.0.display());
+        ns
+    }
+
+    fn inode(&self) -> u64 {
+        std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(&self.0).unwrap())
+    }
+}
+
+impl Drop for NetnsFile {
+    fn drop(&mut self) {
+        let _ = nix::mount::umount2(&self.0, nix::mount::MntFlags::MNT_DETACH);
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// A container that joins a network namespace by path: CRIU leaves the namespace alone at
+/// the dump (external) and the restored container is in it again, counting on.
+#[test]
+fn joined_network_namespace_is_joined_again() {
+    let Some(criu) = criu() else { return };
+    let env = Env::new("cr-netns");
+    let id = env.id("c");
+    let ns = NetnsFile::new(env.dir.path().join("netns"));
+    env.edit(|c| {
+        for n in c["linux"]["namespaces"].as_array_mut().unwrap() {
+            if n["type"] == "network" {
+                n["path"] = ns.0.to_str().unwrap().into();
+            }
+        }
+    });
+    let netns_of = |pid: i64| {
+        std::os::unix::fs::MetadataExt::ino(
+            &std::fs::metadata(format!("/proc/{pid}/ns/net")).unwrap(),
+        )
+    };
+    let mut out = start_counter(&env, &id, 3);
+    let pid = env.state(&id)["pid"].as_i64().unwrap();
+    assert_eq!(
+        netns_of(pid),
+        ns.inode(),
+        "the container is not in the namespace"
+    );
+    let image = env.dir.path().join("image");
+    checkpoint_ok(&env, &criu, &id, &image, &[]);
+    env.assert_gone(&id);
+    // The namespace's image is only its external key: no links, addresses or rules.
+    for e in std::fs::read_dir(&image).unwrap() {
+        let e = e.unwrap();
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name.starts_with("netns-") {
+            let text = String::from_utf8_lossy(&std::fs::read(e.path()).unwrap()).into_owned();
+            assert!(text.contains("runr-joined-netns"), "{name} has no key");
+        }
+        assert!(
+            !name.starts_with("netdev-"),
+            "the joined namespace was dumped: {name}"
+        );
+    }
+    let last = numbers(&std::io::read_to_string(&mut out).unwrap())
+        .last()
+        .copied()
+        .unwrap_or(3)
+        .max(3);
+    let mut out = restore(&env, &criu, &id, &image);
+    let after = next_numbers(&mut out);
+    assert!(
+        after.first().is_some_and(|n| *n > last && *n <= last + 3),
+        "the count did not go on from {last}: {after:?}"
+    );
+    let pid = env.state(&id)["pid"].as_i64().unwrap();
+    assert_eq!(netns_of(pid), ns.inode(), "restored outside the namespace");
+    let del = runr(&env, &criu, &["delete", "--force", &id]);
+    assert_eq!(del.code, 0, "delete: {}", del.stderr);
+    env.assert_gone(&id);
+}

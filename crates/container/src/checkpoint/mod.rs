@@ -169,6 +169,14 @@ pub fn checkpoint(c: Container, o: &CheckpointOptions) -> Result<Vec<String>> {
     let pid = saved.init_pid;
     let mut opts = common_opts(&o.criu, &dirs, DUMP_LOG);
     save_descriptors(pid, &o.criu.image_path, &mut opts)?;
+    if joined_netns(&plan).is_some() {
+        // Not the container's to dump: CRIU records it by key, and restore joins it again.
+        let link = format!("/proc/{pid}/ns/net");
+        let ino = std::fs::metadata(&link)
+            .ctx(|| format!("stat {link}"))?
+            .ino();
+        opts.external.push(format!("net[{ino}]:{JOINED_NETNS}"));
+    }
     opts.set_pid(pid);
     opts.set_root(saved.rootfs.to_string_lossy().into_owned());
     opts.set_leave_running(o.leave_running);
@@ -303,6 +311,17 @@ fn refuse_unsupported(f: &CriuFlags) -> Result<()> {
         )));
     }
     Ok(())
+}
+
+/// CRIU's key for a network namespace the container joined by path.
+pub(crate) const JOINED_NETNS: &str = "runr-joined-netns";
+
+/// The network namespace the container joins by path, if it does.
+pub(crate) fn joined_netns(plan: &Plan) -> Option<&Path> {
+    plan.join
+        .iter()
+        .find(|(f, _)| *f == nix::sched::CloneFlags::CLONE_NEWNET)
+        .map(|(_, p)| p.as_path())
 }
 
 /// The namespaces `spec` gave the container, as create planned them.

@@ -5,8 +5,8 @@
 
 use super::criu::{Criu, Notify};
 use super::{
-    cgroup_binds, common_opts, external_mounts, load_descriptors, refuse_unsupported,
-    require_lazy_pages, with_log,
+    cgroup_binds, common_opts, external_mounts, joined_netns, load_descriptors, refuse_unsupported,
+    require_lazy_pages, with_log, JOINED_NETNS,
 };
 use super::{CriuFlags, Dirs};
 use crate::container::Container;
@@ -118,6 +118,22 @@ pub fn restore(o: &RestoreOptions) -> Result<Container> {
     opts.inherit_fd = stdio.inherit_fds();
     let mut inherit = dirs.raw();
     inherit.extend(stdio.raw());
+    // A network namespace joined by path was dumped as external: CRIU puts the tasks in
+    // the one the config names now.
+    let netns = match joined_netns(&p.plan) {
+        Some(path) => Some(
+            std::fs::File::open(path)
+                .ctx(|| format!("open network namespace {}", path.display()))?,
+        ),
+        None => None,
+    };
+    if let Some(ns) = &netns {
+        let mut i = rpc::Inherit_fd::new();
+        i.set_key(JOINED_NETNS.into());
+        i.set_fd(ns.as_raw_fd());
+        opts.inherit_fd.push(i);
+        inherit.push(ns.as_raw_fd());
+    }
 
     let mut hook_state = p.hook_state(&o.create.id);
     let hooks = p.spec.hooks().as_ref();
