@@ -151,6 +151,27 @@ fn next_numbers(out: &mut std::fs::File) -> Vec<u32> {
     numbers(&seen)
 }
 
+/// The last number the counter printed before `text` ended (3 if none: it had printed 3).
+fn last_count(text: &str) -> u32 {
+    numbers(text).last().copied().unwrap_or(3).max(3)
+}
+
+/// The counter on `out` goes on from `last`: its next number is at most 3 steps on.
+fn assert_counts_on(out: &mut std::fs::File, last: u32) {
+    let after = next_numbers(out);
+    assert!(
+        after.first().is_some_and(|n| *n > last && *n <= last + 3),
+        "the count did not go on from {last}: {after:?}"
+    );
+}
+
+/// `runr delete --force ID`, which must succeed and leave nothing of it.
+fn delete_ok(env: &Env, id: &str) {
+    let del = env.runr(&["delete", "--force", id]);
+    assert_eq!(del.code, 0, "delete {id}: {}", del.stderr);
+    env.assert_gone(id);
+}
+
 fn assert_running(env: &Env, id: &str) {
     assert_eq!(env.state(id)["status"], "running", "{id} is not running");
 }
@@ -175,15 +196,10 @@ fn counter_goes_on_after_restore() {
         "delete --force after checkpoint: {}",
         del.stderr
     );
-    let before = numbers(&std::io::read_to_string(&mut out).unwrap());
-    let last = before.last().copied().unwrap_or(3).max(3);
+    let last = last_count(&std::io::read_to_string(&mut out).unwrap());
 
     let mut out = restore(&env, &criu, &id, &image);
-    let after = next_numbers(&mut out);
-    assert!(
-        after.first().is_some_and(|n| *n > last && *n <= last + 3),
-        "the count did not go on from {last}: {after:?}"
-    );
+    assert_counts_on(&mut out, last);
     assert_running(&env, &id);
     let list = runr(&env, &criu, &["list", "--format", "json"]);
     assert!(
@@ -207,9 +223,7 @@ fn counter_goes_on_after_restore() {
     );
     let kill = runr(&env, &criu, &["kill", &id, "KILL"]);
     assert_eq!(kill.code, 0, "kill: {}", kill.stderr);
-    let del = runr(&env, &criu, &["delete", "--force", &id]);
-    assert_eq!(del.code, 0, "delete: {}", del.stderr);
-    env.assert_gone(&id);
+    delete_ok(&env, &id);
 }
 
 #[test]
@@ -235,9 +249,7 @@ fn leave_running_keeps_counting() {
         next_numbers(&mut out).len() >= 2,
         "the counter stopped after resume"
     );
-    let del = runr(&env, &criu, &["delete", "--force", &id]);
-    assert_eq!(del.code, 0, "delete: {}", del.stderr);
-    env.assert_gone(&id);
+    delete_ok(&env, &id);
 }
 
 #[test]
@@ -262,9 +274,7 @@ fn restore_under_a_new_id() {
         cg.lines().all(|l| l.ends_with(&format!("/{new}"))),
         "cgroup: {cg}"
     );
-    let del = runr(&env, &criu, &["delete", "--force", &new]);
-    assert_eq!(del.code, 0, "delete: {}", del.stderr);
-    env.assert_gone(&new);
+    delete_ok(&env, &new);
 }
 
 #[test]
@@ -414,9 +424,7 @@ fn terminal_restores_onto_a_new_console_socket() {
         "the restored terminal did not count on: {seen:?}"
     );
     assert_running(&env, &id);
-    let del = runr(&env, &criu, &["delete", "--force", &id]);
-    assert_eq!(del.code, 0, "delete: {}", del.stderr);
-    env.assert_gone(&id);
+    delete_ok(&env, &id);
 }
 
 /// A bind mount from the host and a tmpfs: the bind is found again at its source, the
@@ -480,9 +488,7 @@ fn mounts_come_back() {
         std::fs::read_to_string(host_dir.join("from-container")).unwrap(),
         "after\n"
     );
-    let del = runr(&env, &criu, &["delete", "--force", &id]);
-    assert_eq!(del.code, 0, "delete: {}", del.stderr);
-    env.assert_gone(&id);
+    delete_ok(&env, &id);
 }
 
 /// An established TCP connection over loopback, inside the container's own network
@@ -519,8 +525,7 @@ fn established_tcp_connection_survives() {
 
     let image = env.dir.path().join("image");
     checkpoint_ok(&env, &criu, &id, &image, &["--tcp-established"]);
-    let before = numbers(&std::io::read_to_string(&mut out).unwrap());
-    let last = before.last().copied().unwrap_or(3).max(3);
+    let last = last_count(&std::io::read_to_string(&mut out).unwrap());
 
     let mut out = restore_with(&env, &criu, &id, &image, &["--tcp-established"]);
     let after = next_numbers(&mut out);
@@ -528,9 +533,7 @@ fn established_tcp_connection_survives() {
         after.first().is_some_and(|n| *n > last && *n <= last + 5),
         "the connection did not carry on from {last}: {after:?}"
     );
-    let del = runr(&env, &criu, &["delete", "--force", &id]);
-    assert_eq!(del.code, 0, "delete: {}", del.stderr);
-    env.assert_gone(&id);
+    delete_ok(&env, &id);
 }
 
 /// Restore runs the prestart and createRuntime hooks, with the restored init's pid, once
@@ -583,9 +586,7 @@ fn hooks_run_on_restore() {
         text.contains(&format!("\"pid\":{pid}")),
         "hooks did not get pid {pid}: {text}"
     );
-    let del = runr(&env, &criu, &["delete", "--force", &id]);
-    assert_eq!(del.code, 0, "delete: {}", del.stderr);
-    env.assert_gone(&id);
+    delete_ok(&env, &id);
 }
 
 /// Without --detach, restore waits for the container, passes its exit status on, and
@@ -697,11 +698,7 @@ fn lazy_restore(env: &Env, criu: &Path, new: &str, image: &Path, last: u32, daem
     let t = std::time::Instant::now();
     let mut restored = restore_with(env, criu, new, image, &["--lazy-pages"]);
     eprintln!("restore --lazy-pages took {:?}", t.elapsed());
-    let after = next_numbers(&mut restored);
-    assert!(
-        after.first().is_some_and(|n| *n > last && *n <= last + 3),
-        "the count did not go on from {last}: {after:?}"
-    );
+    assert_counts_on(&mut restored, last);
     assert_running(env, new);
     assert_eq!(
         daemon.wait_for(20),
@@ -716,9 +713,7 @@ fn lazy_restore(env: &Env, criu: &Path, new: &str, image: &Path, last: u32, daem
     );
     let exec = runr(env, criu, &["exec", new, "echo", "inside"]);
     assert_eq!(exec.stdout.trim(), "inside", "{}", exec.stderr);
-    let del = runr(env, criu, &["delete", "--force", new]);
-    assert_eq!(del.code, 0, "delete: {}", del.stderr);
-    env.assert_gone(new);
+    delete_ok(env, new);
 }
 
 /// Lazy migration as runc users do it: `checkpoint --lazy-pages --page-server --status-fd`
@@ -777,8 +772,7 @@ fn lazy_migration_counts_on() {
         assert_running(&env, &old);
         assert!(next_numbers(&mut out).len() >= 2, "the counter stopped");
         checkpoint_ok(&env, &criu, &old, &image, &[]);
-        let before = numbers(&std::io::read_to_string(&mut out).unwrap());
-        let last = before.last().copied().unwrap_or(3).max(3);
+        let last = last_count(&std::io::read_to_string(&mut out).unwrap());
         let daemon = lazy_pages_daemon(&criu, &image, &[]);
         lazy_restore(&env, &criu, &new, &image, last, daemon);
         return;
@@ -789,11 +783,7 @@ fn lazy_migration_counts_on() {
         "checkpoint exited before the pages went"
     );
     // The old container is frozen: all it printed is in the pipe.
-    let last = numbers(&drain(&mut out))
-        .last()
-        .copied()
-        .unwrap_or(3)
-        .max(3);
+    let last = last_count(&drain(&mut out));
     let daemon = lazy_pages_daemon(
         &criu,
         &image,
@@ -854,17 +844,9 @@ fn user_namespace_container_counts_on() {
     let image = env.dir.path().join("image");
     checkpoint_ok(&env, &criu, &id, &image, &[]);
     env.assert_gone(&id);
-    let last = numbers(&std::io::read_to_string(&mut out).unwrap())
-        .last()
-        .copied()
-        .unwrap_or(3)
-        .max(3);
+    let last = last_count(&std::io::read_to_string(&mut out).unwrap());
     let mut out = restore(&env, &criu, &id, &image);
-    let after = next_numbers(&mut out);
-    assert!(
-        after.first().is_some_and(|n| *n > last && *n <= last + 3),
-        "the count did not go on from {last}: {after:?}"
-    );
+    assert_counts_on(&mut out, last);
     // The restore let the mapped root search the images for the time CRIU ran, and no more.
     let mode = std::fs::metadata(&image).unwrap().permissions().mode();
     assert_eq!(
@@ -893,9 +875,7 @@ fn user_namespace_container_counts_on() {
     );
     let exec = runr(&env, &criu, &["exec", &id, "id", "-u"]);
     assert_eq!(exec.stdout.trim(), "0", "{}", exec.stderr);
-    let del = runr(&env, &criu, &["delete", "--force", &id]);
-    assert_eq!(del.code, 0, "delete: {}", del.stderr);
-    env.assert_gone(&id);
+    delete_ok(&env, &id);
 }
 
 /// A network namespace made for a test (`unshare --net=FILE`), bound on a file of the
@@ -970,20 +950,10 @@ fn joined_network_namespace_is_joined_again() {
             "the joined namespace was dumped: {name}"
         );
     }
-    let last = numbers(&std::io::read_to_string(&mut out).unwrap())
-        .last()
-        .copied()
-        .unwrap_or(3)
-        .max(3);
+    let last = last_count(&std::io::read_to_string(&mut out).unwrap());
     let mut out = restore(&env, &criu, &id, &image);
-    let after = next_numbers(&mut out);
-    assert!(
-        after.first().is_some_and(|n| *n > last && *n <= last + 3),
-        "the count did not go on from {last}: {after:?}"
-    );
+    assert_counts_on(&mut out, last);
     let pid = env.state(&id)["pid"].as_i64().unwrap();
     assert_eq!(netns_of(pid), ns.inode(), "restored outside the namespace");
-    let del = runr(&env, &criu, &["delete", "--force", &id]);
-    assert_eq!(del.code, 0, "delete: {}", del.stderr);
-    env.assert_gone(&id);
+    delete_ok(&env, &id);
 }
