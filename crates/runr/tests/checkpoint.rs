@@ -353,6 +353,33 @@ fn failed_restores_leave_nothing() {
     assert_running(&env, &other);
     let del = runr(&env, &criu, &["delete", "--force", &other]);
     assert_eq!(del.code, 0, "delete: {}", del.stderr);
+    // A config joining a user namespace by path: refused before anything is made.
+    let holder = Background(
+        Command::new("unshare")
+            .args(["--user", "sleep", "100"])
+            .stdin(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let userns = format!("/proc/{}/ns/user", holder.0.id());
+    for _ in 0..200 {
+        let theirs = std::fs::read_link(&userns).ok();
+        if theirs.is_some() && theirs != std::fs::read_link("/proc/self/ns/user").ok() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let saved = env.config();
+    env.edit(|c| {
+        let ns = c["linux"]["namespaces"].as_array_mut().unwrap();
+        ns.retain(|n| n["type"] != "pid");
+        ns.push(serde_json::json!({"type": "user", "path": userns}));
+    });
+    let err = restore_fails(&env, &criu, &id, &image, &[]);
+    drop(holder);
+    env.edit(|c| *c = saved);
+    assert!(err.contains("join a user namespace by path"), "{err}");
+    env.assert_gone(&id);
     // --lazy-pages without a `criu lazy-pages` daemon: refused before anything is made.
     let err = restore_fails(&env, &criu, &id, &image, &["--lazy-pages"]);
     assert!(err.contains("no lazy-pages daemon"), "{err}");

@@ -145,6 +145,7 @@ pub fn checkpoint(c: Container, o: &CheckpointOptions) -> Result<Vec<String>> {
                 .into(),
         ));
     }
+    refuse_joined_user_ns(&plan)?;
     let criu = Criu::locate()?;
     if o.pre_dump {
         if !criu.features(want(|f| f.set_mem_track(true)))?.mem_track() {
@@ -309,6 +310,19 @@ fn refuse_unsupported(f: &CriuFlags) -> Result<()> {
         return Err(Error::Invalid(format!(
             "--empty-ns {ns}: runr supports only --empty-ns network"
         )));
+    }
+    Ok(())
+}
+
+/// A user namespace joined by path (not runr's own) would come back as a new one: CRIU
+/// restores the user namespaces it dumped.
+pub(crate) fn refuse_joined_user_ns(plan: &Plan) -> Result<()> {
+    if plan.join_user && !plan.shares_our_user_ns()? {
+        return Err(Error::Invalid(
+            "runr does not checkpoint or restore containers that join a user namespace by \
+             path (CRIU would restore a new one in its place)"
+                .into(),
+        ));
     }
     Ok(())
 }

@@ -5,8 +5,8 @@
 
 use super::criu::{Criu, Notify};
 use super::{
-    cgroup_binds, common_opts, external_mounts, joined_netns, load_descriptors, refuse_unsupported,
-    require_lazy_pages, with_log, JOINED_NETNS,
+    cgroup_binds, common_opts, external_mounts, joined_netns, load_descriptors,
+    refuse_joined_user_ns, refuse_unsupported, require_lazy_pages, with_log, JOINED_NETNS,
 };
 use super::{CriuFlags, Dirs};
 use crate::container::Container;
@@ -54,6 +54,7 @@ pub fn restore(o: &RestoreOptions) -> Result<Container> {
             "runr restores only containers with a mount namespace of their own".into(),
         ));
     }
+    refuse_joined_user_ns(&p.plan)?;
     // CRIU hands a terminal's new master over only once everything is made.
     if p.terminal && o.create.console_socket.is_none() {
         return Err(Error::Invalid(
