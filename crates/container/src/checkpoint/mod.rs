@@ -94,7 +94,7 @@ pub struct CheckpointOptions {
     /// Dump only the memory (for iterative migration).
     pub pre_dump: bool,
     /// With `criu.lazy_pages`: checkpoint writes one NUL byte to this descriptor once CRIU's
-    /// lazy-pages server is ready (the moment to start the restoring side), then closes it.
+    /// lazy-pages server is ready (the moment to start the restoring side).
     pub status_fd: Option<OwnedFd>,
     /// ADDRESS:PORT of a page server to send the pages to; with `criu.lazy_pages`, where
     /// CRIU serves them itself (it listens on PORT of every address: CRIU's RPC takes only
