@@ -48,8 +48,32 @@ bench() {
     "$(echo "$(median "${cps[@]}") / 1000" | bc -l)" "$(echo "$(median "${rss[@]}") / 1000" | bc -l)" \
     "$size" "$rounds"
 }
+# bench_lazy CMD...: restore --lazy-pages with a `criu lazy-pages` daemon serving a plain
+# checkpoint's images (post-copy from local images; a lazy checkpoint's page server needs
+# CAP_SYS_RESOURCE or a 4 MiB fs.pipe-max-size). Only the restore is timed: until it returns.
+bench_lazy() {
+  local id="bench-criu-lazy" img="$work/img-lazy" rss=()
+  "$@" run -d --bundle "$bundle" "$id" </dev/null >/dev/null 2>&1
+  for _ in $(seq "$rounds"); do
+    rm -rf "$img"
+    "$@" checkpoint --image-path "$img" "$id" </dev/null >/dev/null
+    "$criu" lazy-pages -o lazy-pages.log -D "$img" </dev/null >/dev/null 2>&1 &
+    local daemon=$!
+    for _ in $(seq 500); do [ -S "$img/lazy-pages.socket" ] && break; sleep 0.01; done
+    local t1; t1=$(ms)
+    "$@" restore -d --lazy-pages --bundle "$bundle" --image-path "$img" "$id" </dev/null >/dev/null 2>&1
+    local t2; t2=$(ms)
+    wait "$daemon" || true
+    rss+=($(( (t2 - t1) / 1000 )))
+  done
+  "$@" delete -f "$id" >/dev/null 2>&1 || true
+  median() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+  printf '%-20s restore --lazy-pages %6.1f ms  (median of %s)\n' "runr-lazy" \
+    "$(echo "$(median "${rss[@]}") / 1000" | bc -l)" "$rounds"
+}
 echo "criu: $criu ($("$criu" --version | head -1))"
 RUNR_CRIU="$criu" bench runr "" "$runr" --root "$work/runr-state"
 # The network namespace made empty on restore, not dumped (runc 1.1's images hold no netns).
+RUNR_CRIU="$criu" bench_lazy "$runr" --root "$work/runr-state"
 RUNR_CRIU="$criu" bench runr-empty-netns "--empty-ns=network" "$runr" --root "$work/runr-state"
 bench runc "" "$runc" --root "$work/runc-state" --criu "$criu"

@@ -9,7 +9,9 @@
 
 use crate::error::{Context, Error, Result};
 use protobuf::Message;
-use rust_criu::rust_criu_protobuf::rpc::{Criu_opts, Criu_req, Criu_req_type, Criu_resp};
+use rust_criu::rust_criu_protobuf::rpc::{
+    Criu_features, Criu_opts, Criu_req, Criu_req_type, Criu_resp,
+};
 use std::io::IoSliceMut;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::process::CommandExt;
@@ -84,15 +86,22 @@ impl Criu {
         Ok(v.major_number() as u32 * 10000 + v.minor_number() as u32 * 100 + v.sublevel() as u32)
     }
 
-    /// Whether `criu check --feature NAME` passes.
-    pub(crate) fn has_feature(&self, name: &str) -> bool {
-        std::process::Command::new(&self.path)
-            .args(["check", "--feature", name])
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success())
+    /// Which of the features set in `want` this CRIU and kernel offer (a FEATURE_CHECK
+    /// request: `mem_track` is `criu check --feature mem_dirty_track`, `lazy_pages` is
+    /// userfaultfd with its non-cooperative events, `criu check --feature uffd-noncoop`).
+    pub(crate) fn features(&self, want: Criu_features) -> Result<Criu_features> {
+        let mut req = Criu_req::new();
+        req.set_type(Criu_req_type::FEATURE_CHECK);
+        req.features = protobuf::MessageField::some(want);
+        let resp = self
+            .call(req, &[], &mut |_| Ok(()))
+            .map_err(|e| self.explain(e))?;
+        resp.features.into_option().ok_or_else(|| {
+            Error::Invalid(format!(
+                "criu at {} answered a feature check without features",
+                self.path.display()
+            ))
+        })
     }
 
     /// Run one request of `kind` with `opts`; `inherit` are descriptors whose numbers

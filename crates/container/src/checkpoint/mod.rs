@@ -14,11 +14,12 @@ pub use restore::{restore, RestoreOptions};
 
 use crate::container::Container;
 use crate::error::{Context, Error, Result, WrongStatus};
+use crate::namespaces::Plan;
 use crate::state::Status;
 use criu::Criu;
 use oci_spec::runtime::Spec;
 use rust_criu::rust_criu_protobuf::rpc::{self, Criu_opts, Criu_req_type};
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::fs::{DirBuilderExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
@@ -77,11 +78,13 @@ pub struct CriuFlags {
     /// Namespaces CRIU creates empty instead of dumping or restoring them (only `network`).
     pub empty_ns: Vec<String>,
     pub auto_dedup: bool,
+    /// Lazy migration: the dump serves the memory instead of writing it (see
+    /// [`checkpoint`]); the restore has a `criu lazy-pages` daemon fill it in on demand.
     pub lazy_pages: bool,
 }
 
 /// How to checkpoint a container (`runr checkpoint`'s flags).
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Default)]
 pub struct CheckpointOptions {
     pub criu: CriuFlags,
     /// The previous (pre-)dump's image directory, relative to this one's.
@@ -90,39 +93,62 @@ pub struct CheckpointOptions {
     pub leave_running: bool,
     /// Dump only the memory (for iterative migration).
     pub pre_dump: bool,
-    /// A descriptor CRIU writes a byte to when the lazy-pages server is ready.
-    pub status_fd: Option<i32>,
-    /// Send the pages to a page server at ADDRESS:PORT instead of writing them.
+    /// With `criu.lazy_pages`: checkpoint writes one NUL byte to this descriptor once CRIU's
+    /// lazy-pages server is ready (the moment to start the restoring side).
+    pub status_fd: Option<OwnedFd>,
+    /// ADDRESS:PORT of a page server to send the pages to; with `criu.lazy_pages`, where
+    /// CRIU serves them itself (it listens on PORT of every address: CRIU's RPC takes only
+    /// the port of a lazy dump's server).
     pub page_server: Option<String>,
 }
 
 /// Dump container `c` (running or paused) into `o.criu.image_path`. The container is gone
 /// afterwards (as after `delete`, poststop hooks run; their failures are the warnings
 /// returned) unless `o.leave_running`. If the dump fails the container goes on as it was.
+///
+/// With `o.criu.lazy_pages` the memory is not written: CRIU serves it from the frozen
+/// container on `o.page_server`'s port, and this returns once a lazy restore (through a
+/// `criu lazy-pages` daemon) has fetched every page. As with runc, the container is then
+/// gone, or with `o.leave_running` runs on.
 pub fn checkpoint(c: Container, o: &CheckpointOptions) -> Result<Vec<String>> {
     let status = c.status();
     if !matches!(status, Status::Running | Status::Paused) {
         return Err(Error::Status(WrongStatus::NotRunning));
     }
     refuse_unsupported(&o.criu)?;
-    if o.criu.lazy_pages || o.status_fd.is_some() {
+    if o.status_fd.is_some() && !o.criu.lazy_pages {
+        // runc ignores it then; a caller waiting for the byte would wait forever.
         return Err(Error::Invalid(
-            "--lazy-pages and --status-fd are not supported by runr checkpoint (it has no \
-             lazy-pages server yet)"
+            "--status-fd is only for --lazy-pages (CRIU reports on it when its lazy-pages \
+             server is ready); a checkpoint without --lazy-pages never writes to it"
                 .into(),
         ));
     }
+    if o.criu.lazy_pages && o.page_server.is_none() {
+        return Err(Error::Invalid(
+            "--lazy-pages needs --page-server ADDRESS:PORT: the port CRIU serves the pages \
+             on, for `criu lazy-pages --page-server --port PORT` on the restoring side"
+                .into(),
+        ));
+    }
+    if o.criu.lazy_pages && o.pre_dump {
+        return Err(Error::Invalid(
+            "--lazy-pages and --pre-dump do not go together".into(),
+        ));
+    }
     let saved = c.saved();
-    if !has_mount_namespace(&saved.config) {
+    let plan = plan_of(&saved.config)?;
+    if !plan.own_mount {
         return Err(Error::Invalid(
             "runr checkpoints only containers with a mount namespace of their own (CRIU \
              cannot restore one whose mounts are in the runtime's namespace)"
                 .into(),
         ));
     }
+    refuse_joined_user_ns(&plan)?;
     let criu = Criu::locate()?;
     if o.pre_dump {
-        if !criu.has_feature("mem_dirty_track") {
+        if !criu.features(want(|f| f.set_mem_track(true)))?.mem_track() {
             return Err(Error::Invalid(format!(
                 "--pre-dump needs memory change tracking, which this kernel does not offer \
                  (`{} check --feature mem_dirty_track` fails)",
@@ -135,10 +161,23 @@ pub fn checkpoint(c: Container, o: &CheckpointOptions) -> Result<Vec<String>> {
                 .into(),
         ));
     }
+    if o.criu.lazy_pages {
+        require_lazy_pages(&criu)?;
+        lazy_server_pipes()?;
+    }
+    let status_fd = o.status_fd.as_ref().map(writable_status_fd).transpose()?;
     let dirs = Dirs::open(&o.criu, true)?;
     let pid = saved.init_pid;
     let mut opts = common_opts(&o.criu, &dirs, DUMP_LOG);
     save_descriptors(pid, &o.criu.image_path, &mut opts)?;
+    if joined_netns(&plan).is_some() {
+        // Not the container's to dump: CRIU records it by key, and restore joins it again.
+        let link = format!("/proc/{pid}/ns/net");
+        let ino = std::fs::metadata(&link)
+            .ctx(|| format!("stat {link}"))?
+            .ino();
+        opts.external.push(format!("net[{ino}]:{JOINED_NETNS}"));
+    }
     opts.set_pid(pid);
     opts.set_root(saved.rootfs.to_string_lossy().into_owned());
     opts.set_leave_running(o.leave_running);
@@ -148,6 +187,10 @@ pub fn checkpoint(c: Container, o: &CheckpointOptions) -> Result<Vec<String>> {
     if let Some(addr) = &o.page_server {
         opts.ps = protobuf::MessageField::some(page_server(addr)?);
     }
+    if o.criu.lazy_pages {
+        // CRIU says on its RPC ("status-ready") when the lazy-pages server listens.
+        opts.set_notify_scripts(true);
+    }
     if let Some(freezer) = freezer_dir(&c) {
         opts.set_freeze_cgroup(freezer.to_string_lossy().into_owned());
     }
@@ -155,8 +198,9 @@ pub fn checkpoint(c: Container, o: &CheckpointOptions) -> Result<Vec<String>> {
     if terminal(&saved.config) {
         opts.set_orphan_pts_master(true);
     }
-    let cgroup_binds = cgroup_binds(&saved.config, &saved.cgroup_paths)?;
-    for (dest, _) in external_mounts(&saved.config, &saved.bundle)
+    let layout = cgroups::Layout::detect()?;
+    let cgroup_binds = cgroup_binds(&saved.config, &plan, &layout, &saved.cgroup_paths);
+    for (dest, _) in external_mounts(&saved.config, &saved.bundle, &plan, Some(pid))
         .into_iter()
         .chain(cgroup_binds)
     {
@@ -165,7 +209,18 @@ pub fn checkpoint(c: Container, o: &CheckpointOptions) -> Result<Vec<String>> {
         m.set_val(dest);
         opts.ext_mnt.push(m);
     }
-    criu.request(Criu_req_type::DUMP, opts, &dirs.raw(), &mut |_| Ok(()))
+    let mut status_fd = status_fd;
+    let mut on_notify = |n: criu::Notify| -> Result<()> {
+        if n.script == "status-ready" {
+            if let Some(fd) = status_fd.take() {
+                rustix::io::write(fd, &[0u8])
+                    .map_err(std::io::Error::from)
+                    .ctx(|| "write the ready byte to --status-fd")?;
+            }
+        }
+        Ok(())
+    };
+    criu.request(Criu_req_type::DUMP, opts, &dirs.raw(), &mut on_notify)
         .map_err(|e| criu.explain(with_log(e, &dirs.work_path.join(DUMP_LOG))))?;
     if o.leave_running {
         // A paused container stays paused: CRIU thaws only what it froze itself.
@@ -173,6 +228,80 @@ pub fn checkpoint(c: Container, o: &CheckpointOptions) -> Result<Vec<String>> {
     }
     // CRIU killed the processes: what remains (state, cgroup) goes as with delete.
     c.delete(true)
+}
+
+/// A feature-check request for the features `set` sets.
+fn want(set: impl FnOnce(&mut rpc::Criu_features)) -> rpc::Criu_features {
+    let mut f = rpc::Criu_features::new();
+    set(&mut f);
+    f
+}
+
+/// Lazy pages need userfaultfd with its non-cooperative events, on both sides.
+pub(crate) fn require_lazy_pages(criu: &Criu) -> Result<()> {
+    if criu
+        .features(want(|f| f.set_lazy_pages(true)))?
+        .lazy_pages()
+    {
+        return Ok(());
+    }
+    Err(Error::Invalid(format!(
+        "--lazy-pages needs userfaultfd with non-cooperative events, which this kernel or \
+         CRIU does not offer (`{} check --feature uffd-noncoop` fails)",
+        criu.path.display()
+    )))
+}
+
+/// CRIU's lazy-pages server (the dump side) reads the pages through a pipe it sizes to
+/// `8 * PAGE_SIZE / sizeof(struct pipe_buffer)` pages (40 bytes each on 64-bit kernels), which
+/// the kernel rounds up to a power of two: 4 MiB with 4 KiB pages. Above fs.pipe-max-size that
+/// needs CAP_SYS_RESOURCE; CRIU ignores the failure and breaks on the first page asked for,
+/// after the container was frozen and the restoring side started. Refused up front instead.
+fn lazy_server_pipes() -> Result<()> {
+    const CAP_SYS_RESOURCE: u32 = 24;
+    let status = std::fs::read_to_string("/proc/self/status").ctx(|| "read /proc/self/status")?;
+    let effective = status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapEff:"))
+        .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        .ok_or_else(|| Error::Invalid("no CapEff in /proc/self/status".into()))?;
+    if effective & (1 << CAP_SYS_RESOURCE) != 0 {
+        return Ok(());
+    }
+    let max_path = "/proc/sys/fs/pipe-max-size";
+    let max: usize = std::fs::read_to_string(max_path)
+        .ctx(|| format!("read {max_path}"))?
+        .trim()
+        .parse()
+        .map_err(|e| Error::Invalid(format!("{max_path}: {e}")))?;
+    let page = nix::unistd::sysconf(nix::unistd::SysconfVar::PAGE_SIZE)
+        .ok()
+        .flatten()
+        .map_or(4096, |p| p as usize);
+    let need = (8 * page / 40).next_power_of_two() * page;
+    if max >= need {
+        return Ok(());
+    }
+    Err(Error::Invalid(format!(
+        "--lazy-pages: CRIU's lazy-pages server needs a pipe of {need} bytes, more than \
+         fs.pipe-max-size ({max}) allows without CAP_SYS_RESOURCE, which runr lacks here; \
+         the dump would break at the first page asked for (raise fs.pipe-max-size to {need}, \
+         or run with CAP_SYS_RESOURCE). A lazy restore from local images (checkpoint without \
+         --lazy-pages, `criu lazy-pages -D DIR`, restore --lazy-pages) needs neither"
+    )))
+}
+
+/// `fd`, checked open for writing.
+fn writable_status_fd(fd: &OwnedFd) -> Result<BorrowedFd<'_>> {
+    let mode = rustix::fs::fcntl_getfl(fd)
+        .map_err(std::io::Error::from)
+        .ctx(|| "--status-fd: read its access mode")?;
+    if !mode.contains(rustix::fs::OFlags::WRONLY) && !mode.contains(rustix::fs::OFlags::RDWR) {
+        return Err(Error::Invalid(
+            "--status-fd: the descriptor is not open for writing".into(),
+        ));
+    }
+    Ok(fd.as_fd())
 }
 
 /// Flags neither command supports yet, refused rather than ignored.
@@ -185,14 +314,36 @@ fn refuse_unsupported(f: &CriuFlags) -> Result<()> {
     Ok(())
 }
 
-fn has_mount_namespace(spec: &Spec) -> bool {
-    spec.linux()
-        .as_ref()
-        .and_then(|l| l.namespaces().as_ref())
-        .is_some_and(|ns| {
-            ns.iter()
-                .any(|n| n.typ() == oci_spec::runtime::LinuxNamespaceType::Mount)
-        })
+/// A user namespace joined by path (not runr's own) would come back as a new one: CRIU
+/// restores the user namespaces it dumped.
+pub(crate) fn refuse_joined_user_ns(plan: &Plan) -> Result<()> {
+    if plan.join_user && !plan.shares_our_user_ns()? {
+        return Err(Error::Invalid(
+            "runr does not checkpoint or restore containers that join a user namespace by \
+             path (CRIU would restore a new one in its place)"
+                .into(),
+        ));
+    }
+    Ok(())
+}
+
+/// CRIU's key for a network namespace the container joined by path.
+pub(crate) const JOINED_NETNS: &str = "runr-joined-netns";
+
+/// The network namespace the container joins by path, if it does.
+pub(crate) fn joined_netns(plan: &Plan) -> Option<&Path> {
+    plan.join
+        .iter()
+        .find(|(f, _)| *f == nix::sched::CloneFlags::CLONE_NEWNET)
+        .map(|(_, p)| p.as_path())
+}
+
+/// The namespaces `spec` gave the container, as create planned them.
+fn plan_of(spec: &Spec) -> Result<Plan> {
+    match spec.linux() {
+        Some(linux) => Plan::new(linux),
+        None => Ok(Plan::default()),
+    }
 }
 
 fn terminal(spec: &Spec) -> bool {
@@ -269,6 +420,7 @@ pub(crate) fn common_opts(f: &CriuFlags, dirs: &Dirs, log: &str) -> Criu_opts {
     opts.set_shell_job(f.shell_job);
     opts.set_file_locks(f.file_locks);
     opts.set_auto_dedup(f.auto_dedup);
+    opts.set_lazy_pages(f.lazy_pages);
     opts.set_manage_cgroups(true);
     if let Some(mode) = f.manage_cgroups_mode {
         opts.set_manage_cgroups_mode(mode.rpc());
@@ -301,9 +453,18 @@ fn freezer_dir(c: &Container) -> Option<PathBuf> {
     find("freezer").or_else(|| find(""))
 }
 
-/// Bind mounts from outside the container (destination, host source): CRIU dumps them as
-/// external, by destination, and restore maps each back to its source.
-pub(crate) fn external_mounts(spec: &Spec, bundle: &Path) -> Vec<(String, String)> {
+/// Mounts from outside the container (destination, host source): CRIU dumps them as
+/// external, by destination, and restore maps each back to its source. The config's bind
+/// mounts; in a user namespace also the device nodes bound from the host, and the files
+/// masked with a bind of (the host's) /dev/null: at a dump those `pid` shows as files (a
+/// masked directory is a tmpfs of the container's own), at a restore all of them (CRIU
+/// uses only the keys its images name).
+pub(crate) fn external_mounts(
+    spec: &Spec,
+    bundle: &Path,
+    plan: &Plan,
+    pid: Option<i32>,
+) -> Vec<(String, String)> {
     let mut out = Vec::new();
     for m in spec.mounts().iter().flatten() {
         let bind = m.typ().as_deref() == Some("bind")
@@ -324,6 +485,30 @@ pub(crate) fn external_mounts(spec: &Spec, bundle: &Path) -> Vec<(String, String
             source.to_string_lossy().into_owned(),
         ));
     }
+    if !(plan.new_user || plan.join_user) {
+        return out;
+    }
+    for dev in crate::rootfs::devices_bound_from_host(spec) {
+        let dev = dev.to_string_lossy().into_owned();
+        out.push((dev.clone(), dev));
+    }
+    let masked = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.masked_paths().as_ref())
+        .into_iter()
+        .flatten();
+    for p in masked {
+        let is_file = match pid {
+            Some(pid) => {
+                std::fs::symlink_metadata(format!("/proc/{pid}/root{p}")).is_ok_and(|m| !m.is_dir())
+            }
+            None => true,
+        };
+        if is_file {
+            out.push((p.clone(), "/dev/null".into()));
+        }
+    }
     out
 }
 
@@ -333,16 +518,10 @@ pub(crate) fn external_mounts(spec: &Spec, bundle: &Path) -> Vec<(String, String
 /// container's, or on restore the new one's).
 pub(crate) fn cgroup_binds(
     spec: &Spec,
+    plan: &Plan,
+    layout: &cgroups::Layout,
     cgroup_paths: &[(String, PathBuf)],
-) -> Result<Vec<(String, String)>> {
-    let own_ns = spec
-        .linux()
-        .as_ref()
-        .and_then(|l| l.namespaces().as_ref())
-        .is_some_and(|ns| {
-            ns.iter()
-                .any(|n| n.typ() == oci_spec::runtime::LinuxNamespaceType::Cgroup)
-        });
+) -> Vec<(String, String)> {
     let cgroup_mounts: Vec<&Path> = spec
         .mounts()
         .iter()
@@ -350,11 +529,10 @@ pub(crate) fn cgroup_binds(
         .filter(|m| matches!(m.typ().as_deref(), Some("cgroup") | Some("cgroup2")))
         .map(|m| m.destination().as_path())
         .collect();
-    if own_ns || cgroup_mounts.is_empty() || cgroup_paths.is_empty() {
-        return Ok(Vec::new());
+    if plan.has_cgroup_ns() || cgroup_mounts.is_empty() || cgroup_paths.is_empty() {
+        return Vec::new();
     }
-    let layout = cgroups::Layout::detect()?;
-    let hierarchies = crate::process::create::cgroup_mounts(&layout, cgroup_paths);
+    let hierarchies = crate::process::create::cgroup_mounts(layout, cgroup_paths);
     let mut out = Vec::new();
     for dest in cgroup_mounts {
         for h in &hierarchies {
@@ -368,7 +546,7 @@ pub(crate) fn cgroup_binds(
             ));
         }
     }
-    Ok(out)
+    out
 }
 
 /// Record what the init's stdin, stdout and stderr are, as the keys CRIU knows them by

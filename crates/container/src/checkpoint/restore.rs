@@ -5,7 +5,8 @@
 
 use super::criu::{Criu, Notify};
 use super::{
-    cgroup_binds, common_opts, external_mounts, load_descriptors, refuse_unsupported, with_log,
+    cgroup_binds, common_opts, external_mounts, joined_netns, load_descriptors,
+    refuse_joined_user_ns, refuse_unsupported, require_lazy_pages, with_log, JOINED_NETNS,
 };
 use super::{CriuFlags, Dirs};
 use crate::container::Container;
@@ -20,9 +21,12 @@ use cgroups::{Layout, Manager};
 use nix::mount::MsFlags;
 use rust_criu::rust_criu_protobuf::rpc::{self, Criu_req_type};
 use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
 const RESTORE_LOG: &str = "restore.log";
+/// The socket a `criu lazy-pages` daemon listens on, in its work directory.
+const LAZY_PAGES_SOCKET: &str = "lazy-pages.socket";
 /// Where the rootfs is bound for CRIU (in the state directory): CRIU wants the root of the
 /// restored mount namespace to be a mount point.
 const CRIU_ROOT: &str = "criu-root";
@@ -39,19 +43,18 @@ pub struct RestoreOptions {
 /// restored container is running; its init is a child of the caller (who may wait for it).
 pub fn restore(o: &RestoreOptions) -> Result<Container> {
     refuse_unsupported(&o.criu)?;
-    if o.criu.lazy_pages {
-        return Err(Error::Invalid(
-            "--lazy-pages is not supported by runr restore (it has no lazy-pages client yet)"
-                .into(),
-        ));
-    }
     let criu = Criu::locate()?;
+    if o.criu.lazy_pages {
+        require_lazy_pages(&criu)?;
+        lazy_daemon_listens(&o.criu)?;
+    }
     let (p, planned_cgroup) = Prepared::new(&o.create)?;
     if !p.plan.own_mount {
         return Err(Error::Invalid(
             "runr restores only containers with a mount namespace of their own".into(),
         ));
     }
+    refuse_joined_user_ns(&p.plan)?;
     // CRIU hands a terminal's new master over only once everything is made.
     if p.terminal && o.create.console_socket.is_none() {
         return Err(Error::Invalid(
@@ -88,6 +91,11 @@ pub fn restore(o: &RestoreOptions) -> Result<Container> {
     record.rootfs_bind = Some((root.path.clone(), crate::rootfs::top_mount_id(&root.path)?));
     record.write(&record_path)?;
 
+    // Released (the directory as it was) once CRIU is done, before any error returns.
+    let _access = match p.plan.new_user {
+        true => ImageAccess::grant(&o.criu.image_path, &p.spec)?,
+        false => None,
+    };
     let stdio = StdioForCriu::new(&descriptors)?;
     let mut opts = common_opts(&o.criu, &dirs, RESTORE_LOG);
     opts.set_root(root.path.to_string_lossy().into_owned());
@@ -97,8 +105,8 @@ pub fn restore(o: &RestoreOptions) -> Result<Container> {
     if p.terminal {
         opts.set_orphan_pts_master(true);
     }
-    let cgroup_binds = cgroup_binds(&p.spec, &cgroup.paths())?;
-    for (dest, source) in external_mounts(&p.spec, &p.bundle)
+    let cgroup_binds = cgroup_binds(&p.spec, &p.plan, &p.layout, &cgroup.paths());
+    for (dest, source) in external_mounts(&p.spec, &p.bundle, &p.plan, None)
         .into_iter()
         .chain(cgroup_binds)
     {
@@ -107,10 +115,26 @@ pub fn restore(o: &RestoreOptions) -> Result<Container> {
         m.set_val(source);
         opts.ext_mnt.push(m);
     }
-    opts.cg_root = cgroup_roots(&cgroup.paths())?;
+    opts.cg_root = cgroup_roots(&p.layout, &cgroup.paths());
     opts.inherit_fd = stdio.inherit_fds();
     let mut inherit = dirs.raw();
     inherit.extend(stdio.raw());
+    // A network namespace joined by path was dumped as external: CRIU puts the tasks in
+    // the one the config names now.
+    let netns = match joined_netns(&p.plan) {
+        Some(path) => Some(
+            std::fs::File::open(path)
+                .ctx(|| format!("open network namespace {}", path.display()))?,
+        ),
+        None => None,
+    };
+    if let Some(ns) = &netns {
+        let mut i = rpc::Inherit_fd::new();
+        i.set_key(JOINED_NETNS.into());
+        i.set_fd(ns.as_raw_fd());
+        opts.inherit_fd.push(i);
+        inherit.push(ns.as_raw_fd());
+    }
 
     let mut hook_state = p.hook_state(&o.create.id);
     let hooks = p.spec.hooks().as_ref();
@@ -165,6 +189,99 @@ pub fn restore(o: &RestoreOptions) -> Result<Container> {
     undo.commit();
     let io = Default::default();
     Ok(Container::new_created(p.dir, state, lock, None, io))
+}
+
+/// A lazy restore hands the restored tasks' userfaultfds to a `criu lazy-pages` daemon over
+/// its socket `lazy-pages.socket` in CRIU's work directory (the daemon's `-W`, or its `-D`):
+/// without one there, CRIU would fail late and obscurely.
+fn lazy_daemon_listens(f: &CriuFlags) -> Result<()> {
+    let work = f.work_path.as_ref().unwrap_or(&f.image_path);
+    let sock = work.join(LAZY_PAGES_SOCKET);
+    match std::fs::symlink_metadata(&sock) {
+        Ok(m) if m.file_type().is_socket() => Ok(()),
+        _ => Err(Error::Invalid(format!(
+            "--lazy-pages: no lazy-pages daemon at {}: start `criu lazy-pages --page-server \
+             --address ADDRESS --port PORT -D {}` (ADDRESS:PORT the checkpoint's \
+             --page-server) first, with the work directory of this restore",
+            sock.display(),
+            f.image_path.display()
+        ))),
+    }
+}
+
+/// The restored tasks of a container in a user namespace of its own read some images (the
+/// tty infos) as the namespace's root, which on the host is the mapped uid: a checkpoint's
+/// directory is root's alone (mode 0700). For the restore, a POSIX ACL lets that uid search
+/// it (and no one else: the files are CRIU's 0644); dropping this takes the ACL away and
+/// puts the mode back.
+struct ImageAccess {
+    dir: PathBuf,
+    mode: u32,
+}
+
+const ACL_XATTR: &str = "system.posix_acl_access";
+
+impl ImageAccess {
+    fn grant(dir: &Path, spec: &oci_spec::runtime::Spec) -> Result<Option<ImageAccess>> {
+        let Some(uid) = spec
+            .linux()
+            .as_ref()
+            .and_then(|l| l.uid_mappings().as_ref())
+            .and_then(|m| m.iter().find(|m| m.container_id() == 0))
+            .map(|m| m.host_id())
+        else {
+            return Ok(None);
+        };
+        let meta = std::fs::metadata(dir).ctx(|| format!("stat {}", dir.display()))?;
+        let mode = meta.mode() & 0o7777;
+        if uid == 0 || mode & 0o001 != 0 || meta.uid() == uid {
+            return Ok(None);
+        }
+        // A directory with an ACL of its own is left as it is (CRIU says if it cannot read).
+        if rustix::fs::getxattr(dir, ACL_XATTR, &mut [0u8; 0]).is_ok() {
+            return Ok(None);
+        }
+        // Linux's xattr form of an ACL: version 2, then (tag, perm, id) entries by tag.
+        const UNDEFINED: u32 = u32::MAX;
+        let owner = (mode >> 6) & 7;
+        let entries: [(u16, u32, u32); 5] = [
+            (0x01, owner, UNDEFINED), // the owner: as before
+            (0x02, 1, uid),           // the mapped root: search only
+            (0x04, (mode >> 3) & 7, UNDEFINED),
+            (0x10, ((mode >> 3) & 7) | 1, UNDEFINED), // the mask lets the entry through
+            (0x20, mode & 7, UNDEFINED),
+        ];
+        let mut acl = 2u32.to_le_bytes().to_vec();
+        for (tag, perm, id) in entries {
+            acl.extend_from_slice(&tag.to_le_bytes());
+            acl.extend_from_slice(&(perm as u16).to_le_bytes());
+            acl.extend_from_slice(&id.to_le_bytes());
+        }
+        rustix::fs::setxattr(dir, ACL_XATTR, &acl, rustix::fs::XattrFlags::CREATE)
+            .map_err(std::io::Error::from)
+            .ctx(|| {
+                format!(
+                    "let the container's root (uid {uid}) search {} for CRIU (an ACL)",
+                    dir.display()
+                )
+            })?;
+        Ok(Some(ImageAccess {
+            dir: dir.into(),
+            mode,
+        }))
+    }
+}
+
+impl Drop for ImageAccess {
+    fn drop(&mut self) {
+        if let Err(e) = rustix::fs::removexattr(&self.dir, ACL_XATTR) {
+            tracing::warn!("remove the ACL from {}: {e}", self.dir.display());
+        }
+        let mode = rustix::fs::Mode::from_raw_mode(self.mode);
+        if let Err(e) = rustix::fs::chmod(&self.dir, mode) {
+            tracing::warn!("restore the mode of {}: {e}", self.dir.display());
+        }
+    }
 }
 
 /// The rootfs bound at a path of the state directory for as long as CRIU needs it.
@@ -252,8 +369,7 @@ impl StdioForCriu {
 
 /// Where CRIU is to put the restored tasks: the new container's cgroup in each hierarchy,
 /// as a path from that hierarchy's root.
-fn cgroup_roots(paths: &[(String, PathBuf)]) -> Result<Vec<rpc::Cgroup_root>> {
-    let layout = Layout::detect()?;
+fn cgroup_roots(layout: &Layout, paths: &[(String, PathBuf)]) -> Vec<rpc::Cgroup_root> {
     let mut out = Vec::new();
     for (name, dir) in paths {
         let h = match name.as_str() {
@@ -271,7 +387,7 @@ fn cgroup_roots(paths: &[(String, PathBuf)]) -> Result<Vec<rpc::Cgroup_root>> {
         root.set_path(h.mount_root.join(rel).to_string_lossy().into_owned());
         out.push(root);
     }
-    Ok(out)
+    out
 }
 
 /// The end of a restored tree whose container could not be recorded: the init (our child,

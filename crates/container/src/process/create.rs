@@ -178,7 +178,7 @@ pub(crate) struct Prepared {
     attrs: crate::security::attrs::Attrs,
     seccomp: Option<crate::security::seccomp::Filter>,
     idmapped: crate::rootfs::IdmappedMounts,
-    layout: Layout,
+    pub(crate) layout: Layout,
 }
 
 impl Prepared {

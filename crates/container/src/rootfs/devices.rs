@@ -52,6 +52,25 @@ pub(crate) fn needs_setup(spec: &Spec) -> bool {
     })
 }
 
+/// The device nodes a container in a user namespace has bind-mounted from the host (the
+/// same paths there): mounts from outside its mount namespace, which CRIU must be told of.
+pub(crate) fn bound_from_host(spec: &Spec) -> Vec<PathBuf> {
+    if !needs_setup(spec) {
+        return Vec::new();
+    }
+    let mut out: Vec<PathBuf> = DEFAULTS.iter().map(|(p, _, _)| PathBuf::from(p)).collect();
+    for d in spec
+        .linux()
+        .iter()
+        .flat_map(|l| l.devices().iter().flatten())
+    {
+        if d.typ() != LinuxDeviceType::P && !out.contains(d.path()) {
+            out.push(d.path().clone());
+        }
+    }
+    out
+}
+
 pub(crate) fn create_all(root: &Root, spec: &Spec, in_user_ns: bool) -> Result<()> {
     let mut devices: Vec<Device> = DEFAULTS
         .iter()

@@ -18,6 +18,7 @@ use resolve::{Kind, Root};
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 
+pub(crate) use devices::bound_from_host as devices_bound_from_host;
 pub(crate) use devices::default_cgroup_rules as default_device_rules;
 pub(crate) use idmapped::Prepared as IdmappedMounts;
 pub(crate) use options::{known_options, propagation_option};

@@ -1,5 +1,6 @@
 use crate::Global;
 use container::checkpoint::{CgroupsMode, CheckpointOptions, CriuFlags};
+use std::os::fd::{FromRawFd, OwnedFd};
 use std::path::PathBuf;
 
 /// The flags checkpoint and restore share (runc's).
@@ -32,7 +33,8 @@ pub struct CriuArgs {
     /// Deduplicate images against the parent's as they are written.
     #[arg(long = "auto-dedup")]
     pub auto_dedup: bool,
-    /// Use userfaultfd to load memory lazily (not supported yet: refused).
+    /// Lazy migration: checkpoint serves the memory on --page-server's port until a restore
+    /// (with a `criu lazy-pages` daemon) has fetched it; restore loads it on first touch.
     #[arg(long = "lazy-pages")]
     pub lazy_pages: bool,
 }
@@ -76,10 +78,10 @@ pub struct Args {
     /// Dump only the memory, for a later checkpoint (needs memory change tracking).
     #[arg(long = "pre-dump")]
     pub pre_dump: bool,
-    /// Descriptor CRIU writes to when the lazy-pages server is ready (not supported yet).
+    /// With --lazy-pages: descriptor written a NUL byte when the pages are being served.
     #[arg(long = "status-fd")]
     pub status_fd: Option<i32>,
-    /// Send pages to a CRIU page server at ADDRESS:PORT.
+    /// Send pages to a CRIU page server at ADDRESS:PORT (with --lazy-pages: serve them on PORT).
     #[arg(long = "page-server")]
     pub page_server: Option<String>,
 }
@@ -91,10 +93,25 @@ pub fn run(g: &Global, a: Args) -> anyhow::Result<i32> {
         parent_path: a.parent_path,
         leave_running: a.leave_running,
         pre_dump: a.pre_dump,
-        status_fd: a.status_fd,
+        status_fd: a.status_fd.map(status_fd).transpose()?,
         page_server: a.page_server,
     };
     let c = container::Container::load(&g.root, &a.id)?;
     super::warn_all(&container::checkpoint::checkpoint(c, &o)?);
     Ok(0)
+}
+
+/// A descriptor of runr's own for the one `--status-fd N` names (which stays open as the
+/// caller gave it: it may be one of our stdio, needed for errors).
+fn status_fd(n: i32) -> anyhow::Result<OwnedFd> {
+    if n < 0 {
+        anyhow::bail!("--status-fd {n}: not a descriptor");
+    }
+    // SAFETY: F_DUPFD_CLOEXEC reads no memory; an n that is not open fails with EBADF.
+    let dup = unsafe { libc::fcntl(n, libc::F_DUPFD_CLOEXEC, 3) };
+    if dup < 0 {
+        anyhow::bail!("--status-fd {n}: {}", std::io::Error::last_os_error());
+    }
+    // SAFETY: dup was just made by F_DUPFD_CLOEXEC: nothing else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(dup) })
 }
