@@ -156,12 +156,22 @@ pub struct Prepared {
     stdin_fifo: Option<pipe::Receiver>,
     /// The shim's end of the process's stdin pipe (without a terminal).
     stdin_pipe: Option<OwnedFd>,
+    /// Where a terminal's output goes when a `binary://` logger takes it: the writing end
+    /// of the logger's stdout pipe.
+    terminal_logger: Option<OwnedFd>,
 }
 
 impl Prepared {
     /// Open what `paths` name, for a process of container `id` in `namespace` (a
-    /// `binary://` logger is told them).
-    pub async fn open(paths: &StdioPaths, id: &str, namespace: &str) -> Result<Prepared, IoError> {
+    /// `binary://` logger is told them). The pipes and fifos the process gets are given to
+    /// `owner` (uid, gid: the runtime options' IoUid and IoGid) unless it is root's: a
+    /// process of a user namespace can then reopen them (`/dev/stdout`).
+    pub async fn open(
+        paths: &StdioPaths,
+        id: &str,
+        namespace: &str,
+        owner: (u32, u32),
+    ) -> Result<Prepared, IoError> {
         let out = target(&paths.stdout).map_err(IoError::Invalid)?;
         let err = target(&paths.stderr).map_err(IoError::Invalid)?;
         let mut attached = Attached::default();
@@ -177,12 +187,23 @@ impl Prepared {
             Some(f)
         };
         if paths.terminal {
+            // A logger takes the terminal's output on its descriptor 3; its descriptor 4 (a
+            // terminal has no separate stderr) reads end-of-file at once.
+            let terminal_logger = match &out {
+                Target::Binary(l) => {
+                    let (stdout, _stderr, child) = start_logger(l, id, namespace).await?;
+                    tokio::spawn(reap_logger(child));
+                    Some(stdout)
+                }
+                _ => None,
+            };
             return Ok(Prepared {
                 paths: paths.clone(),
                 stdio: Some(supervisor::Stdio::Terminal),
                 attached,
                 stdin_fifo,
                 stdin_pipe: None,
+                terminal_logger,
             });
         }
         let (stdin, stdin_pipe) =
@@ -193,6 +214,7 @@ impl Prepared {
                             what: "pipe2 for the process's stdin".into(),
                             source: e.into(),
                         })?;
+                    chown(&r, owner, "the process's stdin pipe")?;
                     (r, Some(w))
                 }
                 None => (dev_null(false)?, None),
@@ -207,16 +229,25 @@ impl Prepared {
                 }
                 let (stdout, stderr, child) = start_logger(l, id, namespace).await?;
                 tokio::spawn(reap_logger(child));
+                chown(&stdout, owner, "the logger's stdout pipe")?;
+                chown(&stderr, owner, "the logger's stderr pipe")?;
                 (stdout, stderr)
             }
             _ => {
                 let stdout = open_output(&out, &mut attached.keep, "stdout")?;
+                if matches!(out, Target::Fifo(_)) {
+                    chown(&stdout, owner, "the stdout fifo")?;
+                }
                 let stderr = if paths.stderr == paths.stdout && out != Target::Null {
                     stdout
                         .try_clone()
                         .map_err(os("dup the stdout descriptor for stderr"))?
                 } else {
-                    open_output(&err, &mut attached.keep, "stderr")?
+                    let stderr = open_output(&err, &mut attached.keep, "stderr")?;
+                    if matches!(err, Target::Fifo(_)) {
+                        chown(&stderr, owner, "the stderr fifo")?;
+                    }
+                    stderr
                 };
                 (stdout, stderr)
             }
@@ -231,6 +262,7 @@ impl Prepared {
             attached,
             stdin_fifo,
             stdin_pipe,
+            terminal_logger: None,
         })
     }
 
@@ -265,7 +297,14 @@ impl Prepared {
             tokio::spawn(copy_stdin(fifo, sink, rx));
         }
         if self.paths.terminal && !self.paths.stdout.is_empty() {
-            let (writer, keep) = terminal_output(&self.paths.stdout)?;
+            let (writer, keep) = match self.terminal_logger.take() {
+                Some(fd) => {
+                    let w = pipe::Sender::from_owned_fd(fd)
+                        .map_err(os("register the logger's pipe with the reactor"))?;
+                    (Box::new(w) as Writer, None)
+                }
+                None => terminal_output(&self.paths.stdout)?,
+            };
             let reader = sup
                 .take_output(id, exec_id, Output::Stdout)
                 .map_err(|e| IoError::Invalid(format!("the terminal's output: {e}")))?;
@@ -333,7 +372,7 @@ async fn copy_stdin(mut fifo: pipe::Receiver, mut sink: Sink, mut close: oneshot
 type Writer = Box<dyn tokio::io::AsyncWrite + Unpin + Send>;
 
 /// Where a terminal's output is copied: the stdout fifo (with a reading end of it kept
-/// open), or a `file://` path.
+/// open), or a `file://` path (a `binary://` logger is started by [`Prepared::open`]).
 fn terminal_output(stdout: &str) -> Result<(Writer, Option<File>), IoError> {
     match target(stdout).map_err(IoError::Invalid)? {
         Target::Fifo(path) => {
@@ -356,7 +395,7 @@ fn terminal_output(stdout: &str) -> Result<(Writer, Option<File>), IoError> {
             Ok((Box::new(tokio::fs::File::from_std(File::from(fd))), None))
         }
         Target::Binary(_) => Err(IoError::Invalid(format!(
-            "{stdout}: a binary:// logger cannot take a terminal's output (it has no stderr)"
+            "{stdout}: a binary:// logger is started when the stdio is opened"
         ))),
         Target::Null => Err(IoError::Invalid("no stdout for the terminal".into())),
     }
@@ -462,6 +501,23 @@ async fn reap_logger(mut child: tokio::process::Child) {
     }
 }
 
+/// Give a pipe or fifo to `owner`, unless that is root (who owns them already).
+fn chown(fd: &OwnedFd, owner: (u32, u32), what: &str) -> Result<(), IoError> {
+    if owner == (0, 0) {
+        return Ok(());
+    }
+    let (uid, gid) = owner;
+    rustix::fs::fchown(
+        fd,
+        Some(rustix::fs::Uid::from_raw(uid)),
+        Some(rustix::fs::Gid::from_raw(gid)),
+    )
+    .map_err(|e| IoError::Os {
+        what: format!("give {what} to {uid}:{gid}"),
+        source: e.into(),
+    })
+}
+
 fn dev_null(write: bool) -> Result<OwnedFd, IoError> {
     OpenOptions::new()
         .read(!write)
@@ -546,7 +602,7 @@ mod tests {
             stdout: fifo.to_str().unwrap().into(),
             ..Default::default()
         };
-        let mut p = Prepared::open(&paths, "c", "ns").await.unwrap();
+        let mut p = Prepared::open(&paths, "c", "ns", (0, 0)).await.unwrap();
         let supervisor::Stdio::Fds { stdout, .. } = p.take_stdio() else {
             panic!("no descriptors")
         };

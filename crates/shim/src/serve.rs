@@ -41,7 +41,14 @@ pub fn run(flags: &Flags) -> Result<()> {
         .enable_all()
         .build()
         .context("build the async runtime")?;
-    let root = address::runr_root(&bundle, &flags.namespace);
+    // The runtime options' Root (passed by `start`), else under containerd's state dir.
+    let root = match std::env::var_os(start::ROOT_ENV) {
+        Some(r) if !r.is_empty() => {
+            std::env::remove_var(start::ROOT_ENV);
+            std::path::PathBuf::from(r)
+        }
+        _ => address::runr_root(&bundle, &flags.namespace),
+    };
     let ttrpc_address = std::env::var("TTRPC_ADDRESS").context("read $TTRPC_ADDRESS")?;
     let outcome = runtime.block_on(serve(listener, spawner, root, ttrpc_address, flags));
     // The blocking pool's threads may be mid-call on a container: they are not waited for.
@@ -78,7 +85,7 @@ async fn serve(
         .set_nonblocking(true)
         .context("make the shim socket non-blocking")?;
     let listener = Listener::try_from(listener).context("register the shim socket")?;
-    let sup = Supervisor::new(spawner, root);
+    let sup = Supervisor::new(spawner, root.clone());
     let create_info = CreateInfo::default();
     let publisher = Publisher::start(
         ttrpc_address,
@@ -88,6 +95,7 @@ async fn serve(
     );
     let service = Arc::new(Service::new(
         sup,
+        root,
         flags.namespace.clone(),
         publisher,
         create_info,

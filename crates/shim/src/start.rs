@@ -5,9 +5,10 @@
 //! socket already listening so that containerd can connect as soon as it reads the address.
 
 use crate::address;
+use crate::options::{self, RuntimeOptions};
 use anyhow::{Context, Result};
 use containerd_shim::Flags;
-use std::io::{IsTerminal, Write};
+use std::io::{IsTerminal, Read, Write};
 use std::os::fd::AsRawFd;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::os::unix::process::CommandExt;
@@ -18,26 +19,31 @@ use std::process::{Command, Stdio};
 pub const LISTENER_FD: i32 = 3;
 /// Set (to [`LISTENER_FD`]) in the new shim's environment when the socket is passed.
 pub const LISTENER_ENV: &str = "RUNR_SHIM_LISTENER_FD";
+/// Set in the new shim's environment to the runtime options' `Root` (runr's state root,
+/// the namespace's directory under it), when they name one.
+pub const ROOT_ENV: &str = "RUNR_SHIM_ROOT";
 
 pub fn run(flags: &Flags) -> Result<()> {
     let bundle = std::env::current_dir().context("read the working directory (the bundle)")?;
-    // containerd may send the runtime options on stdin; they are not needed here, and
-    // reading them lets it finish its write.
-    drain_stdin();
+    // containerd sends the runtime options on stdin (the pod's, for its first container).
+    let options = options::from_start_stdin(&read_stdin()).map_err(|e| anyhow::anyhow!(e))?;
+    options::check_binary_name(&options.binary_name).map_err(|e| anyhow::anyhow!(e))?;
     let grouping = address::grouping(&bundle, &flags.id);
     let address = address::socket_address(&bundle, &flags.address, &flags.namespace, &grouping);
     let path = address::socket_path(&address);
     let listener = listen(path)?;
     // Everything that can fail comes before a new shim starts: a start that fails leaves
     // no shim behind, with no task and no Shutdown ever coming to it.
-    let started = write_address(&bundle, &address).and_then(|()| match &listener {
-        Some(l) => spawn_shim(flags, &bundle, &address, l),
-        // The pod's shim serves this container too.
-        None => {
-            tracing::debug!("reusing the shim at {address}");
-            Ok(())
-        }
-    });
+    let started = write_address(&bundle, &address)
+        .and_then(|()| address::write_root(&bundle, &options, &flags.namespace))
+        .and_then(|()| match &listener {
+            Some(l) => spawn_shim(flags, &bundle, &address, l, &options),
+            // The pod's shim serves this container too.
+            None => {
+                tracing::debug!("reusing the shim at {address}");
+                Ok(())
+            }
+        });
     if let (Err(_), Some(_)) = (&started, &listener) {
         let _ = std::fs::remove_file(path);
     }
@@ -49,11 +55,14 @@ pub fn run(flags: &Flags) -> Result<()> {
     Ok(())
 }
 
-fn drain_stdin() {
+/// All of stdin (nothing when it is a terminal: run by hand).
+fn read_stdin() -> Vec<u8> {
     let mut stdin = std::io::stdin();
+    let mut bytes = Vec::new();
     if !stdin.is_terminal() {
-        let _ = std::io::copy(&mut stdin, &mut std::io::sink());
+        let _ = stdin.read_to_end(&mut bytes);
     }
+    bytes
 }
 
 /// A new listening socket at `path`, or `None` if a live shim already listens there.
@@ -77,7 +86,13 @@ fn listen(path: &str) -> Result<Option<UnixListener>> {
 /// Start the long-lived shim: in its own session (no signal meant for containerd's
 /// process group reaches it), stdio on /dev/null (containerd reads this process's output
 /// to its end), the listening socket as descriptor 3.
-fn spawn_shim(flags: &Flags, bundle: &Path, address: &str, listener: &UnixListener) -> Result<()> {
+fn spawn_shim(
+    flags: &Flags,
+    bundle: &Path,
+    address: &str,
+    listener: &UnixListener,
+    options: &RuntimeOptions,
+) -> Result<()> {
     let exe = std::env::current_exe().context("find this binary (/proc/self/exe)")?;
     let mut cmd = Command::new(&exe);
     cmd.args([
@@ -97,9 +112,13 @@ fn spawn_shim(flags: &Flags, bundle: &Path, address: &str, listener: &UnixListen
     cmd.args(["-socket", address])
         .current_dir(bundle)
         .env(LISTENER_ENV, LISTENER_FD.to_string())
+        .env_remove(ROOT_ENV)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null());
+    if let Some(root) = options::state_root(options, &flags.namespace) {
+        cmd.env(ROOT_ENV, root);
+    }
     let fd = listener.as_raw_fd();
     // SAFETY: the closure runs in the child between fork and exec, and calls only dup2,
     // fcntl and setsid, which are async-signal-safe; this process is single-threaded.
@@ -123,7 +142,11 @@ fn spawn_shim(flags: &Flags, bundle: &Path, address: &str, listener: &UnixListen
     let child = cmd
         .spawn()
         .with_context(|| format!("start the shim {}", exe.display()))?;
-    if let Err(e) = adjust_oom_score(child.id()) {
+    let placed = adjust_oom_score(child.id()).and_then(|()| match options.shim_cgroup.as_str() {
+        "" => Ok(()),
+        cgroup => move_to_cgroup(child.id(), cgroup),
+    });
+    if let Err(e) = placed {
         // No shim outlives a failed start. (Our child, not waited for: its pid is still its.)
         let pid = nix::unistd::Pid::from_raw(child.id() as i32);
         let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
@@ -147,6 +170,41 @@ fn adjust_oom_score(pid: u32) -> Result<()> {
     let path = format!("/proc/{pid}/oom_score_adj");
     let score = (score + 1).min(1000);
     std::fs::write(&path, score.to_string()).with_context(|| format!("write {score} to {path}"))
+}
+
+/// Move the shim into `cgroup` (the runtime options' `ShimCgroup`, a path from the
+/// hierarchies' roots), as containerd's runc shim is moved: into each hierarchy of the host
+/// where that cgroup exists (on a cgroup v1 or hybrid host every v1 controller's, and the
+/// unified one's), and it must exist in one at least.
+fn move_to_cgroup(pid: u32, cgroup: &str) -> Result<()> {
+    let layout = cgroups::Layout::detect().context("find the host's cgroup hierarchies")?;
+    let relative = cgroup.trim_start_matches('/');
+    let mountpoints = layout
+        .v1()
+        .iter()
+        .map(|h| h.mountpoint.clone())
+        .chain(layout.unified().map(|h| h.mountpoint.clone()));
+    let mut moved = 0;
+    let mut seen = std::collections::HashSet::new();
+    for mountpoint in mountpoints {
+        // Controllers mounted together (cpu,cpuacct) share one directory.
+        if !seen.insert(mountpoint.clone()) {
+            continue;
+        }
+        let dir = mountpoint.join(relative);
+        if !dir.is_dir() {
+            continue;
+        }
+        let procs = dir.join("cgroup.procs");
+        std::fs::write(&procs, pid.to_string())
+            .with_context(|| format!("move the shim (pid {pid}) into {}", procs.display()))?;
+        moved += 1;
+    }
+    if moved == 0 {
+        anyhow::bail!("ShimCgroup {cgroup}: no cgroup hierarchy of this host has it");
+    }
+    tracing::debug!("shim {pid} moved into {cgroup} ({moved} hierarchies)");
+    Ok(())
 }
 
 /// containerd (on restart) and `delete` find the shim's address in the bundle.

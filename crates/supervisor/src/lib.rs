@@ -51,11 +51,13 @@
 //!
 //! - [`Supervisor`] (`supervisor`): the operations; `lifecycle`: those that change the
 //!   table (create, start, exec, delete).
+//! - `checkpoint`: checkpoint and restore (CRIU).
 //! - `table`: the table of containers and processes.
 //! - `watch`: the reaper of each process and the OOM watcher of each container.
 //! - [`Stdio`], [`OutputReader`] (`io`): a process's streams.
 //! - [`Event`], [`ExitInfo`] (`event`), [`Error`] (`error`).
 
+mod checkpoint;
 mod error;
 mod event;
 mod io;

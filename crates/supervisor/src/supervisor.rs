@@ -25,7 +25,7 @@ const EVENT_BACKLOG: usize = 1024;
 /// until the runtime shuts down.
 #[derive(Debug, Clone)]
 pub struct Supervisor {
-    inner: Arc<Inner>,
+    pub(crate) inner: Arc<Inner>,
 }
 
 /// What every clone of a [`Supervisor`] shares; its lifecycle operations are in
@@ -380,7 +380,9 @@ pub(crate) async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + '
 
 /// Run `f` as a task of its own, so that it completes (and leaves the table as it should
 /// be) even if the caller stops waiting for it.
-async fn to_completion<T: Send + 'static>(f: impl Future<Output = T> + Send + 'static) -> T {
+pub(crate) async fn to_completion<T: Send + 'static>(
+    f: impl Future<Output = T> + Send + 'static,
+) -> T {
     tokio::spawn(f)
         .await
         .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
