@@ -144,22 +144,6 @@ shim_ps_exec_ids() {
   c_remove s-ps
 }
 
-# A terminal's output through a binary:// logger (on its descriptor 3).
-shim_terminal_logger() {
-  local logger=$WORK/containerd/tlogger.sh out=$WORK/containerd/tlogged
-  cat >"$logger" <<'SH'
-#!/bin/sh
-exec 5>&-
-cat <&4 >/dev/null &
-cat <&3 >"$2"
-wait
-SH
-  chmod 755 "$logger"
-  CR --rm -t --log-uri "binary://$logger?file=$out" "$CTR_IMAGE" s-tlog sh -c 'echo on-the-tty; [ -t 1 ] && echo is-a-tty' </dev/null
-  wait_for 5 grep -q is-a-tty "$out"
-  expect_contains "$(cat "$out")" "on-the-tty" "the terminal's output through the logger"
-}
-
 shim_suite() {
   ENGINE=shim
   if [ -z "${SHIM_BINARY:-}" ] || [ ! -x "$SHIM_BINARY" ]; then
@@ -183,7 +167,6 @@ shim_suite() {
   scenario "exec statuses, stdin, no zombie" shim_exec_status_stdin_no_zombie
   scenario "events in order (exec, pause, exit, delete, oom)" shim_events_in_order
   scenario "binary and file loggers (--log-uri)" shim_loggers
-  scenario "a terminal's output to a binary logger" shim_terminal_logger
   scenario "ctr task ps shows exec ids" shim_ps_exec_ids
   if [ -n "$criu" ]; then
     scenario "container checkpoint and restore (CRIU, in the shim)" shim_checkpoint_restore

@@ -611,4 +611,64 @@ mod tests {
         std::io::Write::write_all(&mut f, b"hello").unwrap();
         assert_eq!(p.attached.keep.len(), 1);
     }
+
+    #[tokio::test]
+    async fn stdio_is_given_to_the_io_owner() {
+        if !nix::unistd::geteuid().is_root() {
+            eprintln!("skipped: needs root");
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let (stdin, stdout) = (dir.path().join("in"), dir.path().join("out"));
+        for f in [&stdin, &stdout] {
+            nix::unistd::mkfifo(f, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        }
+        let paths = StdioPaths {
+            stdin: stdin.to_str().unwrap().into(),
+            stdout: stdout.to_str().unwrap().into(),
+            ..Default::default()
+        };
+        let mut p = Prepared::open(&paths, "c", "ns", (1234, 5678))
+            .await
+            .unwrap();
+        let supervisor::Stdio::Fds { stdin, stdout, .. } = p.take_stdio() else {
+            panic!("no descriptors")
+        };
+        for fd in [&stdin, &stdout] {
+            let st = rustix::fs::fstat(fd).unwrap();
+            assert_eq!((st.st_uid, st.st_gid), (1234, 5678));
+        }
+    }
+
+    #[tokio::test]
+    async fn a_terminals_output_can_go_to_a_logger() {
+        let dir = tempfile::tempdir().unwrap();
+        let (logger, out) = (dir.path().join("logger"), dir.path().join("logged"));
+        std::fs::write(
+            &logger,
+            "#!/bin/sh\nexec 5>&-\ncat <&4 >/dev/null\ncat <&3 >\"$2\"\n",
+        )
+        .unwrap();
+        std::fs::set_permissions(&logger, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
+        let uri = format!("binary://{}?file={}", logger.display(), out.display());
+        let paths = StdioPaths {
+            stdout: uri.clone(),
+            stderr: uri,
+            terminal: true,
+            ..Default::default()
+        };
+        let mut p = Prepared::open(&paths, "c", "ns", (0, 0)).await.unwrap();
+        assert!(matches!(p.take_stdio(), supervisor::Stdio::Terminal));
+        // What attach copies the terminal's output into.
+        let fd = p.terminal_logger.take().expect("the logger's pipe");
+        let mut w = File::from(fd);
+        std::io::Write::write_all(&mut w, b"from the tty").unwrap();
+        drop(w);
+        let until = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while std::fs::read_to_string(&out).unwrap_or_default() != "from the tty" {
+            assert!(std::time::Instant::now() < until, "nothing logged");
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
 }

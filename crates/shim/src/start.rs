@@ -215,3 +215,49 @@ fn write_address(bundle: &Path, address: &str) -> Result<()> {
     std::fs::rename(&tmp, &path)
         .with_context(|| format!("rename {} to {}", tmp.display(), path.display()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::PathBuf;
+
+    #[test]
+    fn the_shim_is_moved_into_its_cgroup() {
+        if !nix::unistd::geteuid().is_root() {
+            eprintln!("skipped: needs root");
+            return;
+        }
+        let layout = cgroups::Layout::detect().unwrap();
+        let name = format!("runr-shim-test-{}", std::process::id());
+        let mountpoints: std::collections::BTreeSet<PathBuf> = layout
+            .v1()
+            .iter()
+            .map(|h| h.mountpoint.clone())
+            .chain(layout.unified().map(|h| h.mountpoint.clone()))
+            .collect();
+        let dirs: Vec<PathBuf> = mountpoints.iter().map(|m| m.join(&name)).collect();
+        for d in &dirs {
+            std::fs::create_dir(d).unwrap();
+            // A new v1 cpuset has no cpus or memory nodes: no process may join it until it
+            // gets its parent's.
+            for f in ["cpuset.cpus", "cpuset.mems"] {
+                if let Ok(v) = std::fs::read_to_string(d.parent().unwrap().join(f)) {
+                    std::fs::write(d.join(f), v.trim()).unwrap();
+                }
+            }
+        }
+        let mut child = Command::new("sleep").arg("100").spawn().unwrap();
+        let moved = move_to_cgroup(child.id(), &format!("/{name}"));
+        let cgroups = std::fs::read_to_string(format!("/proc/{}/cgroup", child.id())).unwrap();
+        let _ = child.kill();
+        let _ = child.wait();
+        for d in &dirs {
+            let _ = std::fs::remove_dir(d);
+        }
+        moved.unwrap();
+        for line in cgroups.lines() {
+            assert!(line.ends_with(&format!(":/{name}")), "{line}");
+        }
+        assert!(move_to_cgroup(std::process::id(), "/no/such/runr-cgroup").is_err());
+    }
+}
