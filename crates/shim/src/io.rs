@@ -392,12 +392,40 @@ fn terminal_output(stdout: &str) -> Result<(Writer, Option<File>), IoError> {
         Target::File(path) => {
             let mut keep = Vec::new();
             let fd = open_output(&Target::File(path), &mut keep, "stdout")?;
-            Ok((Box::new(tokio::fs::File::from_std(File::from(fd))), None))
+            Ok((Box::new(FileWriter(File::from(fd))), None))
         }
         Target::Binary(_) => Err(IoError::Invalid(format!(
             "{stdout}: a binary:// logger is started when the stdio is opened"
         ))),
         Target::Null => Err(IoError::Invalid("no stdout for the terminal".into())),
+    }
+}
+
+/// A regular file, written in place: a write to a file waits on no one, and tokio's File
+/// would write on its blocking pool, threads this single-threaded shim does not start.
+struct FileWriter(File);
+
+impl tokio::io::AsyncWrite for FileWriter {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::task::Poll::Ready(std::io::Write::write(&mut self.0, buf))
+    }
+
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
     }
 }
 

@@ -1,7 +1,9 @@
-//! The long-lived shim: it starts the spawner while it still has one thread, then serves
-//! the Task API on its socket with a current-thread tokio runtime (a shim serves one pod:
-//! its calls are few, and every blocking library call runs on tokio's blocking pool), and
-//! exits once Shutdown finds no task left.
+//! The long-lived shim: one thread. It serves the Task API on its socket with a
+//! current-thread tokio runtime, and calls runr's library in that thread (a shim serves one
+//! pod: its calls are few, and a library call takes milliseconds): with no other thread,
+//! it may clone the containers' processes itself (the library's in-process spawner), no
+//! helper process needed. It exits once Shutdown finds no task left. Nothing in it may
+//! start a thread (tokio's blocking pool, its fs module): the next create would refuse.
 //!
 //! The service is registered under `containerd.task.v2.Task` (containerd 1.6 and 1.7) and
 //! `containerd.task.v3.Task` (containerd 2.x): v3 is v2 renamed, the same messages.
@@ -35,8 +37,7 @@ pub fn run(flags: &Flags) -> Result<()> {
         return Err(std::io::Error::last_os_error()).context("prctl(PR_SET_CHILD_SUBREAPER)");
     }
     let listener = listener(&flags.socket)?;
-    // Now, while this process has one thread (see container::spawner).
-    let spawner = Arc::new(container::Spawner::start().context("start the container spawner")?);
+    let spawner = Arc::new(container::Spawner::in_process());
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -51,8 +52,7 @@ pub fn run(flags: &Flags) -> Result<()> {
     };
     let ttrpc_address = std::env::var("TTRPC_ADDRESS").context("read $TTRPC_ADDRESS")?;
     let outcome = runtime.block_on(serve(listener, spawner, root, ttrpc_address, flags));
-    // The blocking pool's threads may be mid-call on a container: they are not waited for.
-    runtime.shutdown_timeout(Duration::from_secs(1));
+    drop(runtime);
     outcome?;
     let _ = std::fs::remove_file(address::socket_path(&flags.socket));
     Ok(())

@@ -208,11 +208,8 @@ impl Service {
             .collect();
         let target = bundle.join("rootfs");
         let mounted = !mounts.is_empty();
-        let t = target.clone();
-        tokio::task::spawn_blocking(move || rootfs::mount_all(&mounts, &t))
-            .await
-            .map_err(internal)?
-            .map_err(|e| internal(format!("{e:#}")))?;
+        // In this thread, as every library call of this single-threaded shim.
+        rootfs::mount_all(&mounts, &target).map_err(|e| internal(format!("{e:#}")))?;
         let paths = StdioPaths {
             stdin: req.stdin.clone(),
             stdout: req.stdout.clone(),
@@ -442,10 +439,7 @@ impl Service {
         };
         if record.mounted_rootfs {
             let target = record.bundle.join("rootfs");
-            tokio::task::spawn_blocking(move || rootfs::unmount(&target))
-                .await
-                .map_err(internal)?
-                .map_err(|e| internal(format!("{e:#}")))?;
+            rootfs::unmount(&target).map_err(|e| internal(format!("{e:#}")))?;
         }
         Ok(delete_response(record.pid, exit))
     }

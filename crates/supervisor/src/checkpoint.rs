@@ -9,7 +9,7 @@ use crate::error::{Error, Result};
 use crate::event::Event;
 use crate::io::Stdio;
 use crate::lifecycle::{Created, NewProcess};
-use crate::supervisor::{blocking, to_completion, Supervisor};
+use crate::supervisor::{to_completion, Supervisor};
 use crate::watch::{CgroupRef, OomKills};
 use container::checkpoint::{CheckpointOptions, RestoreOptions};
 use container::Container;
@@ -61,7 +61,7 @@ impl Supervisor {
                 },
                 criu: options.criu,
             };
-            let created = blocking(move || restore_container(&options)).await;
+            let created = inner.blocking(move || restore_container(&options)).await;
             inner.install(id, bundle, created)
         })
         .await

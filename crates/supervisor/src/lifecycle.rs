@@ -5,7 +5,7 @@
 use crate::error::{Error, Result};
 use crate::event::{Event, ExitInfo};
 use crate::io::{Stdio, Streams};
-use crate::supervisor::{blocking, Inner};
+use crate::supervisor::Inner;
 use crate::table::{Entry, Process};
 use crate::watch::{self, CgroupRef, OomKills, Reporter};
 use cgroups::OomWatch;
@@ -111,7 +111,7 @@ impl Inner {
             Ok(p) => Arc::new(p),
             Err((e, handle)) => {
                 let (root, id) = (self.root.clone(), id.to_string());
-                tokio::task::spawn_blocking(move || discard_container(&root, &id, handle));
+                self.background(move || discard_container(&root, &id, handle));
                 return Err(e);
             }
         };
@@ -130,7 +130,8 @@ impl Inner {
             ..options
         };
         let spawner = self.spawner.clone();
-        blocking(move || create_container(&spawner, options, stdio)).await
+        self.blocking(move || create_container(&spawner, options, stdio))
+            .await
     }
 
     /// Start the container and send Started, with its gate held throughout.
@@ -170,7 +171,7 @@ impl Inner {
         let process = match new_process(exec_id.clone(), started?) {
             Ok(p) => Arc::new(p),
             Err((e, handle)) => {
-                tokio::task::spawn_blocking(move || discard(handle));
+                self.background(move || discard(handle));
                 return Err(e);
             }
         };
