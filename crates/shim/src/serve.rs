@@ -26,23 +26,16 @@ use supervisor::Supervisor;
 const TASK_SERVICE_V3: &str = "containerd.task.v3.Task";
 const TASK_SERVICE_V2: &str = "containerd.task.v2.Task";
 
+/// The shim run as its own program (`-socket ADDRESS`, no action): on the socket passed as
+/// descriptor 3 (see [`start::LISTENER_ENV`]), or a new one.
 pub fn run(flags: &Flags) -> Result<()> {
     let bundle = std::env::current_dir().context("read the working directory (the bundle)")?;
-    logging::init(&bundle, flags.debug);
     if flags.socket.is_empty() {
         return Err(anyhow!("no -socket given: the shim is started by `start`"));
     }
-    // SAFETY: prctl with integer arguments, changing only this process.
-    if unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) } != 0 {
-        return Err(std::io::Error::last_os_error()).context("prctl(PR_SET_CHILD_SUBREAPER)");
-    }
     let listener = listener(&flags.socket)?;
-    let spawner = Arc::new(container::Spawner::in_process());
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("build the async runtime")?;
-    // The runtime options' Root (passed by `start`), else under containerd's state dir.
+    // The runtime options' Root (passed by whoever started us), else under containerd's
+    // state dir.
     let root = match std::env::var_os(start::ROOT_ENV) {
         Some(r) if !r.is_empty() => {
             std::env::remove_var(start::ROOT_ENV);
@@ -50,11 +43,33 @@ pub fn run(flags: &Flags) -> Result<()> {
         }
         _ => address::runr_root(&bundle, &flags.namespace),
     };
+    serve_on(flags, &flags.socket, listener, root)
+}
+
+/// Serve on `listener` (its address is `socket`) with runr's state under `root`, until
+/// Shutdown finds no task left. `start` runs it in the child it forks.
+pub fn serve_on(
+    flags: &Flags,
+    socket: &str,
+    listener: UnixListener,
+    root: std::path::PathBuf,
+) -> Result<()> {
+    let bundle = std::env::current_dir().context("read the working directory (the bundle)")?;
+    logging::init(&bundle, flags.debug);
+    // SAFETY: prctl with integer arguments, changing only this process.
+    if unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) } != 0 {
+        return Err(std::io::Error::last_os_error()).context("prctl(PR_SET_CHILD_SUBREAPER)");
+    }
+    let spawner = Arc::new(container::Spawner::in_process());
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("build the async runtime")?;
     let ttrpc_address = std::env::var("TTRPC_ADDRESS").context("read $TTRPC_ADDRESS")?;
-    let outcome = runtime.block_on(serve(listener, spawner, root, ttrpc_address, flags));
+    let outcome = runtime.block_on(serve(listener, socket, spawner, root, ttrpc_address, flags));
     drop(runtime);
     outcome?;
-    let _ = std::fs::remove_file(address::socket_path(&flags.socket));
+    let _ = std::fs::remove_file(address::socket_path(socket));
     Ok(())
 }
 
@@ -76,6 +91,7 @@ fn listener(socket: &str) -> Result<UnixListener> {
 
 async fn serve(
     listener: UnixListener,
+    socket: &str,
     spawner: Arc<container::Spawner>,
     root: std::path::PathBuf,
     ttrpc_address: String,
@@ -123,12 +139,12 @@ async fn serve(
     };
     tokio::spawn(reaper::reap_orphans(known));
     tokio::spawn(service.clone().kill_orphans_on_exit());
-    tracing::info!(pid = std::process::id(), socket = flags.socket, "serving");
+    tracing::info!(pid = std::process::id(), socket, "serving");
     exit.notified().await;
     tracing::info!("shutting down: no task left");
     // At once: a `start` for a new container of this pod must not find this shim, which is
     // going, but start a new one.
-    let _ = std::fs::remove_file(address::socket_path(&flags.socket));
+    let _ = std::fs::remove_file(address::socket_path(socket));
     // The last events (the delete) reach containerd before the shim goes.
     service.publisher().flush(Duration::from_secs(5)).await;
     // Let the Shutdown call's answer go out.

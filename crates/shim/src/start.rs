@@ -11,16 +11,15 @@ use containerd_shim::Flags;
 use std::io::{IsTerminal, Read, Write};
 use std::os::fd::AsRawFd;
 use std::os::unix::net::{UnixListener, UnixStream};
-use std::os::unix::process::CommandExt;
 use std::path::Path;
-use std::process::{Command, Stdio};
 
 /// The descriptor the new shim finds its listening socket on.
 pub const LISTENER_FD: i32 = 3;
-/// Set (to [`LISTENER_FD`]) in the new shim's environment when the socket is passed.
+/// Set (to [`LISTENER_FD`]) in the environment of a shim started as a program of its own
+/// (`-socket ADDRESS`, by hand or by a test) with its listening socket passed.
 pub const LISTENER_ENV: &str = "RUNR_SHIM_LISTENER_FD";
-/// Set in the new shim's environment to the runtime options' `Root` (runr's state root,
-/// the namespace's directory under it), when they name one.
+/// Set in the environment of a shim started as a program of its own to runr's state root
+/// (the namespace's directory under the options' `Root`), when it is not the default.
 pub const ROOT_ENV: &str = "RUNR_SHIM_ROOT";
 
 pub fn run(flags: &Flags) -> Result<()> {
@@ -83,9 +82,11 @@ fn listen(path: &str) -> Result<Option<UnixListener>> {
     Ok(Some(l))
 }
 
-/// Start the long-lived shim: in its own session (no signal meant for containerd's
-/// process group reaches it), stdio on /dev/null (containerd reads this process's output
-/// to its end), the listening socket as descriptor 3.
+/// Start the long-lived shim: a fork of this process (no exec: this process is
+/// single-threaded, and the fork has all it needs, the listening socket included), in its
+/// own session (no signal meant for containerd's process group reaches it), its stdio on
+/// /dev/null (containerd reads this process's output to its end), with an OOM score one
+/// above containerd's and, if the options name one, in the shim cgroup.
 fn spawn_shim(
     flags: &Flags,
     bundle: &Path,
@@ -93,64 +94,61 @@ fn spawn_shim(
     listener: &UnixListener,
     options: &RuntimeOptions,
 ) -> Result<()> {
-    let exe = std::env::current_exe().context("find this binary (/proc/self/exe)")?;
-    let mut cmd = Command::new(&exe);
-    cmd.args([
-        "-namespace",
-        &flags.namespace,
-        "-id",
-        &flags.id,
-        "-address",
-        &flags.address,
-    ]);
-    if !flags.publish_binary.is_empty() {
-        cmd.args(["-publish-binary", &flags.publish_binary]);
-    }
-    if flags.debug {
-        cmd.arg("-debug");
-    }
-    cmd.args(["-socket", address])
-        .current_dir(bundle)
-        .env(LISTENER_ENV, LISTENER_FD.to_string())
-        .env_remove(ROOT_ENV)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    if let Some(root) = options::state_root(options, &flags.namespace) {
-        cmd.env(ROOT_ENV, root);
-    }
-    let fd = listener.as_raw_fd();
-    // SAFETY: the closure runs in the child between fork and exec, and calls only dup2,
-    // fcntl and setsid, which are async-signal-safe; this process is single-threaded.
-    unsafe {
-        cmd.pre_exec(move || {
-            if fd == LISTENER_FD {
-                // dup2 onto itself would keep close-on-exec.
-                let flags = libc::fcntl(fd, libc::F_GETFD);
-                if flags < 0 || libc::fcntl(fd, libc::F_SETFD, flags & !libc::FD_CLOEXEC) < 0 {
-                    return Err(std::io::Error::last_os_error());
+    let root = options::state_root(options, &flags.namespace)
+        .unwrap_or_else(|| address::runr_root(bundle, &flags.namespace));
+    let listener = listener
+        .try_clone()
+        .context("duplicate the listening socket for the shim")?;
+    let null = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/null")
+        .context("open /dev/null")?;
+    // SAFETY: this process is single-threaded (`start` starts no thread), so the child is
+    // a whole copy of it in which no lock is held by a thread that does not exist there.
+    let pid = match unsafe { nix::unistd::fork() }.context("fork the shim")? {
+        nix::unistd::ForkResult::Child => {
+            let detached = detach(&null);
+            drop(null);
+            let code = match detached
+                .and_then(|()| crate::serve::serve_on(flags, address, listener, root))
+            {
+                Ok(()) => 0,
+                Err(e) => {
+                    tracing::error!("{e:#}");
+                    1
                 }
-            } else if libc::dup2(fd, LISTENER_FD) < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            if libc::setsid() < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
-    let child = cmd
-        .spawn()
-        .with_context(|| format!("start the shim {}", exe.display()))?;
-    let placed = adjust_oom_score(child.id()).and_then(|()| match options.shim_cgroup.as_str() {
+            };
+            std::process::exit(code);
+        }
+        nix::unistd::ForkResult::Parent { child } => child.as_raw() as u32,
+    };
+    drop(listener);
+    let placed = adjust_oom_score(pid).and_then(|()| match options.shim_cgroup.as_str() {
         "" => Ok(()),
-        cgroup => move_to_cgroup(child.id(), cgroup),
+        cgroup => move_to_cgroup(pid, cgroup),
     });
     if let Err(e) = placed {
         // No shim outlives a failed start. (Our child, not waited for: its pid is still its.)
-        let pid = nix::unistd::Pid::from_raw(child.id() as i32);
-        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid as i32),
+            nix::sys::signal::Signal::SIGKILL,
+        );
         return Err(e);
+    }
+    Ok(())
+}
+
+/// In the forked shim: a session of its own, stdio on /dev/null.
+fn detach(null: &std::fs::File) -> Result<()> {
+    nix::unistd::setsid().context("setsid")?;
+    for fd in 0..3 {
+        // SAFETY: dup2 onto the standard descriptors, which this process owns; the
+        // standard streams' buffers are empty (nothing was written yet).
+        if unsafe { libc::dup2(null.as_raw_fd(), fd) } < 0 {
+            return Err(std::io::Error::last_os_error())
+                .with_context(|| format!("put /dev/null on descriptor {fd}"));
+        }
     }
     Ok(())
 }
@@ -220,6 +218,7 @@ fn write_address(bundle: &Path, address: &str) -> Result<()> {
 mod tests {
     use super::*;
     use std::path::PathBuf;
+    use std::process::Command;
 
     #[test]
     fn the_shim_is_moved_into_its_cgroup() {
