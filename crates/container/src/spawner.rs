@@ -589,3 +589,24 @@ pub(crate) mod sigmask {
         }))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // The test harness runs each test on a thread of its own: the process has several.
+    #[test]
+    fn an_in_process_spawner_refuses_a_multithreaded_caller() {
+        let s = Spawner::in_process();
+        assert!(s.is_in_process());
+        let o = CreateOptions {
+            id: "never-made".into(),
+            bundle: "/nonexistent".into(),
+            root: "/nonexistent-root".into(),
+            ..Default::default()
+        };
+        let e = s.create(o).err().expect("refused");
+        assert!(e.to_string().contains("single-threaded"), "{e}");
+        assert!(!std::path::Path::new("/nonexistent-root").exists());
+    }
+}
