@@ -618,10 +618,14 @@ impl Task for Service {
         _: &TtrpcContext,
         req: api::CreateTaskRequest,
     ) -> Result<api::CreateTaskResponse> {
-        self.create_task(req).await
+        let id = req.id.clone();
+        let r = self.create_task(req).await;
+        tracing::debug!(id, ok = r.is_ok(), "create done");
+        r
     }
 
     async fn start(&self, _: &TtrpcContext, req: api::StartRequest) -> Result<api::StartResponse> {
+        tracing::debug!(id = req.id, exec_id = req.exec_id, "start");
         let restored = self.tasks().get(&req.id).is_some_and(|t| t.restored);
         let pid = if req.exec_id.is_empty() && restored {
             self.sup
@@ -644,11 +648,19 @@ impl Task for Service {
         _: &TtrpcContext,
         req: api::DeleteRequest,
     ) -> Result<api::DeleteResponse> {
-        if req.exec_id.is_empty() {
+        tracing::debug!(id = req.id, exec_id = req.exec_id, "delete");
+        let r = if req.exec_id.is_empty() {
             self.delete_init(&req.id).await
         } else {
             self.delete_exec(&req.id, &req.exec_id).await
-        }
+        };
+        tracing::debug!(
+            id = req.id,
+            exec_id = req.exec_id,
+            ok = r.is_ok(),
+            "delete done"
+        );
+        r
     }
 
     async fn pids(&self, _: &TtrpcContext, req: api::PidsRequest) -> Result<api::PidsResponse> {
@@ -818,6 +830,7 @@ impl Task for Service {
             .wait(id, Self::process_id(id, exec_id))
             .await
             .map_err(sup_error)?;
+        tracing::debug!(id, exec_id, status = exit.status, "wait done");
         Ok(api::WaitResponse {
             exit_status: exit.status as u32,
             exited_at: Some(exit.exited_at.into()).into(),
@@ -850,6 +863,7 @@ impl Task for Service {
     }
 
     async fn shutdown(&self, _: &TtrpcContext, req: api::ShutdownRequest) -> Result<Empty> {
+        tracing::debug!(now = req.now, "shutdown");
         // A pod's shim serves its other containers on.
         if !req.now && !self.tasks().is_empty() {
             return empty();
