@@ -154,6 +154,25 @@ mod tests {
     }
 
     #[test]
+    fn a_root_from_the_options_is_recorded_for_delete() {
+        let bundle = tempfile::tempdir().unwrap();
+        let default = recorded_root(bundle.path(), "ns");
+        assert_eq!(default, runr_root(bundle.path(), "ns"));
+        // No Root: nothing recorded.
+        write_root(bundle.path(), &Default::default(), "ns").unwrap();
+        assert_eq!(recorded_root(bundle.path(), "ns"), default);
+        let options = crate::options::RuntimeOptions {
+            root: "/run/my-runr".into(),
+            ..Default::default()
+        };
+        write_root(bundle.path(), &options, "ns").unwrap();
+        assert_eq!(
+            recorded_root(bundle.path(), "ns"),
+            PathBuf::from("/run/my-runr/ns")
+        );
+    }
+
+    #[test]
     fn a_pods_containers_share_a_group() {
         let mut a = std::collections::HashMap::new();
         assert_eq!(group_of(Some(&a)), None);
