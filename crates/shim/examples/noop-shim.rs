@@ -18,7 +18,6 @@ use containerd_shim_protos::ttrpc;
 use containerd_shim_protos::ttrpc::r#async::transport::Listener;
 use containerd_shim_protos::ttrpc::r#async::{Server, TtrpcContext};
 use std::io::Write;
-use std::os::fd::AsRawFd;
 use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::net::UnixListener;
 use std::sync::Arc;
@@ -165,10 +164,7 @@ fn start(_flags: &containerd_shim::Flags) {
             std::process::exit(0);
         }
         pid if pid < 0 => panic!("fork: {}", std::io::Error::last_os_error()),
-        _ => {
-            let _ = listener.as_raw_fd();
-            print!("unix://{path}");
-        }
+        _ => print!("unix://{path}"),
     }
 }
 
