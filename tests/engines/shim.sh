@@ -135,7 +135,9 @@ shim_checkpoint_restore() {
 shim_ps_exec_ids() {
   local out
   CR -d "$CTR_IMAGE" s-ps sleep 1000 >/dev/null
-  C task exec -d --exec-id my-exec s-ps sleep 999 >/dev/null
+  # A detached exec's fifos outlive ctr: in the suite's directory, not /run/containerd/fifo.
+  mkdir -p "$WORK/containerd/fifo"
+  C task exec -d --fifo-dir "$WORK/containerd/fifo" --exec-id my-exec s-ps sleep 999 >/dev/null
   sleep 0.5
   out=$(C task ps s-ps)
   echo "$out"
