@@ -26,13 +26,19 @@ if [ ${#need[@]} -gt 0 ]; then
   [ $policy_existed = 1 ] || rm -f /usr/sbin/policy-rc.d
 fi
 cargo build --release --locked --quiet -p runr -p shim
+# A shim that runs nothing (crates/shim/examples/noop-shim.rs): what a `ctr run` costs
+# containerd and ctr themselves.
+cargo build --release --locked --quiet -p shim --example noop-shim
 runs=${RUNS:-30}
 work=$(mktemp -d /tmp/runr-bench-shim.XXXXXX)
 chmod 755 "$work"
 D=$work/cd
 mkdir -p "$D/path"
-cp target/x86_64-unknown-linux-gnu/release/runr "$work/runr"
-cp target/x86_64-unknown-linux-gnu/release/containerd-shim-runr-v2 "$D/path/"
+# (CARGO_TARGET_DIR, when set, is where cargo put them.)
+bin=${CARGO_TARGET_DIR:-target}/x86_64-unknown-linux-gnu/release
+cp "$bin/runr" "$work/runr"
+cp "$bin/containerd-shim-runr-v2" "$D/path/"
+cp "$bin/examples/noop-shim" "$D/path/containerd-shim-noop-v2"
 RUNC=$(command -v runc)
 CD_PID=
 # The Go shim keeps its runtime's state under /run/containerd/runc, ctr its fifos under
@@ -127,6 +133,7 @@ for n in "${names[@]}"; do
   $C run -d ${how[$n]} "$ref" "e-${n/+/-}" sleep 100000 >/dev/null
   exec_cmds+=(-n "$n" "$C task exec --exec-id x\$RANDOM\$RANDOM e-${n/+/-} /bin/true")
 done
+run_cmds+=(-n noop "$C run --rm --runtime io.containerd.noop.v2 $ref b-noop /bin/true")
 hyperfine --warmup 3 --runs "$runs" --export-json "$work/run.json" "${run_cmds[@]}" >/dev/null
 hyperfine --shell bash --warmup 3 --runs "$runs" --export-json "$work/exec.json" "${exec_cmds[@]}" >/dev/null
 
@@ -164,7 +171,9 @@ for name, title in (("run", "ctr run --rm /bin/true"), ("exec", "ctr task exec /
     res = {r["command"]: r for r in json.load(open(f"{work}/{name}.json"))["results"]}
     base = res["native"]["median"]
     print(f"{title} (median, mean ± sd):")
-    for cmd in ("native", "go+runr", "go+runc"):
+    for cmd in ("native", "go+runr", "go+runc", "noop"):
+        if cmd not in res:
+            continue
         r = res[cmd]
         print(f"  {cmd:8} {r['median']*1000:7.1f} ms  {r['mean']*1000:7.1f} ± {r['stddev']*1000:5.1f} ms"
               f"  ({r['median']/base:.2f}x the native shim)")

@@ -32,10 +32,14 @@ WRAP
 }
 
 # scenario NAME FUNCTION [ARGS...]: run FUNCTION in a subshell with errexit; its output goes
-# to a log (with a trace of each command), the end of which is shown when it fails.
+# to a log (with a trace of each command), the end of which is shown when it fails. With
+# ONLY set (an extended regular expression), only the scenarios whose name matches it run.
 scenario() {
   local name=$1
   shift
+  if [ -n "${ONLY:-}" ] && ! [[ $name =~ $ONLY ]]; then
+    return 0
+  fi
   local log="$WORK/logs/$ENGINE-$name.log"
   mkdir -p "$WORK/logs"
   set +e

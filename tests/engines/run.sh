@@ -4,6 +4,7 @@
 #
 #   bash tests/engines/run.sh [podman] [docker] [containerd] [cri] [shim]    (default: all)
 #
+# (ONLY=REGEX runs only the scenarios whose name matches.)
 # (shim: runr's native containerd shim, through ctr and CRI.)
 # It installs the engines from Debian, builds runr and its shim (release) and a local busybox image,
 # starts each daemon privately (own root, state and socket, stopped by pid at the end) and
@@ -29,9 +30,11 @@ if [ ${#need[@]} -gt 0 ]; then
   [ $policy_existed = 1 ] || rm -f /usr/sbin/policy-rc.d
 fi
 bash "$REPO/scripts/deps.sh"
-(cd "$REPO" && cargo build --release --locked --quiet)
-RUNR_BINARY=$REPO/target/x86_64-unknown-linux-gnu/release/runr
-SHIM_BINARY=$REPO/target/x86_64-unknown-linux-gnu/release/containerd-shim-runr-v2
+(cd "$REPO" && cargo build --release --locked --quiet -p runr -p shim)
+# (CARGO_TARGET_DIR, when set, is where cargo put them.)
+TARGET_DIR=${CARGO_TARGET_DIR:-$REPO/target}
+RUNR_BINARY=$TARGET_DIR/x86_64-unknown-linux-gnu/release/runr
+SHIM_BINARY=$TARGET_DIR/x86_64-unknown-linux-gnu/release/containerd-shim-runr-v2
 
 # shellcheck source=lib.sh
 . "$ENGINES_DIR/lib.sh"

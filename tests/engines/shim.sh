@@ -109,6 +109,43 @@ SH
   expect_contains "$(cat "$WORK/containerd/file.log")" "err-file" "stderr in the file"
 }
 
+# ctr container checkpoint --task, then restore --live, through the native shim (CRIU driven
+# by runr's library inside the shim): the container's count goes on (c_checkpoint, the
+# scenario the Go shim runs too). containerd 1.6 leaves the directory it unpacked the
+# checkpoint into for the restore (ctrd-checkpoint* in $XDG_RUNTIME_DIR, else the temporary
+# directory): those this scenario caused are removed.
+shim_checkpoint_restore() {
+  local dir=${XDG_RUNTIME_DIR:-${TMPDIR:-/tmp}} before
+  before=$(find "$dir" -maxdepth 1 -name 'ctrd-checkpoint*' | sort)
+  # shellcheck disable=SC2064
+  trap "comm -13 <(echo \"$before\") <(find '$dir' -maxdepth 1 -name 'ctrd-checkpoint*' | sort) | xargs -r rm -rf" EXIT
+  c_checkpoint
+  # The restored task's init is the shim's child, as a created one is.
+  CR -d "$CTR_IMAGE" s-ck2 sleep 1000 >/dev/null
+  C c checkpoint --task s-ck2 s-ck2-image:1 >/dev/null
+  c_remove s-ck2
+  C c restore --live s-ck2 s-ck2-image:1
+  pid=$(C task ls | awk '$1 == "s-ck2" { print $2 }')
+  expect_contains " $(shim_pids | tr '\n' ' ')" " $(ps -o ppid= -p "$pid" | tr -d ' ') " "the restored init's parent is the native shim"
+  c_remove s-ck2
+  C images rm s-ck2-image:1 >/dev/null
+}
+
+# ctr task ps: an exec'd process carries its exec id (containerd's ProcessDetails).
+shim_ps_exec_ids() {
+  local out
+  CR -d "$CTR_IMAGE" s-ps sleep 1000 >/dev/null
+  # A detached exec's fifos outlive ctr: in the suite's directory, not /run/containerd/fifo.
+  mkdir -p "$WORK/containerd/fifo"
+  C task exec -d --fifo-dir "$WORK/containerd/fifo" --exec-id my-exec s-ps sleep 999 >/dev/null
+  sleep 0.5
+  out=$(C task ps s-ps)
+  echo "$out"
+  expect_contains "$out" "my-exec" "the exec id in ctr task ps"
+  expect_eq "$(echo "$out" | grep -c my-exec)" 1 "one process is the exec"
+  c_remove s-ps
+}
+
 shim_suite() {
   ENGINE=shim
   if [ -z "${SHIM_BINARY:-}" ] || [ ! -x "$SHIM_BINARY" ]; then
@@ -117,6 +154,12 @@ shim_suite() {
   fi
   CONTAINERD_RUNTIME=$(runtime_for shim)
   CTR_RUNTIME=(--runtime "$RUNR_SHIM_RUNTIME")
+  # The shim finds criu on the daemon's PATH: the one scripts/criu.sh gives.
+  local criu=""
+  if criu=$(bash "$REPO/scripts/criu.sh" 2>/dev/null); then
+    mkdir -p "$WORK/containerd/path"
+    ln -sf "$criu" "$WORK/containerd/path/criu"
+  fi
   if ! containerd_start "$WORK/containerd" "$CONTAINERD_RUNTIME" ||
     ! C images import "$IMAGE_TAR" >/dev/null; then
     FAILED+=("shim: the daemon did not start, or took no image")
@@ -126,6 +169,12 @@ shim_suite() {
   scenario "exec statuses, stdin, no zombie" shim_exec_status_stdin_no_zombie
   scenario "events in order (exec, pause, exit, delete, oom)" shim_events_in_order
   scenario "binary and file loggers (--log-uri)" shim_loggers
+  scenario "ctr task ps shows exec ids" shim_ps_exec_ids
+  if [ -n "$criu" ]; then
+    scenario "container checkpoint and restore (CRIU, in the shim)" shim_checkpoint_restore
+  else
+    skip "container checkpoint and restore (in the shim)" "no working criu (scripts/criu.sh failed)"
+  fi
   scenario "host pid namespace: what the init leaves is killed" shim_host_pid_leftovers_killed
   scenario "the shim exits with its last task" shim_exits_with_its_last_task
   containerd_stop "$WORK/containerd/containerd.sock" runr-engines

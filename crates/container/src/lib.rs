@@ -44,6 +44,7 @@ pub use container::{Container, Event, Started};
 pub use error::{Error, InitFailure, Result, WrongStatus};
 pub use process::exec;
 pub use process::{create, CreateOptions, ExitStatus, ProcessHandle, ProcessIo, Stdio};
+pub use rootfs::MountOptions;
 pub use security::seccomp::library_version as libseccomp_version;
 pub use spawner::Spawner;
 pub use state::{OciState, Status};

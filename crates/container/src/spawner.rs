@@ -16,6 +16,9 @@
 //! container's sake (non-dumpable, oom_score_adj, a rootless exec joining the container's
 //! user namespace) ends with it; the calling program is left as it was. Each request has its
 //! own worker, so a slow hook in one create does not hold up the others.
+//!
+//! A program that stays single-threaded needs no helper: [`Spawner::in_process`] creates
+//! and execs in the calling thread.
 
 use crate::container::Container;
 use crate::error::{Context, Error, Result, WireError};
@@ -31,9 +34,15 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::path::PathBuf;
 
 /// A handle on the spawner helper. Send and Sync: any thread may call it, and calls from
-/// several threads run at once.
+/// several threads run at once. Or, made by [`Spawner::in_process`], no helper at all.
 #[derive(Debug)]
 pub struct Spawner {
+    /// `None`: create and exec run in the calling thread.
+    helper: Option<Helper>,
+}
+
+#[derive(Debug)]
+struct Helper {
     control: OwnedFd,
     pid: i32,
 }
@@ -127,16 +136,38 @@ impl Spawner {
                 })
             }
             nix::unistd::ForkResult::Parent { child } => Ok(Spawner {
-                control,
-                pid: child.as_raw(),
+                helper: Some(Helper {
+                    control,
+                    pid: child.as_raw(),
+                }),
             }),
         }
+    }
+
+    /// A spawner without a helper, for a program that stays single-threaded (a server on a
+    /// current-thread async runtime that never starts a thread): create and exec run in
+    /// the calling thread, as the CLI runs them, and fail if the process has more than one
+    /// thread at that moment. The container's processes are the caller's children. What a
+    /// clone changes in the cloning process (it turns non-dumpable, so that the child is
+    /// born so) is undone once the call returns; a container that may be traced moves the
+    /// caller onto a read-only view of its binary for good (see `security::exe_guard`).
+    /// Saves the helper process and a worker's fork per call.
+    pub fn in_process() -> Spawner {
+        Spawner { helper: None }
+    }
+
+    /// Whether create and exec run in the calling thread ([`Spawner::in_process`]).
+    pub fn is_in_process(&self) -> bool {
+        self.helper.is_none()
     }
 
     /// [`crate::create`], run in a worker. The options' `preserve_fds` and `listen_fds` name
     /// descriptors of the CLI's own table and are refused here.
     pub fn create(&self, mut o: CreateOptions) -> Result<Container> {
         refuse_own_fds(o.preserve_fds, o.listen_fds)?;
+        if self.helper.is_none() {
+            return in_caller("create", || crate::process::create(&o));
+        }
         let stdio = std::mem::take(&mut o.stdio);
         let (kind, fds) = stdio_kind(&stdio);
         let request = Request::Create {
@@ -168,6 +199,9 @@ impl Spawner {
     /// call lets go of it first).
     pub fn exec(&self, container: Container, mut o: ExecOptions) -> Result<ProcessHandle> {
         refuse_own_fds(o.preserve_fds, o.listen_fds)?;
+        if self.helper.is_none() {
+            return in_caller("exec", || container.exec(&o));
+        }
         let id = container.id().to_string();
         let root = container
             .dir()
@@ -200,13 +234,17 @@ impl Spawner {
 
     /// Send `request`, wait for its answers, reap the worker and what it killed.
     fn call(&self, request: &Request, stdio: &[BorrowedFd]) -> Result<(Outcome, PassedFds)> {
+        let helper = self
+            .helper
+            .as_ref()
+            .ok_or_else(|| Error::Invalid("an in-process spawner has no helper".into()))?;
         let (ours, theirs) = seqpacket_pair("a spawner request's socket")?;
         let ledger = Ledger::new()?;
         let bytes = serde_json::to_vec(request).expect("requests always serialize");
         let mut fds = vec![theirs.as_raw_fd()];
         fds.extend(ledger.fd().map(|f| f.as_raw_fd()));
         fds.extend(stdio.iter().map(|f| f.as_raw_fd()));
-        send(&self.control, &bytes, &fds).ctx(|| "send a request to the spawner")?;
+        send(&helper.control, &bytes, &fds).ctx(|| "send a request to the spawner")?;
         drop(theirs);
         let mut worker = None;
         let mut done = None;
@@ -251,7 +289,7 @@ impl Spawner {
                 Some(pid) => format!(
                     "the spawner's worker {pid} died without an answer (what it had made is removed)"
                 ),
-                None => format!("the spawner (pid {}) is gone", self.pid),
+                None => format!("the spawner (pid {}) is gone", helper.pid),
             }));
         };
         for pid in killed {
@@ -266,10 +304,34 @@ impl Spawner {
 
 impl Drop for Spawner {
     fn drop(&mut self) {
-        // The helper exits when it reads end-of-file on its control socket.
-        let _ = socket::shutdown(self.control.as_raw_fd(), socket::Shutdown::Both);
-        reap(self.pid);
+        if let Some(h) = &self.helper {
+            // The helper exits when it reads end-of-file on its control socket.
+            let _ = socket::shutdown(h.control.as_raw_fd(), socket::Shutdown::Both);
+            reap(h.pid);
+        }
     }
+}
+
+/// Run `f` (a create or an exec, which clone) in the calling thread: refused unless the
+/// process has one thread (the clone copies this one only; a lock another thread held
+/// would stay locked in the child for good). The process's dumpable flag, which the clone
+/// clears for its child's sake, is restored after.
+fn in_caller<T>(what: &str, f: impl FnOnce() -> Result<T>) -> Result<T> {
+    let threads = std::fs::read_dir("/proc/self/task")
+        .ctx(|| "read /proc/self/task")?
+        .count();
+    if threads > 1 {
+        return Err(Error::Invalid(format!(
+            "an in-process spawner's {what} needs a single-threaded process; this one has \
+             {threads} threads"
+        )));
+    }
+    let dumpable = nix::sys::prctl::get_dumpable().ctx(|| "prctl(PR_GET_DUMPABLE)")?;
+    let out = f();
+    if dumpable {
+        nix::sys::prctl::set_dumpable(true).ctx(|| "prctl(PR_SET_DUMPABLE, 1)")?;
+    }
+    out
 }
 
 /// A worker died before it answered (killed, say): end the container processes it made
@@ -538,5 +600,26 @@ pub(crate) mod sigmask {
             }
             set
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // The test harness runs each test on a thread of its own: the process has several.
+    #[test]
+    fn an_in_process_spawner_refuses_a_multithreaded_caller() {
+        let s = Spawner::in_process();
+        assert!(s.is_in_process());
+        let o = CreateOptions {
+            id: "never-made".into(),
+            bundle: "/nonexistent".into(),
+            root: "/nonexistent-root".into(),
+            ..Default::default()
+        };
+        let e = s.create(o).err().expect("refused");
+        assert!(e.to_string().contains("single-threaded"), "{e}");
+        assert!(!std::path::Path::new("/nonexistent-root").exists());
     }
 }

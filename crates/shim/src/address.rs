@@ -39,6 +39,34 @@ pub fn runr_root(bundle: &Path, namespace: &str) -> PathBuf {
         .join(namespace)
 }
 
+/// Where the bundle records a state root the runtime options chose (for `delete`, which
+/// containerd runs without them).
+const ROOT_FILE: &str = "runr-root";
+
+/// Record the options' `Root` in the bundle, if they name one.
+pub fn write_root(
+    bundle: &Path,
+    options: &crate::options::RuntimeOptions,
+    namespace: &str,
+) -> anyhow::Result<()> {
+    use anyhow::Context;
+    let Some(root) = crate::options::state_root(options, namespace) else {
+        return Ok(());
+    };
+    let path = bundle.join(ROOT_FILE);
+    std::fs::write(&path, root.as_os_str().as_encoded_bytes())
+        .with_context(|| format!("write {}", path.display()))
+}
+
+/// The state root of the bundle's container: the one recorded by [`write_root`], else
+/// [`runr_root`].
+pub fn recorded_root(bundle: &Path, namespace: &str) -> PathBuf {
+    match std::fs::read_to_string(bundle.join(ROOT_FILE)) {
+        Ok(root) if !root.is_empty() => PathBuf::from(root),
+        _ => runr_root(bundle, namespace),
+    }
+}
+
 /// The shim socket's address (`unix://PATH`) for `grouping` (a pod's sandbox id, or the
 /// container's id), unique to the containerd at `containerd_address` and `namespace`.
 pub fn socket_address(
@@ -123,6 +151,25 @@ mod tests {
         let deep = format!("/{}/io.containerd.runtime.v2.task/ns/id", "d".repeat(90));
         let a = socket_address(Path::new(&deep), "/cd.sock", "ns", "id");
         assert!(a.starts_with("unix:///run/containerd/s/"), "{a}");
+    }
+
+    #[test]
+    fn a_root_from_the_options_is_recorded_for_delete() {
+        let bundle = tempfile::tempdir().unwrap();
+        let default = recorded_root(bundle.path(), "ns");
+        assert_eq!(default, runr_root(bundle.path(), "ns"));
+        // No Root: nothing recorded.
+        write_root(bundle.path(), &Default::default(), "ns").unwrap();
+        assert_eq!(recorded_root(bundle.path(), "ns"), default);
+        let options = crate::options::RuntimeOptions {
+            root: "/run/my-runr".into(),
+            ..Default::default()
+        };
+        write_root(bundle.path(), &options, "ns").unwrap();
+        assert_eq!(
+            recorded_root(bundle.path(), "ns"),
+            PathBuf::from("/run/my-runr/ns")
+        );
     }
 
     #[test]

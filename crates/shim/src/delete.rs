@@ -12,7 +12,7 @@ use std::time::SystemTime;
 
 pub fn run(flags: &Flags) -> Result<()> {
     let bundle = std::env::current_dir().context("read the working directory (the bundle)")?;
-    let root = address::runr_root(&bundle, &flags.namespace);
+    let root = address::recorded_root(&bundle, &flags.namespace);
     let mut pid = 0;
     let deleted = match container::Container::load(&root, &flags.id) {
         Ok(c) => {

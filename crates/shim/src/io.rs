@@ -156,12 +156,22 @@ pub struct Prepared {
     stdin_fifo: Option<pipe::Receiver>,
     /// The shim's end of the process's stdin pipe (without a terminal).
     stdin_pipe: Option<OwnedFd>,
+    /// Where a terminal's output goes when a `binary://` logger takes it: the writing end
+    /// of the logger's stdout pipe.
+    terminal_logger: Option<OwnedFd>,
 }
 
 impl Prepared {
     /// Open what `paths` name, for a process of container `id` in `namespace` (a
-    /// `binary://` logger is told them).
-    pub async fn open(paths: &StdioPaths, id: &str, namespace: &str) -> Result<Prepared, IoError> {
+    /// `binary://` logger is told them). The pipes and fifos the process gets are given to
+    /// `owner` (uid, gid: the runtime options' IoUid and IoGid) unless it is root's: a
+    /// process of a user namespace can then reopen them (`/dev/stdout`).
+    pub async fn open(
+        paths: &StdioPaths,
+        id: &str,
+        namespace: &str,
+        owner: (u32, u32),
+    ) -> Result<Prepared, IoError> {
         let out = target(&paths.stdout).map_err(IoError::Invalid)?;
         let err = target(&paths.stderr).map_err(IoError::Invalid)?;
         let mut attached = Attached::default();
@@ -177,12 +187,23 @@ impl Prepared {
             Some(f)
         };
         if paths.terminal {
+            // A logger takes the terminal's output on its descriptor 3; its descriptor 4 (a
+            // terminal has no separate stderr) reads end-of-file at once.
+            let terminal_logger = match &out {
+                Target::Binary(l) => {
+                    let (stdout, _stderr, child) = start_logger(l, id, namespace).await?;
+                    tokio::spawn(reap_logger(child));
+                    Some(stdout)
+                }
+                _ => None,
+            };
             return Ok(Prepared {
                 paths: paths.clone(),
                 stdio: Some(supervisor::Stdio::Terminal),
                 attached,
                 stdin_fifo,
                 stdin_pipe: None,
+                terminal_logger,
             });
         }
         let (stdin, stdin_pipe) =
@@ -193,6 +214,7 @@ impl Prepared {
                             what: "pipe2 for the process's stdin".into(),
                             source: e.into(),
                         })?;
+                    chown(&r, owner, "the process's stdin pipe")?;
                     (r, Some(w))
                 }
                 None => (dev_null(false)?, None),
@@ -207,16 +229,25 @@ impl Prepared {
                 }
                 let (stdout, stderr, child) = start_logger(l, id, namespace).await?;
                 tokio::spawn(reap_logger(child));
+                chown(&stdout, owner, "the logger's stdout pipe")?;
+                chown(&stderr, owner, "the logger's stderr pipe")?;
                 (stdout, stderr)
             }
             _ => {
                 let stdout = open_output(&out, &mut attached.keep, "stdout")?;
+                if matches!(out, Target::Fifo(_)) {
+                    chown(&stdout, owner, "the stdout fifo")?;
+                }
                 let stderr = if paths.stderr == paths.stdout && out != Target::Null {
                     stdout
                         .try_clone()
                         .map_err(os("dup the stdout descriptor for stderr"))?
                 } else {
-                    open_output(&err, &mut attached.keep, "stderr")?
+                    let stderr = open_output(&err, &mut attached.keep, "stderr")?;
+                    if matches!(err, Target::Fifo(_)) {
+                        chown(&stderr, owner, "the stderr fifo")?;
+                    }
+                    stderr
                 };
                 (stdout, stderr)
             }
@@ -231,6 +262,7 @@ impl Prepared {
             attached,
             stdin_fifo,
             stdin_pipe,
+            terminal_logger: None,
         })
     }
 
@@ -265,7 +297,14 @@ impl Prepared {
             tokio::spawn(copy_stdin(fifo, sink, rx));
         }
         if self.paths.terminal && !self.paths.stdout.is_empty() {
-            let (writer, keep) = terminal_output(&self.paths.stdout)?;
+            let (writer, keep) = match self.terminal_logger.take() {
+                Some(fd) => {
+                    let w = pipe::Sender::from_owned_fd(fd)
+                        .map_err(os("register the logger's pipe with the reactor"))?;
+                    (Box::new(w) as Writer, None)
+                }
+                None => terminal_output(&self.paths.stdout)?,
+            };
             let reader = sup
                 .take_output(id, exec_id, Output::Stdout)
                 .map_err(|e| IoError::Invalid(format!("the terminal's output: {e}")))?;
@@ -333,7 +372,7 @@ async fn copy_stdin(mut fifo: pipe::Receiver, mut sink: Sink, mut close: oneshot
 type Writer = Box<dyn tokio::io::AsyncWrite + Unpin + Send>;
 
 /// Where a terminal's output is copied: the stdout fifo (with a reading end of it kept
-/// open), or a `file://` path.
+/// open), or a `file://` path (a `binary://` logger is started by [`Prepared::open`]).
 fn terminal_output(stdout: &str) -> Result<(Writer, Option<File>), IoError> {
     match target(stdout).map_err(IoError::Invalid)? {
         Target::Fifo(path) => {
@@ -353,12 +392,40 @@ fn terminal_output(stdout: &str) -> Result<(Writer, Option<File>), IoError> {
         Target::File(path) => {
             let mut keep = Vec::new();
             let fd = open_output(&Target::File(path), &mut keep, "stdout")?;
-            Ok((Box::new(tokio::fs::File::from_std(File::from(fd))), None))
+            Ok((Box::new(FileWriter(File::from(fd))), None))
         }
         Target::Binary(_) => Err(IoError::Invalid(format!(
-            "{stdout}: a binary:// logger cannot take a terminal's output (it has no stderr)"
+            "{stdout}: a binary:// logger is started when the stdio is opened"
         ))),
         Target::Null => Err(IoError::Invalid("no stdout for the terminal".into())),
+    }
+}
+
+/// A regular file, written in place: a write to a file waits on no one, and tokio's File
+/// would write on its blocking pool, threads this single-threaded shim does not start.
+struct FileWriter(File);
+
+impl tokio::io::AsyncWrite for FileWriter {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::task::Poll::Ready(std::io::Write::write(&mut self.0, buf))
+    }
+
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
     }
 }
 
@@ -462,6 +529,23 @@ async fn reap_logger(mut child: tokio::process::Child) {
     }
 }
 
+/// Give a pipe or fifo to `owner`, unless that is root (who owns them already).
+fn chown(fd: &OwnedFd, owner: (u32, u32), what: &str) -> Result<(), IoError> {
+    if owner == (0, 0) {
+        return Ok(());
+    }
+    let (uid, gid) = owner;
+    rustix::fs::fchown(
+        fd,
+        Some(rustix::fs::Uid::from_raw(uid)),
+        Some(rustix::fs::Gid::from_raw(gid)),
+    )
+    .map_err(|e| IoError::Os {
+        what: format!("give {what} to {uid}:{gid}"),
+        source: e.into(),
+    })
+}
+
 fn dev_null(write: bool) -> Result<OwnedFd, IoError> {
     OpenOptions::new()
         .read(!write)
@@ -546,7 +630,7 @@ mod tests {
             stdout: fifo.to_str().unwrap().into(),
             ..Default::default()
         };
-        let mut p = Prepared::open(&paths, "c", "ns").await.unwrap();
+        let mut p = Prepared::open(&paths, "c", "ns", (0, 0)).await.unwrap();
         let supervisor::Stdio::Fds { stdout, .. } = p.take_stdio() else {
             panic!("no descriptors")
         };
@@ -554,5 +638,65 @@ mod tests {
         let mut f = File::from(stdout);
         std::io::Write::write_all(&mut f, b"hello").unwrap();
         assert_eq!(p.attached.keep.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn stdio_is_given_to_the_io_owner() {
+        if !nix::unistd::geteuid().is_root() {
+            eprintln!("skipped: needs root");
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let (stdin, stdout) = (dir.path().join("in"), dir.path().join("out"));
+        for f in [&stdin, &stdout] {
+            nix::unistd::mkfifo(f, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        }
+        let paths = StdioPaths {
+            stdin: stdin.to_str().unwrap().into(),
+            stdout: stdout.to_str().unwrap().into(),
+            ..Default::default()
+        };
+        let mut p = Prepared::open(&paths, "c", "ns", (1234, 5678))
+            .await
+            .unwrap();
+        let supervisor::Stdio::Fds { stdin, stdout, .. } = p.take_stdio() else {
+            panic!("no descriptors")
+        };
+        for fd in [&stdin, &stdout] {
+            let st = rustix::fs::fstat(fd).unwrap();
+            assert_eq!((st.st_uid, st.st_gid), (1234, 5678));
+        }
+    }
+
+    #[tokio::test]
+    async fn a_terminals_output_can_go_to_a_logger() {
+        let dir = tempfile::tempdir().unwrap();
+        let (logger, out) = (dir.path().join("logger"), dir.path().join("logged"));
+        std::fs::write(
+            &logger,
+            "#!/bin/sh\nexec 5>&-\ncat <&4 >/dev/null\ncat <&3 >\"$2\"\n",
+        )
+        .unwrap();
+        std::fs::set_permissions(&logger, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
+        let uri = format!("binary://{}?file={}", logger.display(), out.display());
+        let paths = StdioPaths {
+            stdout: uri.clone(),
+            stderr: uri,
+            terminal: true,
+            ..Default::default()
+        };
+        let mut p = Prepared::open(&paths, "c", "ns", (0, 0)).await.unwrap();
+        assert!(matches!(p.take_stdio(), supervisor::Stdio::Terminal));
+        // What attach copies the terminal's output into.
+        let fd = p.terminal_logger.take().expect("the logger's pipe");
+        let mut w = File::from(fd);
+        std::io::Write::write_all(&mut w, b"from the tty").unwrap();
+        drop(w);
+        let until = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while std::fs::read_to_string(&out).unwrap_or_default() != "from the tty" {
+            assert!(std::time::Instant::now() < until, "nothing logged");
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
     }
 }

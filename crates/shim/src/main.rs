@@ -17,6 +17,7 @@ mod events;
 mod io;
 mod logging;
 mod metrics;
+mod options;
 mod reaper;
 mod rootfs;
 mod serve;

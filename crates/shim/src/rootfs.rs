@@ -3,6 +3,7 @@
 //! order, and unmounted at Delete.
 
 use anyhow::{bail, Context, Result};
+use container::MountOptions;
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use std::path::Path;
 
@@ -12,52 +13,6 @@ pub struct MountSpec {
     pub kind: String,
     pub source: String,
     pub options: Vec<String>,
-}
-
-/// What a mount's options ask for: flags for mount(2), and the rest as its data.
-#[derive(Debug, PartialEq, Eq)]
-struct Parsed {
-    flags: MsFlags,
-    data: String,
-}
-
-/// The flag options mount(8) knows (those containerd's snapshotters use), and whether each
-/// sets or clears its flag.
-const FLAG_OPTIONS: &[(&str, MsFlags, bool)] = &[
-    ("ro", MsFlags::MS_RDONLY, true),
-    ("rw", MsFlags::MS_RDONLY, false),
-    ("nosuid", MsFlags::MS_NOSUID, true),
-    ("suid", MsFlags::MS_NOSUID, false),
-    ("nodev", MsFlags::MS_NODEV, true),
-    ("dev", MsFlags::MS_NODEV, false),
-    ("noexec", MsFlags::MS_NOEXEC, true),
-    ("exec", MsFlags::MS_NOEXEC, false),
-    ("sync", MsFlags::MS_SYNCHRONOUS, true),
-    ("async", MsFlags::MS_SYNCHRONOUS, false),
-    ("noatime", MsFlags::MS_NOATIME, true),
-    ("atime", MsFlags::MS_NOATIME, false),
-    ("nodiratime", MsFlags::MS_NODIRATIME, true),
-    ("relatime", MsFlags::MS_RELATIME, true),
-    ("strictatime", MsFlags::MS_STRICTATIME, true),
-    ("bind", MsFlags::MS_BIND, true),
-    ("rbind", MsFlags::MS_BIND.union(MsFlags::MS_REC), true),
-    ("remount", MsFlags::MS_REMOUNT, true),
-];
-
-fn parse(options: &[String]) -> Parsed {
-    let mut flags = MsFlags::empty();
-    let mut data = Vec::new();
-    for o in options {
-        match FLAG_OPTIONS.iter().find(|(name, _, _)| name == o) {
-            Some((_, f, true)) => flags |= *f,
-            Some((_, f, false)) => flags &= !*f,
-            None => data.push(o.as_str()),
-        }
-    }
-    Parsed {
-        flags,
-        data: data.join(","),
-    }
 }
 
 /// Mount each of `mounts` on `target` (created if missing), in order. On failure what was
@@ -79,7 +34,24 @@ pub fn mount_all(mounts: &[MountSpec], target: &Path) -> Result<()> {
 }
 
 fn mount_one(m: &MountSpec, target: &Path) -> Result<()> {
-    let Parsed { flags, data } = parse(&m.options);
+    let what = || {
+        format!(
+            "mount {} {:?} on {} (options {:?})",
+            m.kind,
+            m.source,
+            target.display(),
+            m.options
+        )
+    };
+    // runr's own parser, as for a config's mounts.
+    let o = MountOptions::parse(&m.options);
+    if o.idmap || o.tmpcopyup || o.attr_set != 0 || o.attr_clr != 0 {
+        bail!(
+            "{}: idmap, tmpcopyup and recursive (r...) options are not supported for the rootfs",
+            what()
+        );
+    }
+    let data = o.data_string();
     // The kernel takes one page of mount data: an overlay of very many layers needs the
     // lowerdir shortened (relative paths from a common directory), which is not done here.
     if data.len() >= 4096 {
@@ -90,23 +62,19 @@ fn mount_one(m: &MountSpec, target: &Path) -> Result<()> {
             data.len()
         );
     }
-    let what = || {
-        format!(
-            "mount {} {:?} on {} (options {:?})",
-            m.kind,
-            m.source,
-            target.display(),
-            m.options
-        )
-    };
     let data_arg = (!data.is_empty()).then_some(data.as_str());
-    let kind = (!m.kind.is_empty() && !flags.contains(MsFlags::MS_BIND)).then_some(m.kind.as_str());
-    mount(Some(m.source.as_str()), target, kind, flags, data_arg).with_context(what)?;
-    // A bind mount ignores MS_RDONLY until it is remounted.
-    if flags.contains(MsFlags::MS_BIND) && flags.contains(MsFlags::MS_RDONLY) {
-        let remount = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY;
+    let kind = (!m.kind.is_empty() && !o.bind).then_some(m.kind.as_str());
+    mount(Some(m.source.as_str()), target, kind, o.flags, data_arg).with_context(what)?;
+    // A bind mount ignores the other flags (ro, nosuid, ...) until it is remounted.
+    let extra = o.flags - (MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_REMOUNT);
+    if o.bind && !extra.is_empty() {
+        let remount = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | extra;
         mount(None::<&str>, target, None::<&str>, remount, None::<&str>)
-            .with_context(|| format!("remount {} read-only", target.display()))?;
+            .with_context(|| format!("remount {} with {extra:?}", target.display()))?;
+    }
+    for p in &o.propagation {
+        mount(None::<&str>, target, None::<&str>, *p, None::<&str>)
+            .with_context(|| format!("change the propagation of {} ({p:?})", target.display()))?;
     }
     Ok(())
 }
@@ -141,22 +109,31 @@ mod tests {
     }
 
     #[test]
-    fn flags_and_data_are_told_apart() {
-        let p = parse(&opts(&[
-            "index=off",
-            "lowerdir=/a:/b",
-            "upperdir=/u",
-            "workdir=/w",
-        ]));
-        assert_eq!(p.flags, MsFlags::empty());
-        assert_eq!(p.data, "index=off,lowerdir=/a:/b,upperdir=/u,workdir=/w");
-        let p = parse(&opts(&["ro", "rbind", "nosuid"]));
-        assert_eq!(
-            p.flags,
-            MsFlags::MS_RDONLY | MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_NOSUID
-        );
-        assert_eq!(p.data, "");
-        assert_eq!(parse(&opts(&["ro", "rw"])).flags, MsFlags::empty());
+    fn a_read_only_bind_is_remounted_read_only() {
+        if !nix::unistd::geteuid().is_root() {
+            eprintln!("skipped: needs root");
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let (source, target) = (dir.path().join("snapshot"), dir.path().join("rootfs"));
+        std::fs::create_dir(&source).unwrap();
+        let m = MountSpec {
+            kind: "bind".into(),
+            source: source.to_str().unwrap().into(),
+            options: opts(&["rbind", "ro", "nosuid"]),
+        };
+        mount_all(&[m], &target).unwrap();
+        let written = std::fs::write(target.join("f"), "x");
+        let st = nix::sys::statvfs::statvfs(&target).unwrap();
+        unmount(&target).unwrap();
+        assert!(written.is_err(), "a read-only bind took a write");
+        assert!(st.flags().contains(nix::sys::statvfs::FsFlags::ST_NOSUID));
+        let bad = MountSpec {
+            kind: "bind".into(),
+            source: source.to_str().unwrap().into(),
+            options: opts(&["rbind", "idmap"]),
+        };
+        assert!(mount_all(&[bad], &target).is_err());
     }
 
     #[test]

@@ -1,7 +1,9 @@
-//! The long-lived shim: it starts the spawner while it still has one thread, then serves
-//! the Task API on its socket with a current-thread tokio runtime (a shim serves one pod:
-//! its calls are few, and every blocking library call runs on tokio's blocking pool), and
-//! exits once Shutdown finds no task left.
+//! The long-lived shim: one thread. It serves the Task API on its socket with a
+//! current-thread tokio runtime, and calls runr's library in that thread (a shim serves one
+//! pod: its calls are few, and a library call takes milliseconds): with no other thread,
+//! it may clone the containers' processes itself (the library's in-process spawner), no
+//! helper process needed. It exits once Shutdown finds no task left. Nothing in it may
+//! start a thread (tokio's blocking pool, its fs module): the next create would refuse.
 //!
 //! The service is registered under `containerd.task.v2.Task` (containerd 1.6 and 1.7) and
 //! `containerd.task.v3.Task` (containerd 2.x): v3 is v2 renamed, the same messages.
@@ -24,30 +26,50 @@ use supervisor::Supervisor;
 const TASK_SERVICE_V3: &str = "containerd.task.v3.Task";
 const TASK_SERVICE_V2: &str = "containerd.task.v2.Task";
 
+/// The shim run as its own program (`-socket ADDRESS`, no action): on the socket passed as
+/// descriptor 3 (see [`start::LISTENER_ENV`]), or a new one.
 pub fn run(flags: &Flags) -> Result<()> {
     let bundle = std::env::current_dir().context("read the working directory (the bundle)")?;
-    logging::init(&bundle, flags.debug);
     if flags.socket.is_empty() {
         return Err(anyhow!("no -socket given: the shim is started by `start`"));
     }
+    let listener = listener(&flags.socket)?;
+    // The runtime options' Root (passed by whoever started us), else under containerd's
+    // state dir.
+    let root = match std::env::var_os(start::ROOT_ENV) {
+        Some(r) if !r.is_empty() => {
+            std::env::remove_var(start::ROOT_ENV);
+            std::path::PathBuf::from(r)
+        }
+        _ => address::runr_root(&bundle, &flags.namespace),
+    };
+    serve_on(flags, &flags.socket, listener, root)
+}
+
+/// Serve on `listener` (its address is `socket`) with runr's state under `root`, until
+/// Shutdown finds no task left. `start` runs it in the child it forks.
+pub fn serve_on(
+    flags: &Flags,
+    socket: &str,
+    listener: UnixListener,
+    root: std::path::PathBuf,
+) -> Result<()> {
+    let bundle = std::env::current_dir().context("read the working directory (the bundle)")?;
+    logging::init(&bundle, flags.debug);
     // SAFETY: prctl with integer arguments, changing only this process.
     if unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) } != 0 {
         return Err(std::io::Error::last_os_error()).context("prctl(PR_SET_CHILD_SUBREAPER)");
     }
-    let listener = listener(&flags.socket)?;
-    // Now, while this process has one thread (see container::spawner).
-    let spawner = Arc::new(container::Spawner::start().context("start the container spawner")?);
+    let spawner = Arc::new(container::Spawner::in_process());
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("build the async runtime")?;
-    let root = address::runr_root(&bundle, &flags.namespace);
     let ttrpc_address = std::env::var("TTRPC_ADDRESS").context("read $TTRPC_ADDRESS")?;
-    let outcome = runtime.block_on(serve(listener, spawner, root, ttrpc_address, flags));
-    // The blocking pool's threads may be mid-call on a container: they are not waited for.
-    runtime.shutdown_timeout(Duration::from_secs(1));
+    let outcome = runtime.block_on(serve(listener, socket, spawner, root, ttrpc_address, flags));
+    drop(runtime);
     outcome?;
-    let _ = std::fs::remove_file(address::socket_path(&flags.socket));
+    let _ = std::fs::remove_file(address::socket_path(socket));
     Ok(())
 }
 
@@ -69,6 +91,7 @@ fn listener(socket: &str) -> Result<UnixListener> {
 
 async fn serve(
     listener: UnixListener,
+    socket: &str,
     spawner: Arc<container::Spawner>,
     root: std::path::PathBuf,
     ttrpc_address: String,
@@ -78,7 +101,7 @@ async fn serve(
         .set_nonblocking(true)
         .context("make the shim socket non-blocking")?;
     let listener = Listener::try_from(listener).context("register the shim socket")?;
-    let sup = Supervisor::new(spawner, root);
+    let sup = Supervisor::new(spawner, root.clone());
     let create_info = CreateInfo::default();
     let publisher = Publisher::start(
         ttrpc_address,
@@ -88,6 +111,7 @@ async fn serve(
     );
     let service = Arc::new(Service::new(
         sup,
+        root,
         flags.namespace.clone(),
         publisher,
         create_info,
@@ -115,12 +139,12 @@ async fn serve(
     };
     tokio::spawn(reaper::reap_orphans(known));
     tokio::spawn(service.clone().kill_orphans_on_exit());
-    tracing::info!(pid = std::process::id(), socket = flags.socket, "serving");
+    tracing::info!(pid = std::process::id(), socket, "serving");
     exit.notified().await;
     tracing::info!("shutting down: no task left");
     // At once: a `start` for a new container of this pod must not find this shim, which is
     // going, but start a new one.
-    let _ = std::fs::remove_file(address::socket_path(&flags.socket));
+    let _ = std::fs::remove_file(address::socket_path(socket));
     // The last events (the delete) reach containerd before the shim goes.
     service.publisher().flush(Duration::from_secs(5)).await;
     // Let the Shutdown call's answer go out.

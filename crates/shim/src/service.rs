@@ -5,8 +5,10 @@
 
 use crate::events::{self, CreateInfo, Publisher};
 use crate::io::{Attached, IoError, Prepared, StdioPaths};
+use crate::options::{self, RuntimeOptions};
 use crate::{metrics, rootfs};
 use async_trait::async_trait;
+use container::checkpoint::RestoreOptions;
 use container::exec::ExecOptions;
 use container::{CreateOptions, Status};
 use containerd_shim_protos::api;
@@ -14,7 +16,7 @@ use containerd_shim_protos::events::task::{TaskCreate, TaskIO};
 use containerd_shim_protos::protobuf::well_known_types::any::Any;
 use containerd_shim_protos::protobuf::well_known_types::empty::Empty;
 use containerd_shim_protos::protobuf::Message;
-use containerd_shim_protos::shim::oci::Options as RuncOptions;
+use containerd_shim_protos::shim::oci::ProcessDetails;
 use containerd_shim_protos::shim_async::Task;
 use containerd_shim_protos::ttrpc::r#async::TtrpcContext;
 use containerd_shim_protos::ttrpc::{self, Code};
@@ -52,6 +54,10 @@ fn io_error(e: IoError) -> ttrpc::Error {
     }
 }
 
+fn invalid(e: options::Invalid) -> ttrpc::Error {
+    status(Code::INVALID_ARGUMENT, e.0)
+}
+
 fn internal(e: impl std::fmt::Display) -> ttrpc::Error {
     status(Code::INTERNAL, e.to_string())
 }
@@ -70,10 +76,14 @@ struct TaskRecord {
     bundle: PathBuf,
     /// Whether the shim mounted `bundle/rootfs` (and so unmounts it).
     mounted_rootfs: bool,
+    /// Restored from a checkpoint: its init runs already, Start only reports it.
+    restored: bool,
     /// The container has no pid namespace of its own: when its init exits, what it leaves
     /// running is killed (in a pid namespace of its own the kernel does it).
     kill_all_on_exit: bool,
     paths: StdioPaths,
+    /// The owner (IoUid, IoGid) of its processes' stdio pipes and fifos.
+    io_owner: (u32, u32),
     pid: i32,
     io: Option<Attached>,
     execs: HashMap<String, Exec>,
@@ -82,6 +92,8 @@ struct TaskRecord {
 /// The Task service.
 pub struct Service {
     sup: Supervisor,
+    /// runr's state root, the supervisor's.
+    root: PathBuf,
     namespace: String,
     publisher: Publisher,
     create_info: CreateInfo,
@@ -93,12 +105,14 @@ pub struct Service {
 impl Service {
     pub fn new(
         sup: Supervisor,
+        root: PathBuf,
         namespace: String,
         publisher: Publisher,
         create_info: CreateInfo,
     ) -> Service {
         Service {
             sup,
+            root,
             namespace,
             publisher,
             create_info,
@@ -159,10 +173,11 @@ impl Service {
     }
 
     async fn create_task(&self, req: api::CreateTaskRequest) -> Result<api::CreateTaskResponse> {
-        if !req.checkpoint.is_empty() || !req.parent_checkpoint.is_empty() {
+        if !req.parent_checkpoint.is_empty() {
             return Err(status(
                 Code::UNIMPLEMENTED,
-                "restoring from a checkpoint is not supported by runr yet",
+                "restoring from a parent checkpoint (an incremental one) is not supported by \
+                 runr yet",
             ));
         }
         let id = req.id.clone();
@@ -174,8 +189,14 @@ impl Service {
             ));
         }
         let bundle = PathBuf::from(&req.bundle);
-        let runc = runtime_options(req.options.as_ref())?;
-        tracing::info!(id = req.id, no_pivot = runc.no_pivot, "create");
+        let runc = options::runtime_options(req.options.as_ref()).map_err(invalid)?;
+        self.check_options(&runc)?;
+        tracing::info!(
+            id = req.id,
+            no_pivot = runc.no_pivot,
+            restore = !req.checkpoint.is_empty(),
+            "create"
+        );
         let mounts: Vec<rootfs::MountSpec> = req
             .rootfs
             .iter()
@@ -187,11 +208,8 @@ impl Service {
             .collect();
         let target = bundle.join("rootfs");
         let mounted = !mounts.is_empty();
-        let t = target.clone();
-        tokio::task::spawn_blocking(move || rootfs::mount_all(&mounts, &t))
-            .await
-            .map_err(internal)?
-            .map_err(|e| internal(format!("{e:#}")))?;
+        // In this thread, as every library call of this single-threaded shim.
+        rootfs::mount_all(&mounts, &target).map_err(|e| internal(format!("{e:#}")))?;
         let paths = StdioPaths {
             stdin: req.stdin.clone(),
             stdout: req.stdout.clone(),
@@ -220,8 +238,10 @@ impl Service {
             TaskRecord {
                 bundle,
                 mounted_rootfs: mounted,
+                restored: !req.checkpoint.is_empty(),
                 kill_all_on_exit,
                 paths,
+                io_owner: (runc.io_uid, runc.io_gid),
                 pid,
                 io: Some(io),
                 execs: HashMap::new(),
@@ -241,7 +261,8 @@ impl Service {
         runc: &RuntimeOptions,
         req: &api::CreateTaskRequest,
     ) -> Result<(i32, Attached)> {
-        let mut prepared = Prepared::open(paths, id, &self.namespace)
+        let owner = (runc.io_uid, runc.io_gid);
+        let mut prepared = Prepared::open(paths, id, &self.namespace, owner)
             .await
             .map_err(io_error)?;
         // For /tasks/create, which the supervisor's Created event turns into.
@@ -271,11 +292,23 @@ impl Service {
             systemd_cgroup: runc.systemd_cgroup,
             ..Default::default()
         };
-        let pid = self
-            .sup
-            .create_with(options, prepared.take_stdio())
-            .await
-            .map_err(sup_error)?;
+        let pid = if req.checkpoint.is_empty() {
+            self.sup.create_with(options, prepared.take_stdio()).await
+        } else {
+            if paths.terminal {
+                return Err(status(
+                    Code::UNIMPLEMENTED,
+                    "restoring a container with a terminal is not supported by the runr shim \
+                     yet",
+                ));
+            }
+            let restore = RestoreOptions {
+                create: options,
+                criu: options::restore_flags(&req.checkpoint, runc),
+            };
+            self.sup.restore_with(restore, prepared.take_stdio()).await
+        }
+        .map_err(sup_error)?;
         match prepared.attach(&self.sup, id, id) {
             Ok(io) => Ok((pid, io)),
             Err(e) => {
@@ -285,6 +318,36 @@ impl Service {
                 Err(io_error(e))
             }
         }
+    }
+
+    /// Refuse what this shim cannot honour: another runtime binary, another state root.
+    fn check_options(&self, runc: &RuntimeOptions) -> Result<()> {
+        options::check_binary_name(&runc.binary_name).map_err(invalid)?;
+        match options::state_root(runc, &self.namespace) {
+            Some(root) if root != self.root => Err(status(
+                Code::INVALID_ARGUMENT,
+                format!(
+                    "Root {}: this shim keeps runr's state in {} (a shim's root is set by the \
+                     options of its first container, at start)",
+                    runc.root,
+                    self.root.display()
+                ),
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// Every process of container `id` with its exec id ("" for the init and what the
+    /// shim did not start).
+    fn exec_ids_by_pid(&self, id: &str) -> HashMap<i32, String> {
+        let tasks = self.tasks();
+        let Some(task) = tasks.get(id) else {
+            return HashMap::new();
+        };
+        task.execs
+            .iter()
+            .filter_map(|(exec_id, e)| e.started.borrow().map(|pid| (pid, exec_id.clone())))
+            .collect()
     }
 
     async fn start_exec(&self, id: &str, exec_id: &str) -> Result<i32> {
@@ -307,7 +370,8 @@ impl Service {
             }
             (exec.process.clone(), exec.paths.clone())
         };
-        let mut prepared = Prepared::open(&paths, id, &self.namespace)
+        let owner = self.tasks().get(id).map_or((0, 0), |t| t.io_owner);
+        let mut prepared = Prepared::open(&paths, id, &self.namespace, owner)
             .await
             .map_err(io_error)?;
         let options = ExecOptions {
@@ -375,10 +439,7 @@ impl Service {
         };
         if record.mounted_rootfs {
             let target = record.bundle.join("rootfs");
-            tokio::task::spawn_blocking(move || rootfs::unmount(&target))
-                .await
-                .map_err(internal)?
-                .map_err(|e| internal(format!("{e:#}")))?;
+            rootfs::unmount(&target).map_err(|e| internal(format!("{e:#}")))?;
         }
         Ok(delete_response(record.pid, exit))
     }
@@ -440,6 +501,34 @@ fn has_own_pid_namespace(bundle: &std::path::Path) -> bool {
         .any(|n| n.typ() == oci_spec::runtime::LinuxNamespaceType::Pid && n.path().is_none())
 }
 
+const PROCESS_DETAILS_TYPE: &str = "containerd.runc.v1.ProcessDetails";
+
+/// A process of a Pids answer: an exec'd one carries its exec id, as containerd's
+/// `ProcessDetails` (which `ctr task ps` shows).
+fn process_info(pid: i32, exec_id: Option<&String>) -> Result<api::ProcessInfo> {
+    let mut info = api::ProcessInfo {
+        pid: pid as u32,
+        ..Default::default()
+    };
+    if let Some(exec_id) = exec_id {
+        let details = ProcessDetails {
+            exec_id: exec_id.clone(),
+            ..Default::default()
+        };
+        let value = details
+            .write_to_bytes()
+            .map_err(|e| internal(format!("encode the details of process {pid}: {e}")))?;
+        // The type's name alone, as containerd's own Any values are named.
+        let any = Any {
+            type_url: PROCESS_DETAILS_TYPE.to_string(),
+            value,
+            ..Default::default()
+        };
+        info.info = Some(any).into();
+    }
+    Ok(info)
+}
+
 fn delete_response(pid: i32, exit: ExitInfo) -> api::DeleteResponse {
     api::DeleteResponse {
         pid: pid as u32,
@@ -447,59 +536,6 @@ fn delete_response(pid: i32, exit: ExitInfo) -> api::DeleteResponse {
         exited_at: Some(exit.exited_at.into()).into(),
         ..Default::default()
     }
-}
-
-/// What the runtime options containerd passes (CRI's runtime options, ctr's `--no-pivot`)
-/// ask of runr.
-#[derive(Debug, Default, PartialEq, Eq)]
-struct RuntimeOptions {
-    no_pivot: bool,
-    no_new_keyring: bool,
-    systemd_cgroup: bool,
-}
-
-/// The runc shim's options (`containerd.runc.v1.Options`), or the older
-/// `containerd.linux.runc.CreateOptions` ctr sends to a runtime that is not runc's (its
-/// no_pivot_root is field 1, no_new_keyring field 8); any other type is ignored.
-fn runtime_options(options: Option<&Any>) -> Result<RuntimeOptions> {
-    let Some(any) = options.filter(|a| !a.value.is_empty()) else {
-        return Ok(RuntimeOptions::default());
-    };
-    let bad = |e: containerd_shim_protos::protobuf::Error| {
-        status(
-            Code::INVALID_ARGUMENT,
-            format!("the runtime options ({}): {e}", any.type_url),
-        )
-    };
-    if any.type_url.ends_with("containerd.runc.v1.Options") {
-        let o = RuncOptions::parse_from_bytes(&any.value).map_err(bad)?;
-        return Ok(RuntimeOptions {
-            no_pivot: o.no_pivot_root,
-            no_new_keyring: o.no_new_keyring,
-            systemd_cgroup: o.systemd_cgroup,
-        });
-    }
-    if any
-        .type_url
-        .ends_with("containerd.linux.runc.CreateOptions")
-    {
-        // No generated type for it: its fields are read as the unknown fields of an
-        // empty message.
-        let m = Empty::parse_from_bytes(&any.value).map_err(bad)?;
-        let flag = |n: u32| {
-            matches!(
-                m.special_fields.unknown_fields().get(n),
-                Some(containerd_shim_protos::protobuf::UnknownValueRef::Varint(v)) if v != 0
-            )
-        };
-        return Ok(RuntimeOptions {
-            no_pivot: flag(1),
-            no_new_keyring: flag(8),
-            systemd_cgroup: false,
-        });
-    }
-    tracing::warn!("ignoring runtime options of type {}", any.type_url);
-    Ok(RuntimeOptions::default())
 }
 
 /// A JSON-encoded OCI type in an Any, as containerd marshals Go structs
@@ -582,11 +618,21 @@ impl Task for Service {
         _: &TtrpcContext,
         req: api::CreateTaskRequest,
     ) -> Result<api::CreateTaskResponse> {
-        self.create_task(req).await
+        let id = req.id.clone();
+        let r = self.create_task(req).await;
+        tracing::debug!(id, ok = r.is_ok(), "create done");
+        r
     }
 
     async fn start(&self, _: &TtrpcContext, req: api::StartRequest) -> Result<api::StartResponse> {
-        let pid = if req.exec_id.is_empty() {
+        tracing::debug!(id = req.id, exec_id = req.exec_id, "start");
+        let restored = self.tasks().get(&req.id).is_some_and(|t| t.restored);
+        let pid = if req.exec_id.is_empty() && restored {
+            self.sup
+                .restored_started(&req.id)
+                .await
+                .map_err(sup_error)?
+        } else if req.exec_id.is_empty() {
             self.sup.start(&req.id).await.map_err(sup_error)?
         } else {
             self.start_exec(&req.id, &req.exec_id).await?
@@ -602,23 +648,30 @@ impl Task for Service {
         _: &TtrpcContext,
         req: api::DeleteRequest,
     ) -> Result<api::DeleteResponse> {
-        if req.exec_id.is_empty() {
+        tracing::debug!(id = req.id, exec_id = req.exec_id, "delete");
+        let r = if req.exec_id.is_empty() {
             self.delete_init(&req.id).await
         } else {
             self.delete_exec(&req.id, &req.exec_id).await
-        }
+        };
+        tracing::debug!(
+            id = req.id,
+            exec_id = req.exec_id,
+            ok = r.is_ok(),
+            "delete done"
+        );
+        r
     }
 
     async fn pids(&self, _: &TtrpcContext, req: api::PidsRequest) -> Result<api::PidsResponse> {
         let pids = self.sup.pids(&req.id).await.map_err(sup_error)?;
+        let exec_ids = self.exec_ids_by_pid(&req.id);
+        let mut processes = Vec::with_capacity(pids.len());
+        for pid in pids {
+            processes.push(process_info(pid, exec_ids.get(&pid))?);
+        }
         Ok(api::PidsResponse {
-            processes: pids
-                .into_iter()
-                .map(|pid| api::ProcessInfo {
-                    pid: pid as u32,
-                    ..Default::default()
-                })
-                .collect(),
+            processes,
             ..Default::default()
         })
     }
@@ -633,11 +686,19 @@ impl Task for Service {
         empty()
     }
 
-    async fn checkpoint(&self, _: &TtrpcContext, _: api::CheckpointTaskRequest) -> Result<Empty> {
-        Err(status(
-            Code::UNIMPLEMENTED,
-            "checkpoint is not supported by runr yet",
-        ))
+    async fn checkpoint(&self, _: &TtrpcContext, req: api::CheckpointTaskRequest) -> Result<Empty> {
+        let o = options::checkpoint_options(&req.path, req.options.as_ref()).map_err(invalid)?;
+        tracing::info!(
+            id = req.id,
+            image = %o.criu.image_path.display(),
+            exit = !o.leave_running,
+            "checkpoint"
+        );
+        let warnings = self.sup.checkpoint(&req.id, o).await.map_err(sup_error)?;
+        for w in warnings {
+            tracing::warn!("container {}: {w}", req.id);
+        }
+        empty()
     }
 
     async fn kill(&self, _: &TtrpcContext, req: api::KillRequest) -> Result<Empty> {
@@ -769,6 +830,7 @@ impl Task for Service {
             .wait(id, Self::process_id(id, exec_id))
             .await
             .map_err(sup_error)?;
+        tracing::debug!(id, exec_id, status = exit.status, "wait done");
         Ok(api::WaitResponse {
             exit_status: exit.status as u32,
             exited_at: Some(exit.exited_at.into()).into(),
@@ -801,6 +863,7 @@ impl Task for Service {
     }
 
     async fn shutdown(&self, _: &TtrpcContext, req: api::ShutdownRequest) -> Result<Empty> {
+        tracing::debug!(now = req.now, "shutdown");
         // A pod's shim serves its other containers on.
         if !req.now && !self.tasks().is_empty() {
             return empty();
@@ -813,38 +876,6 @@ impl Task for Service {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn runtime_options_are_read_from_either_type() {
-        assert_eq!(runtime_options(None).unwrap(), RuntimeOptions::default());
-        let runc = RuncOptions {
-            no_pivot_root: true,
-            ..Default::default()
-        };
-        let any = Any {
-            type_url: "containerd.runc.v1.Options".into(),
-            value: runc.write_to_bytes().unwrap(),
-            ..Default::default()
-        };
-        assert!(runtime_options(Some(&any)).unwrap().no_pivot);
-        // containerd.linux.runc.CreateOptions{no_pivot_root: true, no_new_keyring: true}.
-        let any = Any {
-            type_url: "containerd.linux.runc.CreateOptions".into(),
-            value: vec![0x08, 0x01, 0x40, 0x01],
-            ..Default::default()
-        };
-        let o = runtime_options(Some(&any)).unwrap();
-        assert!(o.no_pivot && o.no_new_keyring);
-        let any = Any {
-            type_url: "something.Else".into(),
-            value: vec![1],
-            ..Default::default()
-        };
-        assert_eq!(
-            runtime_options(Some(&any)).unwrap(),
-            RuntimeOptions::default()
-        );
-    }
 
     #[test]
     fn only_a_new_pid_namespace_is_ones_own() {

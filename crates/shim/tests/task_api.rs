@@ -11,6 +11,7 @@ use containerd_shim_protos::protobuf::well_known_types::any::Any;
 use containerd_shim_protos::protobuf::well_known_types::empty::Empty;
 use containerd_shim_protos::protobuf::Message;
 use containerd_shim_protos::shim::events::ForwardRequest;
+use containerd_shim_protos::shim::oci::Options as RuncOptions;
 use containerd_shim_protos::shim_async::{create_events, Client, Events, TaskClient};
 use containerd_shim_protos::ttrpc::r#async::{Server, TtrpcContext};
 use containerd_shim_protos::ttrpc::{self, context::Context};
@@ -152,6 +153,53 @@ async fn a_container_and_an_exec_through_the_task_api() {
     let client = connect(&socket).await;
     let task = TaskClient::new(client.clone());
 
+    // Options this shim cannot honour are refused before anything is made: another runtime
+    // binary, another state root than the shim's.
+    for (options, what) in [
+        (
+            RuncOptions {
+                binary_name: "/usr/bin/runc".into(),
+                ..Default::default()
+            },
+            "BinaryName",
+        ),
+        (
+            RuncOptions {
+                root: "/run/another-root".into(),
+                ..Default::default()
+            },
+            "Root",
+        ),
+    ] {
+        let refused = task
+            .create(
+                ctx(),
+                &api::CreateTaskRequest {
+                    id: id.clone(),
+                    bundle: bundle.display().to_string(),
+                    options: Some(Any {
+                        type_url: "containerd.runc.v1.Options".into(),
+                        value: options.write_to_bytes().unwrap(),
+                        ..Default::default()
+                    })
+                    .into(),
+                    ..Default::default()
+                },
+            )
+            .await;
+        match refused {
+            Err(ttrpc::Error::RpcStatus(s)) => {
+                assert_eq!(s.code(), ttrpc::Code::INVALID_ARGUMENT, "{what}: {s:?}");
+                assert!(s.message.contains(what), "{what}: {}", s.message);
+            }
+            other => panic!("{what}: not refused: {other:?}"),
+        }
+    }
+    // runr's own name is accepted (and the options' other fields honoured).
+    let runr_options = RuncOptions {
+        binary_name: "runr".into(),
+        ..Default::default()
+    };
     let created = task
         .create(
             ctx(),
@@ -159,6 +207,12 @@ async fn a_container_and_an_exec_through_the_task_api() {
                 id: id.clone(),
                 bundle: bundle.display().to_string(),
                 stdout: stdout.display().to_string(),
+                options: Some(Any {
+                    type_url: "containerd.runc.v1.Options".into(),
+                    value: runr_options.write_to_bytes().unwrap(),
+                    ..Default::default()
+                })
+                .into(),
                 ..Default::default()
             },
         )

@@ -6,7 +6,10 @@
 //! Containers are created through the library's [`container::Spawner`], which the program
 //! starts while it is still single-threaded (first thing in `main`, before the tokio
 //! runtime); every container process is then the program's child, and the supervisor reaps
-//! each one through its own pidfd, never with `waitpid(-1)`.
+//! each one through its own pidfd, never with `waitpid(-1)`. A program that keeps one
+//! thread (a current-thread runtime, as containerd-shim-runr-v2) may use an in-process
+//! spawner ([`container::Spawner::in_process`]) instead: the supervisor then calls the
+//! library in that thread, not on tokio's blocking pool.
 //!
 //! What a front end can count on:
 //! - A container's events come in the order things happened: `Created` first, the init's
@@ -51,11 +54,13 @@
 //!
 //! - [`Supervisor`] (`supervisor`): the operations; `lifecycle`: those that change the
 //!   table (create, start, exec, delete).
+//! - `checkpoint`: checkpoint and restore (CRIU).
 //! - `table`: the table of containers and processes.
 //! - `watch`: the reaper of each process and the OOM watcher of each container.
 //! - [`Stdio`], [`OutputReader`] (`io`): a process's streams.
 //! - [`Event`], [`ExitInfo`] (`event`), [`Error`] (`error`).
 
+mod checkpoint;
 mod error;
 mod event;
 mod io;

@@ -5,7 +5,7 @@
 use crate::error::{Error, Result};
 use crate::event::{Event, ExitInfo};
 use crate::io::{Stdio, Streams};
-use crate::supervisor::{blocking, Inner};
+use crate::supervisor::Inner;
 use crate::table::{Entry, Process};
 use crate::watch::{self, CgroupRef, OomKills, Reporter};
 use cgroups::OomWatch;
@@ -19,7 +19,7 @@ use std::time::{Duration, SystemTime};
 const REAP_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A process just created by the library, before it is in the table.
-struct NewProcess {
+pub(crate) struct NewProcess {
     handle: ProcessHandle,
     console: Option<std::os::fd::OwnedFd>,
 }
@@ -31,11 +31,11 @@ struct RecordedInit {
     oom: Option<OomWatch>,
 }
 
-/// What a create leaves besides the init.
-struct Created {
-    init: NewProcess,
-    oom_kills: Arc<OomKills>,
-    oom: Option<OomWatch>,
+/// What a create (or a restore) leaves besides the init.
+pub(crate) struct Created {
+    pub(crate) init: NewProcess,
+    pub(crate) oom_kills: Arc<OomKills>,
+    pub(crate) oom: Option<OomWatch>,
 }
 
 impl Inner {
@@ -49,6 +49,17 @@ impl Inner {
         let (id, bundle) = (options.id.clone(), options.bundle.clone());
         self.table().reserve_container(&id)?;
         let created = self.create_reserved(options, stdio).await;
+        self.install(id, bundle, created)
+    }
+
+    /// Put a container just made (`created`: by a create, or a restore) in the table under
+    /// the id reserved for it, send Created, and set its reaper and OOM watcher going.
+    pub(crate) fn install(
+        &self,
+        id: String,
+        bundle: std::path::PathBuf,
+        created: Result<Created>,
+    ) -> Result<i32> {
         let init = match created.and_then(|c| self.record_init(&id, c)) {
             Ok(init) => init,
             Err(e) => {
@@ -100,7 +111,7 @@ impl Inner {
             Ok(p) => Arc::new(p),
             Err((e, handle)) => {
                 let (root, id) = (self.root.clone(), id.to_string());
-                tokio::task::spawn_blocking(move || discard_container(&root, &id, handle));
+                self.background(move || discard_container(&root, &id, handle));
                 return Err(e);
             }
         };
@@ -119,7 +130,8 @@ impl Inner {
             ..options
         };
         let spawner = self.spawner.clone();
-        blocking(move || create_container(&spawner, options, stdio)).await
+        self.blocking(move || create_container(&spawner, options, stdio))
+            .await
     }
 
     /// Start the container and send Started, with its gate held throughout.
@@ -159,7 +171,7 @@ impl Inner {
         let process = match new_process(exec_id.clone(), started?) {
             Ok(p) => Arc::new(p),
             Err((e, handle)) => {
-                tokio::task::spawn_blocking(move || discard(handle));
+                self.background(move || discard(handle));
                 return Err(e);
             }
         };
@@ -302,7 +314,7 @@ async fn reaped(id: &str, processes: &[Arc<Process>]) -> Vec<ExitInfo> {
 }
 
 impl NewProcess {
-    fn from_handle(mut handle: ProcessHandle) -> NewProcess {
+    pub(crate) fn from_handle(mut handle: ProcessHandle) -> NewProcess {
         let console = handle.console.take();
         NewProcess { handle, console }
     }

@@ -1,5 +1,6 @@
 //! The [`Supervisor`]: the operations a front end calls, each an async fn. Blocking
-//! library calls run on tokio's blocking pool; the table's lock is only ever held for a
+//! library calls run on tokio's blocking pool (with an in-process spawner, in the calling
+//! thread: see [`container::Spawner::in_process`]); the table's lock is only ever held for a
 //! look-up or an insertion, never across an await.
 
 use crate::error::{Error, Result};
@@ -25,7 +26,7 @@ const EVENT_BACKLOG: usize = 1024;
 /// until the runtime shuts down.
 #[derive(Debug, Clone)]
 pub struct Supervisor {
-    inner: Arc<Inner>,
+    pub(crate) inner: Arc<Inner>,
 }
 
 /// What every clone of a [`Supervisor`] shares; its lifecycle operations are in
@@ -282,7 +283,9 @@ impl Supervisor {
         let mut state = self.inner.table_state(id)?;
         let (root, cid) = (self.inner.root.clone(), id.to_string());
         // Unlocked: a state never waits for a busy container.
-        state.status = blocking(move || Container::load_unlocked(&root, &cid).map(|c| c.status()))
+        state.status = self
+            .inner
+            .blocking(move || Container::load_unlocked(&root, &cid).map(|c| c.status()))
             .await
             .map_err(|e| Error::library(id, "read the container's state", e))?;
         Ok(state)
@@ -363,7 +366,7 @@ impl Inner {
         f: impl FnOnce(Container) -> container::Result<T> + Send + 'static,
     ) -> Result<T> {
         let (root, cid) = (self.root.clone(), id.to_string());
-        blocking(move || Container::load(&root, &cid).and_then(f))
+        self.blocking(move || Container::load(&root, &cid).and_then(f))
             .await
             .map_err(|e| Error::library(id, what, e))
     }
@@ -373,16 +376,38 @@ fn exited(id: &str, exec_id: &str) -> Error {
     Error::FailedPrecondition(format!("process {exec_id:?} of {id} has exited"))
 }
 
-/// Run `f` on tokio's blocking pool; a panic in it goes on in the caller.
-pub(crate) async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
-    tokio::task::spawn_blocking(f)
-        .await
-        .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
+impl Inner {
+    /// Run `f` on tokio's blocking pool (a panic in it goes on in the caller); with an
+    /// in-process spawner, in this thread: such a program keeps one thread, and the pool
+    /// would start others.
+    pub(crate) async fn blocking<T: Send + 'static>(
+        &self,
+        f: impl FnOnce() -> T + Send + 'static,
+    ) -> T {
+        if self.spawner.is_in_process() {
+            return f();
+        }
+        tokio::task::spawn_blocking(f)
+            .await
+            .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
+    }
+
+    /// Run `f` in the background: on the blocking pool, or with an in-process spawner in
+    /// this thread now.
+    pub(crate) fn background(&self, f: impl FnOnce() + Send + 'static) {
+        if self.spawner.is_in_process() {
+            f();
+        } else {
+            tokio::task::spawn_blocking(f);
+        }
+    }
 }
 
 /// Run `f` as a task of its own, so that it completes (and leaves the table as it should
 /// be) even if the caller stops waiting for it.
-async fn to_completion<T: Send + 'static>(f: impl Future<Output = T> + Send + 'static) -> T {
+pub(crate) async fn to_completion<T: Send + 'static>(
+    f: impl Future<Output = T> + Send + 'static,
+) -> T {
     tokio::spawn(f)
         .await
         .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))

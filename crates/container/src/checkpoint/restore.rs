@@ -14,13 +14,14 @@ use crate::error::{Context, Error, Result};
 use crate::hooks::{self, Kind};
 use crate::process::create::{create_cgroup, resources_with_default_devices, Prepared, Undo};
 use crate::process::CreateOptions;
+use crate::process::Stdio;
 use crate::remnant::InitRecord;
 use crate::state::{make_state_dir, write_atomic, INIT_RECORD};
 use crate::sys;
 use cgroups::{Layout, Manager};
 use nix::mount::MsFlags;
 use rust_criu::rust_criu_protobuf::rpc::{self, Criu_req_type};
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
@@ -32,7 +33,9 @@ const LAZY_PAGES_SOCKET: &str = "lazy-pages.socket";
 const CRIU_ROOT: &str = "criu-root";
 
 /// How to restore a container (`runr restore`'s flags). `create` gives the id, bundle, pid
-/// file, console socket and the rest as for create; its stdio is the caller's own.
+/// file, console socket and the rest as for create. Its `stdio` may be `Stdio::Fds`: the
+/// restored init gets those where its own stdio was a pipe or file from outside at the dump;
+/// otherwise (`Inherit`; `Piped` is not supported) it gets the caller's own 0, 1 and 2.
 #[derive(Debug, Default)]
 pub struct RestoreOptions {
     pub create: CreateOptions,
@@ -96,7 +99,7 @@ pub fn restore(o: &RestoreOptions) -> Result<Container> {
         true => ImageAccess::grant(&o.criu.image_path, &p.spec)?,
         false => None,
     };
-    let stdio = StdioForCriu::new(&descriptors)?;
+    let stdio = StdioForCriu::new(&descriptors, &o.create.stdio)?;
     let mut opts = common_opts(&o.criu, &dirs, RESTORE_LOG);
     opts.set_root(root.path.to_string_lossy().into_owned());
     // The restored init becomes our child, as a created one is.
@@ -323,28 +326,33 @@ impl Drop for RootBind {
     }
 }
 
-/// Our stdin, stdout and stderr, for CRIU to give the restored init where its own were
-/// pipes or files from outside at the dump (as an engine hands a container new pipes on
-/// restore).
+/// The new stdio (`create.stdio`'s descriptors, or our own stdin, stdout and stderr), for
+/// CRIU to give the restored init where its own were pipes or files from outside at the dump
+/// (as an engine hands a container new pipes on restore).
 struct StdioForCriu {
     /// (key CRIU knows the old pipe by, our descriptor for it)
     fds: Vec<(String, OwnedFd)>,
 }
 
 impl StdioForCriu {
-    fn new(descriptors: &[String]) -> Result<StdioForCriu> {
+    fn new(descriptors: &[String], stdio: &Stdio) -> Result<StdioForCriu> {
+        let given: [BorrowedFd<'_>; 3] = match stdio {
+            Stdio::Fds {
+                stdin,
+                stdout,
+                stderr,
+            } => [stdin.as_fd(), stdout.as_fd(), stderr.as_fd()],
+            // SAFETY: 0, 1 and 2 are open for as long as this process runs.
+            _ => [0, 1, 2].map(|n| unsafe { BorrowedFd::borrow_raw(n) }),
+        };
         let mut fds = Vec::new();
         for (n, link) in descriptors.iter().enumerate().take(3) {
             if !link.starts_with("pipe:") && !link.starts_with("file[") {
                 continue;
             }
-            let dup = rustix::io::fcntl_dupfd_cloexec(
-                // SAFETY: 0, 1 and 2 are open for as long as this process runs.
-                unsafe { std::os::fd::BorrowedFd::borrow_raw(n as i32) },
-                3,
-            )
-            .map_err(std::io::Error::from)
-            .ctx(|| format!("duplicate descriptor {n} for criu"))?;
+            let dup = rustix::io::fcntl_dupfd_cloexec(given[n], 3)
+                .map_err(std::io::Error::from)
+                .ctx(|| format!("duplicate descriptor {n} for criu"))?;
             fds.push((link.clone(), dup));
         }
         Ok(StdioForCriu { fds })

@@ -12,7 +12,7 @@ mod resolve;
 use crate::error::{Context, Error, Result};
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use oci_spec::runtime::{Mount, Spec};
-use options::MountOptions;
+pub use options::MountOptions;
 pub(crate) use resolve::fd_path;
 use resolve::{Kind, Root};
 use std::os::fd::OwnedFd;

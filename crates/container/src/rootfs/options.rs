@@ -17,8 +17,12 @@ pub(crate) mod attr {
     pub const NOSYMFOLLOW: u64 = 0x0020_0000;
 }
 
+/// What a mount's `options` list (as an OCI config's mounts, or containerd's rootfs mounts,
+/// give it) asks of mount(2): [`MountOptions::parse`] sorts each option into flags to set
+/// or clear, a propagation change, a recursive attribute, a runr extension, or the
+/// filesystem's data (whatever is none of those).
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) struct MountOptions {
+pub struct MountOptions {
     /// Flags to set.
     pub flags: MsFlags,
     /// Flags the options explicitly clear (e.g. `rw`, `suid`): they must not be carried over
@@ -58,7 +62,9 @@ impl Default for MountOptions {
 }
 
 impl MountOptions {
-    pub(crate) fn parse(options: &[String]) -> MountOptions {
+    /// Sort `options`, in order (a later option overrides an earlier one it contradicts:
+    /// `ro` then `rw` leaves the mount writable).
+    pub fn parse(options: &[String]) -> MountOptions {
         let mut o = MountOptions::default();
         for opt in options {
             let s = opt.as_str();
@@ -102,7 +108,8 @@ impl MountOptions {
         o
     }
 
-    pub(crate) fn data_string(&self) -> String {
+    /// The filesystem's data, as mount(2) takes it: the data options joined by commas.
+    pub fn data_string(&self) -> String {
         self.data.join(",")
     }
 }
