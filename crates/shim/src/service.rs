@@ -428,10 +428,8 @@ impl Service {
     }
 
     async fn delete_init(&self, id: &str) -> Result<api::DeleteResponse> {
-        let kill_all = self.tasks().get(id).is_some_and(|t| t.kill_all_on_exit);
-        if kill_all && self.exit_of(id, "").await.is_some() {
-            self.kill_remaining(id).await;
-        }
+        // Without a new pid namespace of its own, what the init left is killed by the
+        // library's delete before its cgroup goes.
         let exit = self.sup.delete(id, false).await.map_err(sup_error)?;
         let record = self.tasks().remove(id);
         let Some(record) = record else {
@@ -446,27 +444,6 @@ impl Service {
 }
 
 impl Service {
-    /// Kill what is left in the cgroup of container `id`, whose init has exited, and wait
-    /// (a second at most) until the cgroup is empty. (A pid read from the cgroup names
-    /// another process at the kill only if its process exited, and the kernel handed the
-    /// pid out again, in between: pids are handed out in order, up to pid_max.)
-    async fn kill_remaining(&self, id: &str) {
-        for _ in 0..20 {
-            let pids = match self.sup.pids(id).await {
-                Ok(p) if !p.is_empty() => p,
-                _ => return,
-            };
-            for pid in pids {
-                let _ = nix::sys::signal::kill(
-                    nix::unistd::Pid::from_raw(pid),
-                    nix::sys::signal::Signal::SIGKILL,
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        tracing::warn!("container {id}: processes left in its cgroup after SIGKILL");
-    }
-
     /// As the init of a container without a pid namespace of its own exits, kill what it
     /// leaves (as runc's shim does): runs for the shim's life.
     pub async fn kill_orphans_on_exit(self: Arc<Self>) {
@@ -476,8 +453,11 @@ impl Service {
                 Ok(supervisor::Event::Exit { id, exec_id, .. }) if id == exec_id => {
                     let kill_all = self.tasks().get(&id).is_some_and(|t| t.kill_all_on_exit);
                     if kill_all {
-                        let service = self.clone();
-                        tokio::spawn(async move { service.kill_remaining(&id).await });
+                        // `kill --all` of the stopped container: every process of its
+                        // cgroup, frozen while they are signalled.
+                        if let Err(e) = self.sup.signal(&id, &id, libc::SIGKILL, true).await {
+                            tracing::warn!("container {id}: kill what its init left: {e}");
+                        }
                     }
                 }
                 Ok(_) => {}
