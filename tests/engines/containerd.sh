@@ -273,10 +273,21 @@ c_error_reaches_user() {
   C c rm c-e >/dev/null 2>&1 || true
 }
 
+# containerd 1.6 leaves the directory it unpacks a checkpoint into for a restore
+# (ctrd-checkpoint* in $XDG_RUNTIME_DIR, else the temporary directory): those made from now
+# on are removed when the scenario's subshell ends.
+remove_restore_dirs_at_exit() {
+  local dir=${XDG_RUNTIME_DIR:-${TMPDIR:-/tmp}} was
+  was=$(find "$dir" -maxdepth 1 -name 'ctrd-checkpoint*' | sort)
+  # shellcheck disable=SC2064
+  trap "comm -13 <(echo \"$was\") <(find '$dir' -maxdepth 1 -name 'ctrd-checkpoint*' | sort) | xargs -r rm -rf" EXIT
+}
+
 # ctr container checkpoint --task and restore --live on runr (through the runc shim): the
 # count the container keeps in its rw layer goes on from where the checkpoint took it.
 c_checkpoint() {
   local before after
+  remove_restore_dirs_at_exit
   CR -d "$CTR_IMAGE" c-ckpt sh -c 'i=0; while true; do i=$((i+1)); echo $i >> /tmp/count; sleep 0.1; done' >/dev/null
   sleep 2
   C c checkpoint --task --rw --image c-ckpt c-ckpt-image:1 >/dev/null

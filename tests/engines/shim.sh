@@ -111,14 +111,8 @@ SH
 
 # ctr container checkpoint --task, then restore --live, through the native shim (CRIU driven
 # by runr's library inside the shim): the container's count goes on (c_checkpoint, the
-# scenario the Go shim runs too). containerd 1.6 leaves the directory it unpacked the
-# checkpoint into for the restore (ctrd-checkpoint* in $XDG_RUNTIME_DIR, else the temporary
-# directory): those this scenario caused are removed.
+# scenario the Go shim runs too).
 shim_checkpoint_restore() {
-  local dir=${XDG_RUNTIME_DIR:-${TMPDIR:-/tmp}} before
-  before=$(find "$dir" -maxdepth 1 -name 'ctrd-checkpoint*' | sort)
-  # shellcheck disable=SC2064
-  trap "comm -13 <(echo \"$before\") <(find '$dir' -maxdepth 1 -name 'ctrd-checkpoint*' | sort) | xargs -r rm -rf" EXIT
   c_checkpoint
   # The restored task's init is the shim's child, as a created one is.
   CR -d "$CTR_IMAGE" s-ck2 sleep 1000 >/dev/null
