@@ -189,6 +189,22 @@ fn pause_and_resume() {
     assert_eq!(env.state(&id)["status"], "created");
 }
 
+/// `runr ps`: the container's host pids.
+fn ps(env: &Env, id: &str) -> Vec<i64> {
+    serde_json::from_str(&env.runr(&["ps", "--format", "json", id]).stdout).unwrap()
+}
+
+/// Wait (two seconds at most) until the container has no process left.
+fn wait_until_empty(env: &Env, id: &str) {
+    for _ in 0..200 {
+        if ps(env, id).is_empty() {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    panic!("{id} still has processes: {:?}", ps(env, id));
+}
+
 #[test]
 fn kill_all_signals_every_process_and_leaves_a_paused_container_paused() {
     let env = Env::new("killall");
@@ -202,9 +218,7 @@ fn kill_all_signals_every_process_and_leaves_a_paused_container_paused() {
         let r = env.runr(&["exec", "-d", &id, "sleep", "1000"]);
         assert_eq!(r.code, 0, "{}", r.stderr);
     }
-    let pids = |env: &Env| -> Vec<i64> {
-        serde_json::from_str(&env.runr(&["ps", "--format", "json", &id]).stdout).unwrap()
-    };
+    let pids = |env: &Env| ps(env, &id);
     assert_eq!(pids(&env).len(), 4);
     assert_eq!(env.runr(&["kill", "--all", &id, "STOP"]).code, 0);
     assert_eq!(
@@ -223,13 +237,7 @@ fn kill_all_signals_every_process_and_leaves_a_paused_container_paused() {
         assert_eq!(state, "T", "pid {pid} not stopped");
     }
     assert_eq!(env.runr(&["kill", "--all", &id, "KILL"]).code, 0);
-    for _ in 0..200 {
-        if pids(&env).is_empty() {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    }
-    assert!(pids(&env).is_empty());
+    wait_until_empty(&env, &id);
     assert_eq!(env.runr(&["delete", &id]).code, 0);
     env.assert_gone(&id);
 }
@@ -247,9 +255,7 @@ fn kill_all_reaches_what_a_stopped_container_left() {
     let id = sleeping(&env, "c");
     let r = env.runr(&["exec", "-d", &id, "sleep", "1000"]);
     assert_eq!(r.code, 0, "{}", r.stderr);
-    let pids = |env: &Env| -> Vec<i64> {
-        serde_json::from_str(&env.runr(&["ps", "--format", "json", &id]).stdout).unwrap()
-    };
+    let pids = |env: &Env| ps(env, &id);
     let init = env.state(&id)["pid"].as_i64().unwrap();
     assert_eq!(env.runr(&["kill", &id, "KILL"]).code, 0);
     for _ in 0..200 {
@@ -266,13 +272,7 @@ fn kill_all_reaches_what_a_stopped_container_left() {
     assert_ne!(r.code, 0);
     assert!(r.stderr.contains("not running"), "{}", r.stderr);
     assert_eq!(env.runr(&["kill", "--all", &id, "KILL"]).code, 0);
-    for _ in 0..200 {
-        if pids(&env).is_empty() {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    }
-    assert!(pids(&env).is_empty());
+    wait_until_empty(&env, &id);
     // Nothing left: nothing to do, and no error (engines send it after every exit).
     let r = env.runr(&["kill", "--all", &id, "KILL"]);
     assert_eq!(r.code, 0, "{}", r.stderr);

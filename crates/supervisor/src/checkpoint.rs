@@ -8,12 +8,9 @@
 use crate::error::{Error, Result};
 use crate::event::Event;
 use crate::io::Stdio;
-use crate::lifecycle::{Created, NewProcess};
+use crate::lifecycle::{keep_created, Created};
 use crate::supervisor::{to_completion, Supervisor};
-use crate::watch::{CgroupRef, OomKills};
 use container::checkpoint::{CheckpointOptions, RestoreOptions};
-use container::Container;
-use std::sync::Arc;
 
 impl Supervisor {
     /// Dump container `id` (running or paused) with CRIU into `options.criu.image_path`;
@@ -93,25 +90,6 @@ fn restore_container(options: &RestoreOptions) -> Result<Created> {
     if options.create.root.join(&id).exists() {
         return Err(Error::exists(&id, &id));
     }
-    let mut c: Container = container::checkpoint::restore(options).map_err(lib("restore"))?;
-    let Some(init) = c.init_handle() else {
-        let _ = c.delete(true);
-        return Err(Error::FailedPrecondition(format!(
-            "the init of container {id} died as soon as it was restored"
-        )));
-    };
-    let cgroup = CgroupRef {
-        paths: c.saved().cgroup_paths.clone(),
-        systemd_unit: c.saved().systemd_unit.clone(),
-    };
-    let oom = c
-        .cgroup()
-        .oom_watch()
-        .inspect_err(|e| tracing::warn!("container {id}: no OOM events: {e}"))
-        .ok();
-    Ok(Created {
-        init: NewProcess::from_handle(init),
-        oom_kills: Arc::new(OomKills::new(cgroup)),
-        oom,
-    })
+    let c = container::checkpoint::restore(options).map_err(lib("restore"))?;
+    keep_created(c, "restored")
 }

@@ -400,11 +400,18 @@ fn create_container(
         .unwrap_or(false);
     stdio.check_terminal(terminal)?;
     options.stdio = stdio.into_library();
-    let mut c = spawner.create(options).map_err(lib("create"))?;
+    let c = spawner.create(options).map_err(lib("create"))?;
+    keep_created(c, "created")
+}
+
+/// What the supervisor keeps of a container just made (`how`: created, restored): its
+/// init's handle and an OOM watcher. If the init is gone already, the container is removed.
+pub(crate) fn keep_created(mut c: Container, how: &str) -> Result<Created> {
+    let id = c.id().to_string();
     let Some(init) = c.init_handle() else {
         let _ = c.delete(true);
         return Err(Error::FailedPrecondition(format!(
-            "the init of container {id} died as soon as it was created"
+            "the init of container {id} died as soon as it was {how}"
         )));
     };
     let cgroup = CgroupRef {
