@@ -59,6 +59,18 @@ fn start_counter(env: &Env, id: &str, upto: u32) -> std::fs::File {
         "-c",
         "i=0; while true; do i=$((i+1)); echo $i; sleep 0.05; done",
     ]);
+    let mut out = run_detached(env, id);
+    let seen = read_until(&mut out, &format!("\n{upto}\n"));
+    assert!(
+        seen.contains(&format!("\n{upto}\n")),
+        "counter printed {seen:?}"
+    );
+    out
+}
+
+/// `runr run -d ID` of the bundle as it is, which must succeed; the container's stdout (a
+/// pipe, as engines give).
+fn run_detached(env: &Env, id: &str) -> std::fs::File {
     let mut c = env.run_cmd(id);
     c.arg("--detach")
         .stdout(Stdio::piped())
@@ -66,13 +78,7 @@ fn start_counter(env: &Env, id: &str, upto: u32) -> std::fs::File {
     let mut child = c.spawn().unwrap();
     let out = child.stdout.take().unwrap();
     assert!(child.wait().unwrap().success(), "runr run -d {id} failed");
-    let mut out = std::fs::File::from(OwnedFd::from(out));
-    let seen = read_until(&mut out, &format!("\n{upto}\n"));
-    assert!(
-        seen.contains(&format!("\n{upto}\n")),
-        "counter printed {seen:?}"
-    );
-    out
+    std::fs::File::from(OwnedFd::from(out))
 }
 
 /// `runr checkpoint FLAGS --image-path IMAGE ID`.
@@ -539,14 +545,7 @@ fn established_tcp_connection_survives() {
             caps.push("CAP_NET_ADMIN".into());
         }
     });
-    let mut c = env.run_cmd(&id);
-    c.arg("--detach")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null());
-    let mut child = c.spawn().unwrap();
-    let out = child.stdout.take().unwrap();
-    assert!(child.wait().unwrap().success(), "runr run -d {id} failed");
-    let mut out = std::fs::File::from(OwnedFd::from(out));
+    let mut out = run_detached(&env, &id);
     let seen = read_until(&mut out, "\n3\n");
     assert!(seen.contains("\n3\n"), "server printed {seen:?}");
 

@@ -15,7 +15,6 @@ use crate::hooks::{self, Kind};
 use crate::process::create::{create_cgroup, resources_with_default_devices, Prepared, Undo};
 use crate::process::CreateOptions;
 use crate::process::Stdio;
-use crate::remnant::InitRecord;
 use crate::state::{make_state_dir, write_atomic, INIT_RECORD};
 use crate::sys;
 use cgroups::{Layout, Manager};
@@ -76,14 +75,7 @@ pub fn restore(o: &RestoreOptions) -> Result<Container> {
         rootfs_bind: None,
     };
     let record_path = p.dir.join(INIT_RECORD);
-    let mut record = InitRecord {
-        rootfs_bind: None,
-        cgroup_paths: planned_cgroup.paths(),
-        systemd_unit: planned_cgroup.systemd_unit(),
-        own_pid_ns: p.plan.own_pid,
-        init_pid: 0,
-        init_start_time: 0,
-    };
+    let mut record = p.init_record(planned_cgroup.as_ref(), None);
     record.write(&record_path)?;
     let resources = resources_with_default_devices(&p.spec);
     cgroup = create_cgroup(planned_cgroup, resources.as_ref(), p.rootless)?;

@@ -92,14 +92,7 @@ pub fn create(o: &CreateOptions) -> Result<Container> {
     // Recorded before anything else outside the directory exists, so that whatever a
     // create killed at any moment leaves, `delete` finds (see `crate::remnant`).
     let record_path = p.dir.join(INIT_RECORD);
-    let mut record = InitRecord {
-        rootfs_bind: undo.rootfs_bind.clone(),
-        cgroup_paths: planned_cgroup.paths(),
-        systemd_unit: planned_cgroup.systemd_unit(),
-        own_pid_ns: p.plan.own_pid,
-        init_pid: 0,
-        init_start_time: 0,
-    };
+    let mut record = p.init_record(planned_cgroup.as_ref(), undo.rootfs_bind.clone());
     record.write(&record_path)?;
     if o.notify_socket.is_some() {
         crate::notify::make_dir(&p.dir)?;
@@ -265,6 +258,22 @@ impl Prepared {
     }
 
     /// What hooks get; `rootfs`, `created` and `owner` are not in their form of it.
+    /// The record of what this create or restore is about to make, before its init exists.
+    pub(crate) fn init_record(
+        &self,
+        cgroup: &dyn Manager,
+        rootfs_bind: Option<(PathBuf, u64)>,
+    ) -> InitRecord {
+        InitRecord {
+            rootfs_bind,
+            cgroup_paths: cgroup.paths(),
+            systemd_unit: cgroup.systemd_unit(),
+            own_pid_ns: self.plan.own_pid,
+            init_pid: 0,
+            init_start_time: 0,
+        }
+    }
+
     pub(crate) fn hook_state(&self, id: &str) -> OciState {
         OciState {
             oci_version: OCI_VERSION.into(),
