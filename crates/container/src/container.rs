@@ -381,9 +381,14 @@ impl Container {
         }
         if all {
             let cgroup = self.cgroup();
-            if status == Status::Stopped && cgroup.pids().map_or(true, |p| p.is_empty()) {
-                // Nothing left to signal (or no cgroup left to hold it).
-                return Ok(());
+            if status == Status::Stopped {
+                // No cgroup (none kept, or removed since): nothing left to find.
+                if cgroup.paths().iter().all(|(_, dir)| !dir.exists()) {
+                    return Ok(());
+                }
+                if cgroup.pids()?.is_empty() {
+                    return Ok(());
+                }
             }
             // Frozen, nothing can fork between the listing and the signal. A container
             // paused by its user stays paused (except for SIGKILL, below).
@@ -445,7 +450,7 @@ impl Container {
         if let Some(id) = self.state.rootfs_bind_mount_id {
             crate::rootfs::detach_inherited_ns_bind(&self.state.rootfs, id)?;
         }
-        std::fs::remove_dir_all(&self.dir)
+        crate::state::remove_state_dir(&self.dir)
             .ctx(|| format!("remove state directory {}", self.dir.display()))?;
         Ok(hooks::run_all_warn(
             Kind::Poststop,

@@ -216,7 +216,7 @@ impl Remnant {
             crate::rootfs::detach_inherited_ns_bind(rootfs, *id)?;
         }
         let _ = std::fs::remove_file(self.dir.join(STATE_FILE));
-        std::fs::remove_dir_all(&self.dir)
+        crate::state::remove_state_dir(&self.dir)
             .ctx(|| format!("remove state directory {}", self.dir.display()))?;
         Ok(warnings)
     }

@@ -223,6 +223,20 @@ pub(crate) fn flock(f: &File, dir: &Path, op: libc::c_int) -> Result<bool> {
     Err(e).ctx(|| format!("lock {}", dir.display()))
 }
 
+/// Where a restore binds the container's rootfs for CRIU, in its state directory: the one
+/// mount runr ever makes inside a state directory.
+pub(crate) const CRIU_ROOT: &str = "criu-root";
+
+/// Remove state directory `dir`, first detaching the rootfs bind a restore may have left
+/// there (killed at any moment, it may not have recorded it): `remove_dir_all` must never
+/// reach into a container's rootfs through it.
+pub(crate) fn remove_state_dir(dir: &Path) -> std::io::Result<()> {
+    let bind = dir.join(CRIU_ROOT);
+    // Not a mount point, or not there: EINVAL or ENOENT, nothing to do.
+    let _ = nix::mount::umount2(&bind, nix::mount::MntFlags::MNT_DETACH);
+    std::fs::remove_dir_all(dir)
+}
+
 /// The state directory, created exclusively (its existence is what "id in use" means) and
 /// locked. 0711: the init, whatever its user, must reach the exec fifo inside.
 pub(crate) fn make_state_dir(root: &Path, dir: &Path) -> Result<File> {
@@ -237,7 +251,7 @@ pub(crate) fn make_state_dir(root: &Path, dir: &Path) -> Result<File> {
         Err(e) => return Err(e).ctx(|| format!("create state directory {}", dir.display())),
     }
     lock_dir(dir).inspect_err(|_| {
-        let _ = std::fs::remove_dir_all(dir);
+        let _ = remove_state_dir(dir);
     })
 }
 

@@ -428,6 +428,35 @@ fn slow_create_env(name: &str, hook_sleep: &str) -> Env {
     env
 }
 
+/// A restore killed right after it bound the rootfs for CRIU in the state directory, before
+/// it recorded that: `delete --force` detaches the bind before it removes the directory,
+/// and never reaches into the rootfs through it.
+#[test]
+fn delete_force_never_empties_a_rootfs_bound_in_the_state_dir() {
+    let env = Env::new("boundroot");
+    let id = env.id("c");
+    let dir = env.root.join(&id);
+    let bind = dir.join("criu-root");
+    std::fs::create_dir_all(&bind).unwrap();
+    nix::mount::mount(
+        Some(&env.rootfs),
+        &bind,
+        None::<&str>,
+        nix::mount::MsFlags::MS_BIND,
+        None::<&str>,
+    )
+    .unwrap();
+    let r = env.runr(&["delete", "--force", &id]);
+    let still_mounted = nix::mount::umount2(&bind, nix::mount::MntFlags::MNT_DETACH).is_ok();
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(!still_mounted, "the bind was left mounted");
+    assert!(
+        env.rootfs.join("bin/busybox").exists(),
+        "the rootfs was emptied"
+    );
+    assert!(!dir.exists());
+}
+
 #[test]
 fn delete_force_cleans_up_after_runr_is_killed_during_create() {
     let env = slow_create_env("killcreate", "0.2");

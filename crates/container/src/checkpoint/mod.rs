@@ -198,8 +198,7 @@ pub fn checkpoint(c: Container, o: &CheckpointOptions) -> Result<Vec<String>> {
     if terminal(&saved.config) {
         opts.set_orphan_pts_master(true);
     }
-    let layout = cgroups::Layout::detect()?;
-    let cgroup_binds = cgroup_binds(&saved.config, &plan, &layout, &saved.cgroup_paths);
+    let cgroup_binds = cgroup_binds(&saved.config, &plan, None, &saved.cgroup_paths)?;
     for (dest, _) in external_mounts(&saved.config, &saved.bundle, &plan, Some(pid))
         .into_iter()
         .chain(cgroup_binds)
@@ -227,7 +226,14 @@ pub fn checkpoint(c: Container, o: &CheckpointOptions) -> Result<Vec<String>> {
         return Ok(Vec::new());
     }
     // CRIU killed the processes: what remains (state, cgroup) goes as with delete.
-    c.delete(true)
+    let id = c.id().to_string();
+    c.delete(true).map_err(|e| {
+        Error::Invalid(format!(
+            "the checkpoint is written to {}, but removing container {id} after it failed \
+             (`delete --force {id}` removes the rest): {e}",
+            o.criu.image_path.display()
+        ))
+    })
 }
 
 /// A feature-check request for the features `set` sets.
@@ -519,9 +525,9 @@ pub(crate) fn external_mounts(
 pub(crate) fn cgroup_binds(
     spec: &Spec,
     plan: &Plan,
-    layout: &cgroups::Layout,
+    layout: Option<&cgroups::Layout>,
     cgroup_paths: &[(String, PathBuf)],
-) -> Vec<(String, String)> {
+) -> Result<Vec<(String, String)>> {
     let cgroup_mounts: Vec<&Path> = spec
         .mounts()
         .iter()
@@ -530,8 +536,17 @@ pub(crate) fn cgroup_binds(
         .map(|m| m.destination().as_path())
         .collect();
     if plan.has_cgroup_ns() || cgroup_mounts.is_empty() || cgroup_paths.is_empty() {
-        return Vec::new();
+        return Ok(Vec::new());
     }
+    // Detected here, when there is something to bind, if the caller has none at hand.
+    let detected;
+    let layout = match layout {
+        Some(l) => l,
+        None => {
+            detected = cgroups::Layout::detect()?;
+            &detected
+        }
+    };
     let hierarchies = crate::process::create::cgroup_mounts(layout, cgroup_paths);
     let mut out = Vec::new();
     for dest in cgroup_mounts {
@@ -546,7 +561,7 @@ pub(crate) fn cgroup_binds(
             ));
         }
     }
-    out
+    Ok(out)
 }
 
 /// Record what the init's stdin, stdout and stderr are, as the keys CRIU knows them by

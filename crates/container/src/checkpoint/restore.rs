@@ -15,7 +15,7 @@ use crate::hooks::{self, Kind};
 use crate::process::create::{create_cgroup, resources_with_default_devices, Prepared, Undo};
 use crate::process::CreateOptions;
 use crate::process::Stdio;
-use crate::state::{make_state_dir, write_atomic, INIT_RECORD};
+use crate::state::{make_state_dir, write_atomic, CRIU_ROOT, INIT_RECORD};
 use crate::sys;
 use cgroups::{Layout, Manager};
 use nix::mount::MsFlags;
@@ -27,9 +27,8 @@ use std::path::{Path, PathBuf};
 const RESTORE_LOG: &str = "restore.log";
 /// The socket a `criu lazy-pages` daemon listens on, in its work directory.
 const LAZY_PAGES_SOCKET: &str = "lazy-pages.socket";
-/// Where the rootfs is bound for CRIU (in the state directory): CRIU wants the root of the
-/// restored mount namespace to be a mount point.
-const CRIU_ROOT: &str = "criu-root";
+// The rootfs is bound for CRIU at `state::CRIU_ROOT` in the state directory: CRIU wants the
+// root of the restored mount namespace to be a mount point.
 
 /// How to restore a container (`runr restore`'s flags). `create` gives the id, bundle, pid
 /// file, console socket and the rest as for create. Its `stdio` may be `Stdio::Fds`: the
@@ -80,11 +79,9 @@ pub fn restore(o: &RestoreOptions) -> Result<Container> {
     let resources = resources_with_default_devices(&p.spec);
     cgroup = create_cgroup(planned_cgroup, resources.as_ref(), p.rootless)?;
     undo.cgroup = Some(cgroup.as_ref());
+    // If runr dies while CRIU works, whatever removes the state directory detaches this
+    // first (`state::remove_state_dir`).
     let root = RootBind::new(&p.rootfs, &p.dir.join(CRIU_ROOT))?;
-    // Recorded, so that if runr dies while CRIU works, `delete --force` of what is left
-    // detaches it before it removes the state directory (not reaching into the rootfs).
-    record.rootfs_bind = Some((root.path.clone(), crate::rootfs::top_mount_id(&root.path)?));
-    record.write(&record_path)?;
 
     // Released (the directory as it was) once CRIU is done, before any error returns.
     let _access = match p.plan.new_user {
@@ -100,7 +97,7 @@ pub fn restore(o: &RestoreOptions) -> Result<Container> {
     if p.terminal {
         opts.set_orphan_pts_master(true);
     }
-    let cgroup_binds = cgroup_binds(&p.spec, &p.plan, &p.layout, &cgroup.paths());
+    let cgroup_binds = cgroup_binds(&p.spec, &p.plan, Some(&p.layout), &cgroup.paths())?;
     for (dest, source) in external_mounts(&p.spec, &p.bundle, &p.plan, None)
         .into_iter()
         .chain(cgroup_binds)
@@ -153,17 +150,30 @@ pub fn restore(o: &RestoreOptions) -> Result<Container> {
                 }
             }
             "post-restore" => {
+                // Recorded before CRIU lets the tree run: if runr dies from here on,
+                // `delete` finds and kills the restored init.
                 restored_pid = n.pid;
-                Ok(())
+                let (start, _) = sys::process_start(n.pid).ok_or_else(|| {
+                    Error::Invalid(format!("the restored init (pid {}) died at once", n.pid))
+                })?;
+                record.init_pid = n.pid;
+                record.init_start_time = start;
+                record.write(&record_path)
             }
             _ => Ok(()),
         }
     };
-    let resp = criu
-        .request(Criu_req_type::RESTORE, opts, &inherit, &mut on_notify)
-        .map_err(|e| criu.explain(with_log(e, &dirs.work_path.join(RESTORE_LOG))))?;
+    let resp = match criu.request(Criu_req_type::RESTORE, opts, &inherit, &mut on_notify) {
+        Ok(resp) => resp,
+        Err(e) => {
+            // CRIU failed after it had restored the tree (post-restore): the tree goes too.
+            if restored_pid > 0 {
+                drop(KillOnDrop(restored_pid, cgroup.as_ref()));
+            }
+            return Err(criu.explain(with_log(e, &dirs.work_path.join(RESTORE_LOG))));
+        }
+    };
     drop(root);
-    record.rootfs_bind = None;
     let pid = match resp.restore.as_ref().map(|r| r.pid()) {
         Some(pid) if pid > 0 => pid,
         _ => restored_pid,
@@ -172,9 +182,11 @@ pub fn restore(o: &RestoreOptions) -> Result<Container> {
     let guard = KillOnDrop(pid, cgroup.as_ref());
     let (start, _) = sys::process_start(pid)
         .ok_or_else(|| Error::Invalid(format!("the restored init (pid {pid}) died at once")))?;
-    record.init_pid = pid;
-    record.init_start_time = start;
-    record.write(&record_path)?;
+    if pid != record.init_pid {
+        record.init_pid = pid;
+        record.init_start_time = start;
+        record.write(&record_path)?;
+    }
     let state = p.saved_state(&o.create, pid, start, cgroup.as_ref(), None);
     state.write(&p.dir)?;
     if let Some(pid_file) = &o.create.pid_file {
@@ -335,7 +347,14 @@ impl StdioForCriu {
                 stderr,
             } => [stdin.as_fd(), stdout.as_fd(), stderr.as_fd()],
             // SAFETY: 0, 1 and 2 are open for as long as this process runs.
-            _ => [0, 1, 2].map(|n| unsafe { BorrowedFd::borrow_raw(n) }),
+            Stdio::Inherit => [0, 1, 2].map(|n| unsafe { BorrowedFd::borrow_raw(n) }),
+            Stdio::Piped => {
+                return Err(Error::Invalid(
+                    "a restore cannot make new pipes for the container's stdio: give it \
+                     descriptors (Stdio::Fds) or let it inherit the caller's"
+                        .into(),
+                ))
+            }
         };
         let mut fds = Vec::new();
         for (n, link) in descriptors.iter().enumerate().take(3) {

@@ -257,7 +257,6 @@ impl Prepared {
         self.spec.process().as_ref().expect("validated")
     }
 
-    /// What hooks get; `rootfs`, `created` and `owner` are not in their form of it.
     /// The record of what this create or restore is about to make, before its init exists.
     pub(crate) fn init_record(
         &self,
@@ -274,6 +273,7 @@ impl Prepared {
         }
     }
 
+    /// What hooks get; `rootfs`, `created` and `owner` are not in their form of it.
     pub(crate) fn hook_state(&self, id: &str) -> OciState {
         OciState {
             oci_version: OCI_VERSION.into(),
@@ -487,7 +487,7 @@ impl Drop for Undo<'_> {
             }
         }
         if let Some(dir) = &self.dir {
-            let _ = std::fs::remove_dir_all(dir);
+            let _ = crate::state::remove_state_dir(dir);
         }
     }
 }

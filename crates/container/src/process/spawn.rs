@@ -43,9 +43,17 @@ pub(crate) fn spawn(
     let into = cgroup.and_then(SelfEntry::clone_into);
     let mut cloned_into = into.is_some();
     let forked = match children::clone(flags, into, dumpable, what) {
-        // The kernel may refuse to make a child in that cgroup (e.g. one whose controllers
-        // forbid processes there); the child then writes itself in, and meets the reason.
-        Err(_) if cloned_into => {
+        // The kernel may refuse to make a child in that cgroup (one whose controllers forbid
+        // processes there: EBUSY, EOPNOTSUPP; no right to it: EACCES), or not know the flag
+        // (EINVAL, before 5.7); the child then writes itself in, and meets the reason. Any
+        // other error (EAGAIN from pids.max, ENOMEM, a namespace's EPERM) is the clone's own.
+        Err(e)
+            if cloned_into
+                && matches!(
+                    e.errno(),
+                    Some(libc::EBUSY | libc::EOPNOTSUPP | libc::EACCES | libc::EINVAL)
+                ) =>
+        {
             cloned_into = false;
             children::clone(flags, None, dumpable, what)
         }
