@@ -14,22 +14,24 @@ pub fn run(flags: &Flags) -> Result<()> {
     let bundle = std::env::current_dir().context("read the working directory (the bundle)")?;
     let root = address::recorded_root(&bundle, &flags.namespace);
     let mut pid = 0;
-    let deleted = match container::Container::load(&root, &flags.id) {
-        Ok(c) => {
+    use container::remnant::{load_for_delete, Loaded};
+    // A create cut short by the shim's death leaves no readable state.json: its remnant
+    // (init, cgroups, directory) goes too, as `runr delete --force` removes it.
+    let deleted = match load_for_delete(&root, &flags.id) {
+        Ok(Loaded::Container(c)) => {
             pid = c.saved().init_pid;
             c.delete(true)
-                .map(|warnings| {
-                    for w in warnings {
-                        eprintln!("containerd-shim-runr-v2: delete {}: {w}", flags.id);
-                    }
-                })
-                .with_context(|| format!("delete container {} under {}", flags.id, root.display()))
         }
-        Err(container::Error::NotExist) => Ok(()),
-        Err(e) => {
-            Err(e).with_context(|| format!("load container {} under {}", flags.id, root.display()))
+        Ok(Loaded::Remnant(r)) => r.delete(),
+        Err(container::Error::NotExist) => Ok(vec![]),
+        Err(e) => Err(e),
+    }
+    .map(|warnings| {
+        for w in warnings {
+            eprintln!("containerd-shim-runr-v2: delete {}: {w}", flags.id);
         }
-    };
+    })
+    .with_context(|| format!("delete container {} under {}", flags.id, root.display()));
     // The rootfs goes whatever became of the container: containerd will not ask again.
     let unmounted = rootfs::unmount(&bundle.join("rootfs"));
     deleted?;

@@ -101,7 +101,9 @@ async fn serve(
         .set_nonblocking(true)
         .context("make the shim socket non-blocking")?;
     let listener = Listener::try_from(listener).context("register the shim socket")?;
-    let sup = Supervisor::new(spawner, root.clone());
+    // As containerd's runc shim: what an init without a pid namespace of its own leaves
+    // is killed as it exits.
+    let sup = Supervisor::new(spawner, root.clone()).kill_leftovers_on_exit();
     let create_info = CreateInfo::default();
     let publisher = Publisher::start(
         ttrpc_address,
@@ -138,7 +140,6 @@ async fn serve(
         Arc::new(move || service.known_pids())
     };
     tokio::spawn(reaper::reap_orphans(known));
-    tokio::spawn(service.clone().kill_orphans_on_exit());
     tracing::info!(pid = std::process::id(), socket, "serving");
     exit.notified().await;
     tracing::info!("shutting down: no task left");

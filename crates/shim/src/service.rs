@@ -78,9 +78,9 @@ struct TaskRecord {
     mounted_rootfs: bool,
     /// Restored from a checkpoint: its init runs already, Start only reports it.
     restored: bool,
-    /// The container has no pid namespace of its own: when its init exits, what it leaves
-    /// running is killed (in a pid namespace of its own the kernel does it).
-    kill_all_on_exit: bool,
+    /// The container is deleted but its rootfs could not be unmounted: how its init ended,
+    /// for the Delete that tries again.
+    unmount_failed: Option<ExitInfo>,
     paths: StdioPaths,
     /// The owner (IoUid, IoGid) of its processes' stdio pipes and fifos.
     io_owner: (u32, u32),
@@ -232,14 +232,13 @@ impl Service {
                 return Err(e);
             }
         };
-        let kill_all_on_exit = !has_own_pid_namespace(&bundle);
         self.tasks().insert(
             id,
             TaskRecord {
                 bundle,
                 mounted_rootfs: mounted,
                 restored: !req.checkpoint.is_empty(),
-                kill_all_on_exit,
+                unmount_failed: None,
                 paths,
                 io_owner: (runc.io_uid, runc.io_gid),
                 pid,
@@ -430,55 +429,30 @@ impl Service {
     async fn delete_init(&self, id: &str) -> Result<api::DeleteResponse> {
         // Without a new pid namespace of its own, what the init left is killed by the
         // library's delete before its cgroup goes.
-        let exit = self.sup.delete(id, false).await.map_err(sup_error)?;
-        let record = self.tasks().remove(id);
-        let Some(record) = record else {
-            return Err(status(Code::NOT_FOUND, format!("container {id} not found")));
+        let exit = match self.sup.delete(id, false).await {
+            Ok(exit) => exit,
+            // An earlier Delete removed the container but could not unmount its rootfs:
+            // the record stayed for this retry.
+            Err(e) => match self.tasks().get(id).and_then(|t| t.unmount_failed) {
+                Some(exit) => exit,
+                None => return Err(sup_error(e)),
+            },
         };
-        if record.mounted_rootfs {
-            let target = record.bundle.join("rootfs");
-            rootfs::unmount(&target).map_err(|e| internal(format!("{e:#}")))?;
-        }
-        Ok(delete_response(record.pid, exit))
-    }
-}
-
-impl Service {
-    /// As the init of a container without a pid namespace of its own exits, kill what it
-    /// leaves (as runc's shim does): runs for the shim's life.
-    pub async fn kill_orphans_on_exit(self: Arc<Self>) {
-        let mut events = self.sup.subscribe();
-        loop {
-            match events.recv().await {
-                Ok(supervisor::Event::Exit { id, exec_id, .. }) if id == exec_id => {
-                    let kill_all = self.tasks().get(&id).is_some_and(|t| t.kill_all_on_exit);
-                    if kill_all {
-                        // `kill --all` of the stopped container: every process of its
-                        // cgroup, frozen while they are signalled.
-                        if let Err(e) = self.sup.signal(&id, &id, libc::SIGKILL, true).await {
-                            tracing::warn!("container {id}: kill what its init left: {e}");
-                        }
-                    }
+        let (pid, mounted) = match self.tasks().get(id) {
+            Some(t) => (t.pid, t.mounted_rootfs.then(|| t.bundle.join("rootfs"))),
+            None => return Err(status(Code::NOT_FOUND, format!("container {id} not found"))),
+        };
+        if let Some(target) = mounted {
+            if let Err(e) = rootfs::unmount(&target) {
+                if let Some(t) = self.tasks().get_mut(id) {
+                    t.unmount_failed = Some(exit);
                 }
-                Ok(_) => {}
-                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
-                Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                return Err(internal(format!("{e:#}")));
             }
         }
+        self.tasks().remove(id);
+        Ok(delete_response(pid, exit))
     }
-}
-
-/// Whether the bundle's config gives the container a new pid namespace (not the host's,
-/// nor one joined by path).
-fn has_own_pid_namespace(bundle: &std::path::Path) -> bool {
-    let Ok(spec) = oci_spec::runtime::Spec::load(bundle.join("config.json")) else {
-        return true;
-    };
-    let namespaces = spec.linux().as_ref().and_then(|l| l.namespaces().clone());
-    namespaces
-        .unwrap_or_default()
-        .iter()
-        .any(|n| n.typ() == oci_spec::runtime::LinuxNamespaceType::Pid && n.path().is_none())
 }
 
 const PROCESS_DETAILS_TYPE: &str = "containerd.runc.v1.ProcessDetails";
@@ -856,24 +830,6 @@ impl Task for Service {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn only_a_new_pid_namespace_is_ones_own() {
-        let dir = tempfile::tempdir().unwrap();
-        let write = |namespaces: &str| {
-            let config = format!(
-                r#"{{"ociVersion": "1.0.2", "root": {{"path": "rootfs"}},
-                    "linux": {{"namespaces": [{namespaces}]}}}}"#
-            );
-            std::fs::write(dir.path().join("config.json"), config).unwrap();
-        };
-        write(r#"{"type": "mount"}, {"type": "pid"}"#);
-        assert!(has_own_pid_namespace(dir.path()));
-        write(r#"{"type": "mount"}"#);
-        assert!(!has_own_pid_namespace(dir.path()));
-        write(r#"{"type": "pid", "path": "/proc/1/ns/pid"}"#);
-        assert!(!has_own_pid_namespace(dir.path()));
-    }
 
     #[test]
     fn library_errors_say_runr_failed() {

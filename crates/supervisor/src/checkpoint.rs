@@ -8,7 +8,7 @@
 use crate::error::{Error, Result};
 use crate::event::Event;
 use crate::io::Stdio;
-use crate::lifecycle::{keep_created, Created};
+use crate::lifecycle::{check_new_id, keep_created, Created};
 use crate::supervisor::{to_completion, Supervisor};
 use container::checkpoint::{CheckpointOptions, RestoreOptions};
 
@@ -80,16 +80,9 @@ impl Supervisor {
 
 /// On the blocking pool: the library's restore, then what the supervisor keeps of it.
 fn restore_container(options: &RestoreOptions) -> Result<Created> {
-    let id = options.create.id.clone();
-    let lib = |what: &'static str| {
-        let id = id.clone();
-        move |e| Error::library(&id, what, e)
-    };
-    container::config::validate_id(&id)
-        .map_err(|_| Error::InvalidArgument(format!("invalid container id {id:?}")))?;
-    if options.create.root.join(&id).exists() {
-        return Err(Error::exists(&id, &id));
-    }
-    let c = container::checkpoint::restore(options).map_err(lib("restore"))?;
+    let id = &options.create.id;
+    check_new_id(&options.create.root, id)?;
+    let c =
+        container::checkpoint::restore(options).map_err(|e| Error::library(id, "restore", e))?;
     keep_created(c, "restored")
 }

@@ -29,6 +29,7 @@ struct RecordedInit {
     process: Arc<Process>,
     oom_kills: Arc<OomKills>,
     oom: Option<OomWatch>,
+    leftovers: Option<CgroupRef>,
 }
 
 /// What a create (or a restore) leaves besides the init.
@@ -36,6 +37,9 @@ pub(crate) struct Created {
     pub(crate) init: NewProcess,
     pub(crate) oom_kills: Arc<OomKills>,
     pub(crate) oom: Option<OomWatch>,
+    /// Without a new pid namespace of its own, what the init leaves in this cgroup runs on
+    /// after it: killed as the init exits (as runc's shim does), before its exit is told.
+    pub(crate) leftovers: Option<CgroupRef>,
 }
 
 impl Inner {
@@ -84,7 +88,8 @@ impl Inner {
         let oom_task = init
             .oom
             .map(|w| tokio::spawn(watch::report_oom_kills(w, to.clone())));
-        tokio::spawn(watch::reap(init.process.clone(), to.clone()));
+        let leftovers = init.leftovers.filter(|_| self.kill_leftovers);
+        tokio::spawn(watch::reap(init.process.clone(), to.clone(), leftovers));
         table.containers.insert(
             id,
             Entry {
@@ -106,6 +111,7 @@ impl Inner {
             init,
             oom_kills,
             oom,
+            leftovers,
         } = created;
         let process = match new_process(id.to_string(), init) {
             Ok(p) => Arc::new(p),
@@ -119,6 +125,7 @@ impl Inner {
             process,
             oom_kills,
             oom,
+            leftovers,
         })
     }
 
@@ -178,7 +185,7 @@ impl Inner {
         let to = self.record_exec(&id, &process)?;
         self.announce_exec(&to, &exec_id, process.pid()).await;
         let pid = process.pid();
-        tokio::spawn(watch::reap(process, to));
+        tokio::spawn(watch::reap(process, to, None));
         Ok(pid)
     }
 
@@ -194,7 +201,7 @@ impl Inner {
                 gate: Default::default(),
                 oom: None,
             };
-            tokio::spawn(watch::reap(process.clone(), to));
+            tokio::spawn(watch::reap(process.clone(), to, None));
             return Err(Error::not_found(id, id));
         };
         entry.execs.insert(process.exec_id.clone(), process.clone());
@@ -363,7 +370,7 @@ fn has_pipes(io: &container::ProcessIo) -> bool {
 
 /// The spawner brings the library's errors back as text: what the supervisor can tell
 /// apart (a bad id, one taken by a container it does not know of) it checks first.
-fn check_new_id(root: &Path, id: &str) -> Result<()> {
+pub(crate) fn check_new_id(root: &Path, id: &str) -> Result<()> {
     container::config::validate_id(id)
         .map_err(|_| Error::InvalidArgument(format!("invalid container id {id:?}")))?;
     if root.join(id).exists() {
@@ -423,9 +430,11 @@ pub(crate) fn keep_created(mut c: Container, how: &str) -> Result<Created> {
         .oom_watch()
         .inspect_err(|e| tracing::warn!("container {id}: no OOM events: {e}"))
         .ok();
+    let leftovers = (!c.saved().own_pid_ns).then(|| cgroup.clone());
     Ok(Created {
         init: NewProcess::from_handle(init),
         oom_kills: Arc::new(OomKills::new(cgroup)),
         oom,
+        leftovers,
     })
 }

@@ -37,6 +37,8 @@ pub(crate) struct Inner {
     pub(crate) root: PathBuf,
     table: Mutex<Table>,
     pub(crate) events: broadcast::Sender<Event>,
+    /// See [`Supervisor::kill_leftovers_on_exit`].
+    pub(crate) kill_leftovers: bool,
 }
 
 /// What [`Supervisor::state`] tells of a container.
@@ -64,8 +66,20 @@ impl Supervisor {
                 root,
                 table: Mutex::new(Table::default()),
                 events: broadcast::channel(EVENT_BACKLOG).0,
+                kill_leftovers: false,
             }),
         }
+    }
+
+    /// As the init of a container without a new pid namespace of its own exits, kill what
+    /// it leaves in the container's cgroup, before its exit is reported (as containerd's
+    /// shims do; runc itself, and Kata's agent, leave it to `delete`). Set before the first
+    /// create.
+    pub fn kill_leftovers_on_exit(mut self) -> Supervisor {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.kill_leftovers = true;
+        }
+        self
     }
 
     /// Every event from now on. A subscriber that falls more than 1024 events behind gets
@@ -145,6 +159,23 @@ impl Supervisor {
                 .handle
                 .signal(signal)
                 .map_err(|e| Error::library(id, format!("signal process {exec_id:?}"), e));
+        }
+        if all {
+            // The processes exec'd into it, by their pidfds: reached even where the
+            // cgroup cannot list them (a host without one), and never a recycled pid.
+            let execs: Vec<Arc<Process>> = self
+                .inner
+                .table()
+                .get_mut(id)?
+                .execs
+                .values()
+                .cloned()
+                .collect();
+            for p in execs.iter().filter(|p| p.exit_info().is_none()) {
+                if let Err(e) = p.handle.signal(signal) {
+                    tracing::debug!("container {id}: signal process {}: {e}", p.exec_id);
+                }
+            }
         }
         self.inner
             .with_container(id, "signal the container", move |c| c.kill(signal, all))

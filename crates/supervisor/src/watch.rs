@@ -75,8 +75,11 @@ impl OomKills {
 }
 
 /// Wait for `process` to end, reap it, record its status and send its `Exit`.
-pub(crate) async fn reap(process: Arc<Process>, to: Reporter) {
+pub(crate) async fn reap(process: Arc<Process>, to: Reporter, leftovers: Option<CgroupRef>) {
     let ended = exit_status(&process).await;
+    if let Some(cgroup) = leftovers {
+        cgroup.kill_all(&to.id);
+    }
     let status = ended.map_or(UNKNOWN_STATUS, ExitStatus::code);
     let info = ExitInfo {
         status,
@@ -140,6 +143,20 @@ pub(crate) struct CgroupRef {
 }
 
 impl CgroupRef {
+    /// SIGKILL every process in it (one pass: they die on their own time).
+    fn kill_all(&self, id: &str) {
+        let cgroup = cgroups::from_saved(self.paths.clone(), self.systemd_unit.clone());
+        match cgroup.pids() {
+            Ok(pids) => {
+                for pid in pids {
+                    // SAFETY: kill(2) with integer arguments.
+                    unsafe { libc::kill(pid, libc::SIGKILL) };
+                }
+            }
+            Err(e) => tracing::warn!("container {id}: kill what its init left: {e}"),
+        }
+    }
+
     /// How many processes the OOM killer has killed in it (0 once it is gone).
     fn oom_kills(&self) -> u64 {
         cgroups::from_saved(self.paths.clone(), self.systemd_unit.clone()).oom_kill_count()
