@@ -113,14 +113,28 @@ fn error_text(e: &anyhow::Error) -> String {
 }
 
 /// runc's flag parser takes long flags with one dash too, and engines use that: containerd's
-/// runc shim restores with `-no-subreaper`. Those runr knows are rewritten with two.
+/// runc shim restores with `-no-subreaper`. Those runr knows are rewritten with two, in the
+/// flags of `restore` only (never in what `exec` or `run` pass on to a container's program).
 fn go_style_flags(
     args: impl Iterator<Item = std::ffi::OsString>,
 ) -> impl Iterator<Item = std::ffi::OsString> {
     const ONE_DASH: &[&str] = &["-no-subreaper"];
-    args.map(|a| match a.to_str() {
-        Some(s) if ONE_DASH.contains(&s) => format!("-{s}").into(),
-        _ => a,
+    // The global flags that take a value (the subcommand is the first other word).
+    const VALUED: &[&str] = &["--root", "--log", "--log-format"];
+    let mut previous = String::new();
+    let mut command: Option<String> = None;
+    args.enumerate().map(move |(i, a)| {
+        let s = a.to_str().unwrap_or_default().to_string();
+        let out = match command.as_deref() {
+            Some("restore") if ONE_DASH.contains(&s.as_str()) => format!("-{s}").into(),
+            _ => a,
+        };
+        if i > 0 && command.is_none() && !s.starts_with('-') && !VALUED.contains(&previous.as_str())
+        {
+            command = Some(s.clone());
+        }
+        previous = s;
+        out
     })
 }
 
@@ -150,5 +164,11 @@ mod tests {
                 "--no-subreaper"
             ]
         );
+        // What exec passes on to the container's program stays as it is.
+        let args = ["runr", "--root", "/r", "exec", "c", "prog", "-no-subreaper"];
+        let out: Vec<String> = super::go_style_flags(args.iter().map(|a| a.into()))
+            .map(|a| a.into_string().unwrap())
+            .collect();
+        assert_eq!(out, args);
     }
 }
