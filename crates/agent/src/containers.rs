@@ -421,7 +421,7 @@ impl Inner {
         })?;
         // The spec goes to the library as it is; the bundle gets a config.json only for the
         // hooks, which may read it there (as OCI hooks commonly do).
-        if spec.hooks().is_some() {
+        if has_hooks(&spec) {
             let config = bundle.join("config.json");
             let text = serde_json::to_vec(&spec)
                 .map_err(|e| AgentError::internal(format!("{what}: serialize the spec: {e}")))?;
@@ -758,6 +758,22 @@ impl Containers {
         }
         Ok(data)
     }
+}
+
+/// Whether the spec names any hook (Kata's shim sends an empty Hooks message for none).
+fn has_hooks(spec: &oci_spec::runtime::Spec) -> bool {
+    spec.hooks().as_ref().is_some_and(|h| {
+        [
+            h.prestart(),
+            h.create_runtime(),
+            h.create_container(),
+            h.start_container(),
+            h.poststart(),
+            h.poststop(),
+        ]
+        .iter()
+        .any(|l| l.as_ref().is_some_and(|l| !l.is_empty()))
+    })
 }
 
 #[cfg(test)]

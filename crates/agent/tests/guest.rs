@@ -40,7 +40,16 @@ async fn as_pid1_orphans_are_reaped_and_sigterm_stops_all() {
         eprintln!("skipped: no unshare(1) here (util-linux)");
         return;
     }
-    let prefix = ["unshare", "--pid", "--fork", "--mount-proc", "--uts"];
+    // --kill-child: should the test fail, its cleanup's SIGTERM to unshare ends the
+    // namespace too, instead of leaving the agent running there.
+    let prefix = [
+        "unshare",
+        "--pid",
+        "--fork",
+        "--kill-child",
+        "--mount-proc",
+        "--uts",
+    ];
     let a = Agent::start_with(&prefix, "info").await;
     // unshare → PID 1 (this binary) → the agent.
     let init = children_of(a.pid());
