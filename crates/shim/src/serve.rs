@@ -34,21 +34,28 @@ pub fn run(flags: &Flags) -> Result<()> {
         return Err(anyhow!("no -socket given: the shim is started by `start`"));
     }
     let listener = listener(&flags.socket)?;
-    // The runtime options' Root (passed by whoever started us), else under containerd's
-    // state dir.
-    let root = match std::env::var_os(start::ROOT_ENV) {
-        Some(r) if !r.is_empty() => {
-            std::env::remove_var(start::ROOT_ENV);
-            std::path::PathBuf::from(r)
-        }
-        _ => address::runr_root(&bundle, &flags.namespace),
-    };
+    // The runtime options' Root, as `start` recorded it in the bundle, else under
+    // containerd's state dir.
+    let root = address::recorded_root(&bundle, &flags.namespace);
     serve_on(flags, &flags.socket, listener, root)
 }
 
 /// Serve on `listener` (its address is `socket`) with runr's state under `root`, until
 /// Shutdown finds no task left. `start` runs it in the child it forks.
 pub fn serve_on(
+    flags: &Flags,
+    socket: &str,
+    listener: UnixListener,
+    root: std::path::PathBuf,
+) -> Result<()> {
+    // The socket goes however this ends: after a failure a `start` for the pod must not
+    // find a socket nobody serves.
+    let outcome = serve_until_shutdown(flags, socket, listener, root);
+    let _ = std::fs::remove_file(address::socket_path(socket));
+    outcome
+}
+
+fn serve_until_shutdown(
     flags: &Flags,
     socket: &str,
     listener: UnixListener,
@@ -68,9 +75,7 @@ pub fn serve_on(
     let ttrpc_address = std::env::var("TTRPC_ADDRESS").context("read $TTRPC_ADDRESS")?;
     let outcome = runtime.block_on(serve(listener, socket, spawner, root, ttrpc_address, flags));
     drop(runtime);
-    outcome?;
-    let _ = std::fs::remove_file(address::socket_path(socket));
-    Ok(())
+    outcome
 }
 
 /// The socket `start` opened and passed as descriptor 3, or (run by hand) a new one.

@@ -98,11 +98,37 @@ pub struct Service {
     publisher: Publisher,
     create_info: CreateInfo,
     tasks: Mutex<HashMap<String, TaskRecord>>,
+    /// Ids whose Create is under way: taken at once, so that a second Create of one neither
+    /// mounts over the first's rootfs nor unmounts it, and a Shutdown meanwhile does not
+    /// end the shim.
+    creating: Mutex<std::collections::HashSet<String>>,
     /// Notified when the shim should exit (Shutdown with no task left).
     pub exit: Arc<Notify>,
 }
 
+/// An id taken for a Create under way; let go of when it ends (made or not).
+struct Reserved<'a>(&'a Service, String);
+
+impl Drop for Reserved<'_> {
+    fn drop(&mut self) {
+        let mut creating = self.0.creating.lock().unwrap_or_else(|e| e.into_inner());
+        creating.remove(&self.1);
+    }
+}
+
 impl Service {
+    /// Take `id` for a Create, unless a task or another Create has it.
+    fn reserve(&self, id: &str) -> Result<Reserved<'_>> {
+        let mut creating = self.creating.lock().unwrap_or_else(|e| e.into_inner());
+        if self.tasks().contains_key(id) || !creating.insert(id.to_string()) {
+            return Err(status(
+                Code::ALREADY_EXISTS,
+                format!("container {id} already exists"),
+            ));
+        }
+        Ok(Reserved(self, id.to_string()))
+    }
+
     pub fn new(
         sup: Supervisor,
         root: PathBuf,
@@ -117,6 +143,7 @@ impl Service {
             publisher,
             create_info,
             tasks: Mutex::default(),
+            creating: Mutex::default(),
             exit: Arc::new(Notify::new()),
         }
     }
@@ -182,12 +209,7 @@ impl Service {
         }
         let id = req.id.clone();
         // Before anything is mounted on the bundle's rootfs, which is the existing one's.
-        if self.tasks().contains_key(&id) {
-            return Err(status(
-                Code::ALREADY_EXISTS,
-                format!("container {id} already exists"),
-            ));
-        }
+        let _reserved = self.reserve(&id)?;
         let bundle = PathBuf::from(&req.bundle);
         let runc = options::runtime_options(req.options.as_ref()).map_err(invalid)?;
         self.check_options(&runc)?;
@@ -818,8 +840,13 @@ impl Task for Service {
 
     async fn shutdown(&self, _: &TtrpcContext, req: api::ShutdownRequest) -> Result<Empty> {
         tracing::debug!(now = req.now, "shutdown");
-        // A pod's shim serves its other containers on.
-        if !req.now && !self.tasks().is_empty() {
+        // A pod's shim serves its other containers on, and those being created.
+        let creating = !self
+            .creating
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_empty();
+        if !req.now && (creating || !self.tasks().is_empty()) {
             return empty();
         }
         self.exit.notify_one();

@@ -18,9 +18,6 @@ pub const LISTENER_FD: i32 = 3;
 /// Set (to [`LISTENER_FD`]) in the environment of a shim started as a program of its own
 /// (`-socket ADDRESS`, by hand or by a test) with its listening socket passed.
 pub const LISTENER_ENV: &str = "RUNR_SHIM_LISTENER_FD";
-/// Set in the environment of a shim started as a program of its own to runr's state root
-/// (the namespace's directory under the options' `Root`), when it is not the default.
-pub const ROOT_ENV: &str = "RUNR_SHIM_ROOT";
 
 pub fn run(flags: &Flags) -> Result<()> {
     let bundle = std::env::current_dir().context("read the working directory (the bundle)")?;
