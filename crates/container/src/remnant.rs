@@ -29,6 +29,14 @@ pub(crate) struct InitRecord {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub systemd_unit: Option<String>,
     pub own_pid_ns: bool,
+    /// Made by a restore: CRIU itself and what it was bringing back are in the cgroup, whose
+    /// processes all go, whatever the pid namespace.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub criu_restore: bool,
+    /// The image directory a restore lets the container's root search (an ACL) and its
+    /// mode before: put back if the restore is killed (see `checkpoint::restore`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_acl: Option<(PathBuf, u32)>,
     /// 0 until the init is cloned.
     pub init_pid: i32,
     pub init_start_time: u64,
@@ -183,8 +191,9 @@ impl Remnant {
             Ok(r) => {
                 kill_verified(r)?;
                 let cg = cgroups::from_saved(r.cgroup_paths.clone(), r.systemd_unit.clone());
-                if !r.own_pid_ns && !cg.paths().is_empty() {
-                    // Without a pid namespace the init's death does not end the others.
+                // Without a pid namespace the init's death does not end the others.
+                if (!r.own_pid_ns || r.criu_restore) && !cg.paths().is_empty() {
+                    thaw(cg.as_ref())?;
                     container::kill_all_and_wait(cg.as_ref())?;
                 }
                 Some(cg)
@@ -195,7 +204,10 @@ impl Remnant {
                 ));
                 let cg = derived_cgroup(&self.id);
                 match &cg {
-                    Some(cg) => container::kill_all_and_wait(cg.as_ref())?,
+                    Some(cg) => {
+                        thaw(cg.as_ref())?;
+                        container::kill_all_and_wait(cg.as_ref())?
+                    }
                     None => warnings.push(format!(
                         "no cgroup of container {} found: nothing to remove there",
                         self.id
@@ -206,6 +218,9 @@ impl Remnant {
         };
         if let Some(cg) = cgroup {
             cg.destroy()?;
+        }
+        if let Some((dir, mode)) = self.record.as_ref().ok().and_then(|r| r.image_acl.as_ref()) {
+            crate::checkpoint::take_back_image_acl(dir, *mode);
         }
         if let Some((rootfs, id)) = self
             .record
@@ -238,11 +253,7 @@ fn kill_verified(r: &InitRecord) -> Result<()> {
     }
     sys::pidfd_send_signal(&pidfd, libc::SIGKILL)
         .ctx(|| format!("kill the container init (pid {})", r.init_pid))?;
-    let cg = cgroups::from_saved(r.cgroup_paths.clone(), r.systemd_unit.clone());
-    // A frozen process only dies once thawed.
-    if cg.freezer().ok() == Some(FreezerState::Frozen) {
-        cg.set_freezer(FreezerState::Thawed)?;
-    }
+    thaw(cgroups::from_saved(r.cgroup_paths.clone(), r.systemd_unit.clone()).as_ref())?;
     if !sys::pidfd_wait_exit(&pidfd, Some(Duration::from_secs(10)))
         .ctx(|| "wait for the container init")?
     {
@@ -250,6 +261,14 @@ fn kill_verified(r: &InitRecord) -> Result<()> {
             "the container init (pid {}) did not die within 10s of SIGKILL",
             r.init_pid
         )));
+    }
+    Ok(())
+}
+
+/// Thaw `cg` if it is frozen: a frozen process only dies once thawed.
+fn thaw(cg: &dyn Manager) -> Result<()> {
+    if cg.freezer().ok() == Some(FreezerState::Frozen) {
+        cg.set_freezer(FreezerState::Thawed)?;
     }
     Ok(())
 }

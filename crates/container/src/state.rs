@@ -227,14 +227,30 @@ pub(crate) fn flock(f: &File, dir: &Path, op: libc::c_int) -> Result<bool> {
 /// mount runr ever makes inside a state directory.
 pub(crate) const CRIU_ROOT: &str = "criu-root";
 
-/// Remove state directory `dir`, first detaching the rootfs bind a restore may have left
-/// there (killed at any moment, it may not have recorded it): `remove_dir_all` must never
-/// reach into a container's rootfs through it.
+/// CRIU's cgroup yard for a restore, in the state directory: the directory where CRIU
+/// mounts the cgroup hierarchies it works in (they are detached with the directory).
+pub(crate) const CRIU_CGYARD: &str = "criu-cgyard";
+
+/// Remove state directory `dir`, first detaching what a restore killed at any moment may
+/// have left mounted there unrecorded: the rootfs bind (`remove_dir_all` must never reach
+/// into a container's rootfs through it) and CRIU's cgroup mounts.
 pub(crate) fn remove_state_dir(dir: &Path) -> std::io::Result<()> {
-    let bind = dir.join(CRIU_ROOT);
     // Not a mount point, or not there: EINVAL or ENOENT, nothing to do.
-    let _ = nix::mount::umount2(&bind, nix::mount::MntFlags::MNT_DETACH);
+    let _ = nix::mount::umount2(&dir.join(CRIU_ROOT), nix::mount::MntFlags::MNT_DETACH);
+    let _ = remove_cgroup_yard(&dir.join(CRIU_CGYARD));
     std::fs::remove_dir_all(dir)
+}
+
+/// Remove a cgroup yard made for CRIU ([`CRIU_CGYARD`]), detaching first whatever CRIU
+/// mounted in it (it unmounts nothing in a yard it was given).
+pub(crate) fn remove_cgroup_yard(yard: &Path) -> std::io::Result<()> {
+    use nix::mount::MntFlags;
+    for e in std::fs::read_dir(yard)?.flatten() {
+        // Never through a symlink (CRIU makes none; nor should anything else here lead us
+        // to a mount of the host's).
+        let _ = nix::mount::umount2(&e.path(), MntFlags::MNT_DETACH | MntFlags::UMOUNT_NOFOLLOW);
+    }
+    std::fs::remove_dir_all(yard)
 }
 
 /// The state directory, created exclusively (its existence is what "id in use" means) and

@@ -401,6 +401,81 @@ fn failed_restores_leave_nothing() {
     );
 }
 
+/// `runr restore -d` of `image` as `id`, SIGKILLed after `delay`: runr alone, or with its
+/// whole process group (CRIU and what CRIU forked too), as a terminal's ^C or a supervisor
+/// would. Returns whether the restore had finished anyway.
+fn kill_restore(
+    env: &Env,
+    criu: &Path,
+    id: &str,
+    image: &Path,
+    delay: std::time::Duration,
+    group: bool,
+) -> bool {
+    use std::os::unix::process::CommandExt;
+    let mut c = restore_cmd(env, criu, id, image, &["--detach"]);
+    c.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .process_group(0);
+    let mut child = c.spawn().unwrap();
+    std::thread::sleep(delay);
+    let pid = child.id() as i32;
+    // SAFETY: signals to the child (and its own process group) this test started.
+    unsafe { libc::kill(if group { -pid } else { pid }, libc::SIGKILL) };
+    let status = child.wait().unwrap();
+    status.success()
+}
+
+/// No mount left under `dir` (in this mount namespace).
+fn assert_no_mount_under(dir: &Path) {
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let dir = dir.to_str().unwrap();
+    let left: Vec<&str> = mounts.lines().filter(|l| l.contains(dir)).collect();
+    assert!(left.is_empty(), "mounts left under {dir}: {left:#?}");
+}
+
+/// A restore SIGKILLed at any moment, alone or with CRIU, leaves what `delete` removes
+/// entirely: CRIU's processes and the tree it was restoring, its cgroup mounts, the rootfs
+/// bind, the cgroup and the state; and the id can be restored again.
+#[test]
+fn killed_restores_leave_nothing_after_delete() {
+    let Some(criu) = criu() else { return };
+    let env = Env::new("cr-killed");
+    let id = env.id("c");
+    // A read-only root (as `runr spec` writes it) without a /tmp: CRIU needs one to move
+    // into the root, and the restore makes it.
+    assert_eq!(env.config()["root"]["readonly"], true);
+    let _ = std::fs::remove_dir(env.rootfs.join("tmp"));
+    let mut out = start_counter(&env, &id, 3);
+    let image = env.dir.path().join("image");
+    checkpoint_ok(&env, &criu, &id, &image, &[]);
+    let last = last_count(&std::io::read_to_string(&mut out).unwrap());
+    // How long a whole restore takes here, to kill the others all through theirs.
+    let started = std::time::Instant::now();
+    drop(restore(&env, &criu, &id, &image));
+    let whole = started.elapsed();
+    assert!(env.rootfs.join("tmp").is_dir(), "no /tmp made for CRIU");
+    delete_ok(&env, &id);
+    for step in 1..=8u32 {
+        let delay = whole * step / 9;
+        let group = step % 2 == 1;
+        let finished = kill_restore(&env, &criu, &id, &image, delay, group);
+        let del = runr(&env, &criu, &["delete", "--force", &id]);
+        assert_eq!(
+            del.code, 0,
+            "delete after a restore killed at {delay:?} (group {group}, finished {finished}): {}",
+            del.stderr
+        );
+        env.assert_gone(&id);
+        assert_no_mount_under(&env.root);
+        assert_no_mount_under(&image);
+    }
+    let mut out = restore(&env, &criu, &id, &image);
+    assert_counts_on(&mut out, last);
+    delete_ok(&env, &id);
+}
+
 /// A container with a terminal: dumped with its pty's slave side, restored onto a new pty
 /// whose master goes to the new console socket.
 #[test]
@@ -871,6 +946,11 @@ fn user_namespace_container_counts_on() {
     checkpoint_ok(&env, &criu, &id, &image, &[]);
     env.assert_gone(&id);
     let last = last_count(&std::io::read_to_string(&mut out).unwrap());
+    // A restore killed while CRIU works: `delete` takes its ACL back too (checked below).
+    let delay = std::time::Duration::from_millis(80);
+    kill_restore(&env, &criu, &id, &image, delay, true);
+    delete_ok(&env, &id);
+    env.assert_gone(&id);
     let mut out = restore(&env, &criu, &id, &image);
     assert_counts_on(&mut out, last);
     // The restore let the mapped root search the images for the time CRIU ran, and no more.

@@ -79,7 +79,7 @@ impl Criu {
     pub(crate) fn version(&self) -> Result<u32> {
         let mut req = Criu_req::new();
         req.set_type(Criu_req_type::VERSION);
-        let resp = self.call(req, &[], &mut |_| Ok(()))?;
+        let resp = self.call(req, &[], None, &mut |_| Ok(()))?;
         let v = resp.version.as_ref().ok_or_else(|| {
             Error::Invalid(format!("criu at {} sent no version", self.path.display()))
         })?;
@@ -94,7 +94,7 @@ impl Criu {
         req.set_type(Criu_req_type::FEATURE_CHECK);
         req.features = protobuf::MessageField::some(want);
         let resp = self
-            .call(req, &[], &mut |_| Ok(()))
+            .call(req, &[], None, &mut |_| Ok(()))
             .map_err(|e| self.explain(e))?;
         resp.features.into_option().ok_or_else(|| {
             Error::Invalid(format!(
@@ -105,25 +105,28 @@ impl Criu {
     }
 
     /// Run one request of `kind` with `opts`; `inherit` are descriptors whose numbers
-    /// `opts` names (they stay open in CRIU); `on_notify` answers each NOTIFY (an error
-    /// makes CRIU abort). The final reply, which must say success.
+    /// `opts` names (they stay open in CRIU); CRIU is moved into cgroup `enter` before it
+    /// gets the request; `on_notify` answers each NOTIFY (an error makes CRIU abort). The
+    /// final reply, which must say success.
     pub(crate) fn request(
         &self,
         kind: Criu_req_type,
         opts: Criu_opts,
         inherit: &[RawFd],
+        enter: Option<&dyn cgroups::Manager>,
         on_notify: &mut dyn FnMut(Notify) -> Result<()>,
     ) -> Result<Criu_resp> {
         let mut req = Criu_req::new();
         req.set_type(kind);
         req.opts = protobuf::MessageField::some(opts);
-        self.call(req, inherit, on_notify)
+        self.call(req, inherit, enter, on_notify)
     }
 
     fn call(
         &self,
         req: Criu_req,
         inherit: &[RawFd],
+        enter: Option<&dyn cgroups::Manager>,
         on_notify: &mut dyn FnMut(Notify) -> Result<()>,
     ) -> Result<Criu_resp> {
         let kind = req.type_();
@@ -157,7 +160,12 @@ impl Criu {
             .spawn()
             .ctx(|| format!("run criu at {}", self.path.display()))?;
         drop(theirs);
-        let result = self.converse(&ours, &req, kind, on_notify);
+        let result = match enter {
+            // The cgroup error names the file written.
+            Some(cgroup) => cgroup.enter(child.id() as i32).map_err(Error::from),
+            None => Ok(()),
+        };
+        let result = result.and_then(|()| self.converse(&ours, &req, kind, on_notify));
         // On success CRIU exits on its own; on failure it may wait for another request.
         if result.is_err() {
             let _ = child.kill();

@@ -10,6 +10,7 @@
 pub(crate) mod criu;
 mod restore;
 
+pub(crate) use restore::take_back_image_acl;
 pub use restore::{restore, RestoreOptions};
 
 use crate::container::Container;
@@ -219,7 +220,7 @@ pub fn checkpoint(c: Container, o: &CheckpointOptions) -> Result<Vec<String>> {
         }
         Ok(())
     };
-    criu.request(Criu_req_type::DUMP, opts, &dirs.raw(), &mut on_notify)
+    criu.request(Criu_req_type::DUMP, opts, &dirs.raw(), None, &mut on_notify)
         .map_err(|e| criu.explain(with_log(e, &dirs.work_path.join(DUMP_LOG))))?;
     if o.leave_running {
         // A paused container stays paused: CRIU thaws only what it froze itself.

@@ -15,7 +15,7 @@ use crate::hooks::{self, Kind};
 use crate::process::create::{create_cgroup, resources_with_default_devices, Prepared, Undo};
 use crate::process::CreateOptions;
 use crate::process::Stdio;
-use crate::state::{make_state_dir, write_atomic, CRIU_ROOT, INIT_RECORD};
+use crate::state::{make_state_dir, write_atomic, CRIU_CGYARD, CRIU_ROOT, INIT_RECORD};
 use crate::sys;
 use cgroups::{Layout, Manager};
 use nix::mount::MsFlags;
@@ -75,6 +75,14 @@ pub fn restore(o: &RestoreOptions) -> Result<Container> {
     };
     let record_path = p.dir.join(INIT_RECORD);
     let mut record = p.init_record(planned_cgroup.as_ref(), None);
+    // CRIU will work in the cgroup: if runr dies, `delete` kills everything there.
+    record.criu_restore = true;
+    let access = match p.plan.new_user {
+        true => ImageAccess::plan(&o.criu.image_path, &p.spec)?,
+        false => None,
+    };
+    // Recorded before it is granted: if runr dies, `delete` takes it back.
+    record.image_acl = access.as_ref().map(|a| (a.dir.clone(), a.mode));
     record.write(&record_path)?;
     let resources = resources_with_default_devices(&p.spec);
     cgroup = create_cgroup(planned_cgroup, resources.as_ref(), p.rootless)?;
@@ -82,12 +90,10 @@ pub fn restore(o: &RestoreOptions) -> Result<Container> {
     // If runr dies while CRIU works, whatever removes the state directory detaches this
     // first (`state::remove_state_dir`).
     let root = RootBind::new(&p.rootfs, &p.dir.join(CRIU_ROOT))?;
+    give_read_only_root_a_tmp(&p.spec, &p.rootfs);
 
     // Released (the directory as it was) once CRIU is done, before any error returns.
-    let _access = match p.plan.new_user {
-        true => ImageAccess::grant(&o.criu.image_path, &p.spec)?,
-        false => None,
-    };
+    let _access = access.map(ImageAccess::grant).transpose()?;
     let stdio = StdioForCriu::new(&descriptors, &o.create.stdio)?;
     let mut opts = common_opts(&o.criu, &dirs, RESTORE_LOG);
     opts.set_root(root.path.to_string_lossy().into_owned());
@@ -108,6 +114,8 @@ pub fn restore(o: &RestoreOptions) -> Result<Container> {
         opts.ext_mnt.push(m);
     }
     opts.cg_root = cgroup_roots(&p.layout, &cgroup.paths());
+    let yard = CgroupYard::new(&p.dir.join(CRIU_CGYARD))?;
+    opts.set_cgroup_yard(yard.0.to_string_lossy().into_owned());
     opts.inherit_fd = stdio.inherit_fds();
     let mut inherit = dirs.raw();
     inherit.extend(stdio.raw());
@@ -163,14 +171,26 @@ pub fn restore(o: &RestoreOptions) -> Result<Container> {
             _ => Ok(()),
         }
     };
-    let resp = match criu.request(Criu_req_type::RESTORE, opts, &inherit, &mut on_notify) {
+    // In the container's cgroup, as runc puts it: what CRIU forks starts there, and
+    // whatever ends the cgroup's processes ends CRIU's too, even once runr is gone.
+    let in_cgroup = Some(cgroup.as_ref());
+    let resp = criu.request(
+        Criu_req_type::RESTORE,
+        opts,
+        &inherit,
+        in_cgroup,
+        &mut on_notify,
+    );
+    drop(yard);
+    let resp = match resp {
         Ok(resp) => resp,
         Err(e) => {
             // CRIU failed after it had restored the tree (post-restore): the tree goes too.
             if restored_pid > 0 {
                 drop(KillOnDrop(restored_pid, cgroup.as_ref()));
             }
-            return Err(criu.explain(with_log(e, &dirs.work_path.join(RESTORE_LOG))));
+            let e = with_log(e, &dirs.work_path.join(RESTORE_LOG));
+            return Err(criu.explain(read_only_root_hint(e, &p.rootfs)));
         }
     };
     drop(root);
@@ -198,6 +218,44 @@ pub fn restore(o: &RestoreOptions) -> Result<Container> {
     Ok(Container::new_created(p.dir, state, lock, None, io))
 }
 
+/// CRIU moves into the restored root by way of its /tmp, or of a directory it makes there
+/// when there is no /tmp, which it cannot on a root that was read-only at the dump
+/// (`root.readonly`, as `runr spec` writes it; runc's restores fail the same way). An empty
+/// /tmp is made in such a rootfs (from the host, where it is not read-only): it is where
+/// any image has one.
+fn give_read_only_root_a_tmp(spec: &oci_spec::runtime::Spec, rootfs: &Path) {
+    let read_only = spec.root().as_ref().and_then(|r| r.readonly()) == Some(true);
+    let tmp = rootfs.join("tmp");
+    if !read_only || std::fs::symlink_metadata(&tmp).is_ok() {
+        return;
+    }
+    use std::os::unix::fs::DirBuilderExt;
+    match std::fs::DirBuilder::new().mode(0o1777).create(&tmp) {
+        // The mode without the umask.
+        Ok(()) => {
+            let mode = rustix::fs::Mode::from_raw_mode(0o1777);
+            let _ = rustix::fs::chmod(&tmp, mode);
+        }
+        Err(e) => tracing::warn!("make {} for CRIU: {e}", tmp.display()),
+    }
+}
+
+/// The error of a restore that failed for want of a /tmp in a read-only root (see
+/// [`give_read_only_root_a_tmp`]), saying so.
+fn read_only_root_hint(e: Error, rootfs: &Path) -> Error {
+    match e {
+        Error::Invalid(m) if m.contains("temporary directory: Read-only file system") => {
+            Error::Invalid(format!(
+                "{m}; the container's root was read-only when it was checkpointed \
+                 (root.readonly), and CRIU needs a /tmp directory in a read-only root: \
+                 make one in {}",
+                rootfs.display()
+            ))
+        }
+        e => e,
+    }
+}
+
 /// A lazy restore hands the restored tasks' userfaultfds to a `criu lazy-pages` daemon over
 /// its socket `lazy-pages.socket` in CRIU's work directory (the daemon's `-W`, or its `-D`):
 /// without one there, CRIU would fail late and obscurely.
@@ -220,16 +278,21 @@ fn lazy_daemon_listens(f: &CriuFlags) -> Result<()> {
 /// tty infos) as the namespace's root, which on the host is the mapped uid: a checkpoint's
 /// directory is root's alone (mode 0700). For the restore, a POSIX ACL lets that uid search
 /// it (and no one else: the files are CRIU's 0644); dropping this takes the ACL away and
-/// puts the mode back.
+/// puts the mode back. Two restores from one directory take turns (a lock on it), so
+/// neither takes the ACL away under the other.
 struct ImageAccess {
     dir: PathBuf,
     mode: u32,
+    uid: u32,
+    granted: bool,
+    _lock: std::fs::File,
 }
 
 const ACL_XATTR: &str = "system.posix_acl_access";
 
 impl ImageAccess {
-    fn grant(dir: &Path, spec: &oci_spec::runtime::Spec) -> Result<Option<ImageAccess>> {
+    /// Lock `dir` and say what the container of `spec` needs of it, if anything.
+    fn plan(dir: &Path, spec: &oci_spec::runtime::Spec) -> Result<Option<ImageAccess>> {
         let Some(uid) = spec
             .linux()
             .as_ref()
@@ -239,7 +302,9 @@ impl ImageAccess {
         else {
             return Ok(None);
         };
-        let meta = std::fs::metadata(dir).ctx(|| format!("stat {}", dir.display()))?;
+        let lock = crate::state::open_dir(dir)?;
+        crate::state::flock(&lock, dir, libc::LOCK_EX)?;
+        let meta = lock.metadata().ctx(|| format!("stat {}", dir.display()))?;
         let mode = meta.mode() & 0o7777;
         if uid == 0 || mode & 0o001 != 0 || meta.uid() == uid {
             return Ok(None);
@@ -248,6 +313,17 @@ impl ImageAccess {
         if rustix::fs::getxattr(dir, ACL_XATTR, &mut [0u8; 0]).is_ok() {
             return Ok(None);
         }
+        Ok(Some(ImageAccess {
+            dir: dir.into(),
+            mode,
+            uid,
+            granted: false,
+            _lock: lock,
+        }))
+    }
+
+    fn grant(mut self) -> Result<ImageAccess> {
+        let (mode, uid) = (self.mode, self.uid);
         // Linux's xattr form of an ACL: version 2, then (tag, perm, id) entries by tag.
         const UNDEFINED: u32 = u32::MAX;
         let owner = (mode >> 6) & 7;
@@ -264,29 +340,57 @@ impl ImageAccess {
             acl.extend_from_slice(&(perm as u16).to_le_bytes());
             acl.extend_from_slice(&id.to_le_bytes());
         }
-        rustix::fs::setxattr(dir, ACL_XATTR, &acl, rustix::fs::XattrFlags::CREATE)
+        rustix::fs::setxattr(&self.dir, ACL_XATTR, &acl, rustix::fs::XattrFlags::CREATE)
             .map_err(std::io::Error::from)
             .ctx(|| {
                 format!(
                     "let the container's root (uid {uid}) search {} for CRIU (an ACL)",
-                    dir.display()
+                    self.dir.display()
                 )
             })?;
-        Ok(Some(ImageAccess {
-            dir: dir.into(),
-            mode,
-        }))
+        self.granted = true;
+        Ok(self)
     }
 }
 
 impl Drop for ImageAccess {
     fn drop(&mut self) {
-        if let Err(e) = rustix::fs::removexattr(&self.dir, ACL_XATTR) {
-            tracing::warn!("remove the ACL from {}: {e}", self.dir.display());
+        if self.granted {
+            take_back_image_acl(&self.dir, self.mode);
         }
-        let mode = rustix::fs::Mode::from_raw_mode(self.mode);
-        if let Err(e) = rustix::fs::chmod(&self.dir, mode) {
-            tracing::warn!("restore the mode of {}: {e}", self.dir.display());
+    }
+}
+
+/// Take away the ACL [`ImageAccess`] gave `dir` and put its `mode` back (also what
+/// `delete` does after a restore killed while it was granted).
+pub(crate) fn take_back_image_acl(dir: &Path, mode: u32) {
+    match rustix::fs::removexattr(dir, ACL_XATTR) {
+        Ok(()) | Err(rustix::io::Errno::NODATA) => {}
+        Err(e) => tracing::warn!("remove the ACL from {}: {e}", dir.display()),
+    }
+    if let Err(e) = rustix::fs::chmod(dir, rustix::fs::Mode::from_raw_mode(mode)) {
+        tracing::warn!("restore the mode of {}: {e}", dir.display());
+    }
+}
+
+/// CRIU's cgroup yard (`state::CRIU_CGYARD`): an empty directory of the state directory,
+/// where CRIU mounts each hierarchy it needs. Left to itself, CRIU makes its yard in its
+/// work directory, where the mounts stay if CRIU is killed mid-way; here, whatever removes
+/// the state directory detaches them first. CRIU unmounts nothing in a yard it is given:
+/// dropping this does.
+struct CgroupYard(PathBuf);
+
+impl CgroupYard {
+    fn new(path: &Path) -> Result<CgroupYard> {
+        std::fs::create_dir(path).ctx(|| format!("create {}", path.display()))?;
+        Ok(CgroupYard(path.into()))
+    }
+}
+
+impl Drop for CgroupYard {
+    fn drop(&mut self) {
+        if let Err(e) = crate::state::remove_cgroup_yard(&self.0) {
+            tracing::warn!("remove {}: {e}", self.0.display());
         }
     }
 }

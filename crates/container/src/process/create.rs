@@ -268,6 +268,8 @@ impl Prepared {
             cgroup_paths: cgroup.paths(),
             systemd_unit: cgroup.systemd_unit(),
             own_pid_ns: self.plan.own_pid,
+            criu_restore: false,
+            image_acl: None,
             init_pid: 0,
             init_start_time: 0,
         }
