@@ -38,6 +38,15 @@ mkdir -p "$D/path"
 bin=${CARGO_TARGET_DIR:-target}/x86_64-unknown-linux-gnu/release
 cp "$bin/runr" "$work/runr"
 cp "$bin/containerd-shim-runr-v2" "$D/path/"
+# (SHIM_TRACE=DIR, from scripts/hot-code/record.sh: every native shim runs under DIR/trace,
+# which writes the functions it ran to DIR/hits.PID.)
+if [ -n "${SHIM_TRACE:-}" ]; then
+  mv "$D/path/containerd-shim-runr-v2" "$work/shim-traced"
+  nm --defined-only "$work/shim-traced" | awk '$2 ~ /^[tT]$/ { print $1, $3 }' >"$work/shim.syms"
+  printf '#!/bin/sh\nexec %s/trace %s %s/hits.$$ %s "$@"\n' \
+    "$SHIM_TRACE" "$work/shim.syms" "$SHIM_TRACE" "$work/shim-traced" >"$D/path/containerd-shim-runr-v2"
+  chmod 755 "$D/path/containerd-shim-runr-v2"
+fi
 cp "$bin/examples/noop-shim" "$D/path/containerd-shim-noop-v2"
 RUNC=$(command -v runc)
 CD_PID=
