@@ -330,6 +330,43 @@ fn failed_checkpoints_leave_the_container_running() {
     assert_eq!(del.code, 0, "delete: {}", del.stderr);
 }
 
+/// A checkpoint ended by ^C (runr's process group: CRIU too) at any moment leaves the
+/// container running as it was, counting on: runr outlives the signal and thaws what CRIU,
+/// killed by it, left frozen. (SIGKILL of both leaves it paused: `runr resume` goes on.)
+#[test]
+fn interrupted_checkpoints_leave_the_container_running() {
+    let Some(criu) = criu() else { return };
+    let env = Env::new("cr-interrupted");
+    let id = env.id("c");
+    let mut out = start_counter(&env, &id, 3);
+    let image = env.dir.path().join("image");
+    let started = std::time::Instant::now();
+    checkpoint_ok(&env, &criu, &id, &image, &["--leave-running"]);
+    let whole = started.elapsed();
+    for step in 1..=6u32 {
+        let delay = whole * step / 7;
+        let _ = std::fs::remove_dir_all(&image);
+        let mut c = env.cmd();
+        c.env("RUNR_CRIU", &criu)
+            .args(["checkpoint", "--leave-running", "--image-path"]);
+        c.arg(&image).arg(&id);
+        let finished = interrupt(c, delay, Interrupt::CtrlC);
+        assert_eq!(
+            env.state(&id)["status"],
+            "running",
+            "after a ^C at {delay:?} (finished {finished})"
+        );
+        // What it printed so far, then more: it counts on.
+        let before = next_numbers(&mut out);
+        let after = next_numbers(&mut out);
+        assert!(
+            after.last() > before.last(),
+            "not counting after a ^C at {delay:?}: {before:?} then {after:?}"
+        );
+    }
+    delete_ok(&env, &id);
+}
+
 #[test]
 fn failed_restores_leave_nothing() {
     let Some(criu) = criu() else { return };
@@ -401,19 +438,21 @@ fn failed_restores_leave_nothing() {
     );
 }
 
-/// `runr restore -d` of `image` as `id`, SIGKILLed after `delay`: runr alone, or with its
-/// whole process group (CRIU and what CRIU forked too), as a terminal's ^C or a supervisor
-/// would. Returns whether the restore had finished anyway.
-fn kill_restore(
-    env: &Env,
-    criu: &Path,
-    id: &str,
-    image: &Path,
-    delay: std::time::Duration,
-    group: bool,
-) -> bool {
+/// How a test ends a runr command that runs CRIU.
+#[derive(Debug, Clone, Copy)]
+enum Interrupt {
+    /// SIGKILL to runr alone.
+    KillRunr,
+    /// SIGKILL to its process group: CRIU and what CRIU forked too, as a supervisor would.
+    KillGroup,
+    /// SIGINT to its process group, as a terminal's ^C.
+    CtrlC,
+}
+
+/// Spawn `c` in a process group of its own and `how` it after `delay`. Whether the command
+/// succeeded anyway (it had finished).
+fn interrupt(mut c: Command, delay: std::time::Duration, how: Interrupt) -> bool {
     use std::os::unix::process::CommandExt;
-    let mut c = restore_cmd(env, criu, id, image, &["--detach"]);
     c.stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -421,10 +460,14 @@ fn kill_restore(
     let mut child = c.spawn().unwrap();
     std::thread::sleep(delay);
     let pid = child.id() as i32;
-    // SAFETY: signals to the child (and its own process group) this test started.
-    unsafe { libc::kill(if group { -pid } else { pid }, libc::SIGKILL) };
-    let status = child.wait().unwrap();
-    status.success()
+    let (target, sig) = match how {
+        Interrupt::KillRunr => (pid, libc::SIGKILL),
+        Interrupt::KillGroup => (-pid, libc::SIGKILL),
+        Interrupt::CtrlC => (-pid, libc::SIGINT),
+    };
+    // SAFETY: a signal to the child (and its own process group) this test started.
+    unsafe { libc::kill(target, sig) };
+    child.wait().unwrap().success()
 }
 
 /// No mount left under `dir` (in this mount namespace).
@@ -457,14 +500,20 @@ fn killed_restores_leave_nothing_after_delete() {
     let whole = started.elapsed();
     assert!(env.rootfs.join("tmp").is_dir(), "no /tmp made for CRIU");
     delete_ok(&env, &id);
-    for step in 1..=8u32 {
-        let delay = whole * step / 9;
-        let group = step % 2 == 1;
-        let finished = kill_restore(&env, &criu, &id, &image, delay, group);
+    let ways = [Interrupt::KillGroup, Interrupt::KillRunr, Interrupt::CtrlC];
+    for step in 1..=9u32 {
+        let delay = whole * step / 10;
+        let how = ways[step as usize % 3];
+        let cmd = restore_cmd(&env, &criu, &id, &image, &["--detach"]);
+        let finished = interrupt(cmd, delay, how);
+        if matches!(how, Interrupt::CtrlC) && !finished {
+            // runr outlives a ^C and undoes the restore itself.
+            env.assert_gone(&id);
+        }
         let del = runr(&env, &criu, &["delete", "--force", &id]);
         assert_eq!(
             del.code, 0,
-            "delete after a restore killed at {delay:?} (group {group}, finished {finished}): {}",
+            "delete after a restore ended ({how:?}) at {delay:?} (finished {finished}): {}",
             del.stderr
         );
         env.assert_gone(&id);
@@ -948,7 +997,8 @@ fn user_namespace_container_counts_on() {
     let last = last_count(&std::io::read_to_string(&mut out).unwrap());
     // A restore killed while CRIU works: `delete` takes its ACL back too (checked below).
     let delay = std::time::Duration::from_millis(80);
-    kill_restore(&env, &criu, &id, &image, delay, true);
+    let cmd = restore_cmd(&env, &criu, &id, &image, &["--detach"]);
+    interrupt(cmd, delay, Interrupt::KillGroup);
     delete_ok(&env, &id);
     env.assert_gone(&id);
     let mut out = restore(&env, &criu, &id, &image);

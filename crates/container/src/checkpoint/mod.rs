@@ -220,8 +220,15 @@ pub fn checkpoint(c: Container, o: &CheckpointOptions) -> Result<Vec<String>> {
         }
         Ok(())
     };
-    criu.request(Criu_req_type::DUMP, opts, &dirs.raw(), None, &mut on_notify)
-        .map_err(|e| criu.explain(with_log(e, &dirs.work_path.join(DUMP_LOG))))?;
+    let dumped = criu.request(Criu_req_type::DUMP, opts, &dirs.raw(), None, &mut on_notify);
+    if let Err(e) = dumped {
+        // CRIU thaws what it froze when it fails, not when it dies (killed by ^C, or
+        // crashed): a container that ran goes on running.
+        if status == Status::Running {
+            thaw_after_dump(&c);
+        }
+        return Err(criu.explain(with_log(e, &dirs.work_path.join(DUMP_LOG))));
+    }
     if o.leave_running {
         // A paused container stays paused: CRIU thaws only what it froze itself.
         return Ok(Vec::new());
@@ -235,6 +242,20 @@ pub fn checkpoint(c: Container, o: &CheckpointOptions) -> Result<Vec<String>> {
             o.criu.image_path.display()
         ))
     })
+}
+
+/// Thaw container `c`, running before the dump, if a dump that did not finish left it frozen.
+fn thaw_after_dump(c: &Container) {
+    let cgroup = c.cgroup();
+    if cgroup.freezer().ok() != Some(cgroups::FreezerState::Frozen) {
+        return;
+    }
+    if let Err(e) = cgroup.set_freezer(cgroups::FreezerState::Thawed) {
+        tracing::warn!(
+            "thaw container {} after the failed checkpoint (`runr resume` it): {e}",
+            c.id()
+        );
+    }
 }
 
 /// A feature-check request for the features `set` sets.

@@ -97,6 +97,7 @@ pub fn run(g: &Global, a: Args) -> anyhow::Result<i32> {
         page_server: a.page_server,
     };
     let c = container::Container::load(&g.root, &a.id)?;
+    super::outlive_interrupts()?;
     super::warn_all(&container::checkpoint::checkpoint(c, &o)?);
     Ok(0)
 }

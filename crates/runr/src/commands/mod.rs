@@ -118,3 +118,29 @@ fn warn_all(warnings: &[String]) {
         tracing::warn!("{w}");
     }
 }
+
+/// For checkpoint and restore, while CRIU works: SIGINT, SIGTERM, SIGHUP and SIGQUIT no
+/// longer end runr (a handler that does nothing; CRIU, exec'd, has their default actions).
+/// A ^C at a terminal reaches CRIU too, which dies of it, and runr, still there, undoes its
+/// part (thaws the container it was dumping; removes the container it was restoring). Sent
+/// to runr alone, they let CRIU finish.
+fn outlive_interrupts() -> anyhow::Result<()> {
+    use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal};
+    extern "C" fn ignore(_: libc::c_int) {}
+    let action = SigAction::new(
+        SigHandler::Handler(ignore),
+        SaFlags::SA_RESTART,
+        SigSet::empty(),
+    );
+    for sig in [
+        Signal::SIGINT,
+        Signal::SIGTERM,
+        Signal::SIGHUP,
+        Signal::SIGQUIT,
+    ] {
+        // SAFETY: the handler does nothing, which is async-signal-safe.
+        unsafe { sigaction(sig, &action) }
+            .map_err(|e| anyhow::anyhow!("set a handler for {sig}: {e}"))?;
+    }
+    Ok(())
+}

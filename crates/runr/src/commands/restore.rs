@@ -47,6 +47,7 @@ pub fn run(g: &Global, a: Args) -> anyhow::Result<i32> {
         },
         criu: a.criu.flags()?,
     };
+    super::outlive_interrupts()?;
     let mut c = container::checkpoint::restore(&o)?;
     if a.detach {
         return Ok(0);
