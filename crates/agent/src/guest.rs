@@ -204,13 +204,7 @@ fn init_signals() -> SigSet {
 /// Split into PID 1 and the agent (see the module's documentation). Call while the program
 /// is single-threaded. Returns in the agent; PID 1 never returns.
 pub fn split_init() -> Result<()> {
-    let threads = std::fs::read_dir("/proc/self/task")
-        .context("read /proc/self/task")?
-        .count();
-    anyhow::ensure!(
-        threads == 1,
-        "PID 1 must fork the agent while it has one thread; it has {threads}"
-    );
+    container::require_single_thread("PID 1's fork of the agent")?;
     let set = init_signals();
     // Blocked before the fork, so that no SIGCHLD or SIGTERM reaches PID 1 unhandled.
     let old = set

@@ -128,7 +128,7 @@ impl Writer {
             group.as_deref(),
         )?;
         for helper in ["newuidmap", "newgidmap"] {
-            if which(helper).is_none() {
+            if crate::sys::find_executable(helper).is_none() {
                 return Err(Error::Config(format!(
                     "mapping ids other than your own needs {helper}, which is not installed \
                      (Debian: apt-get install uidmap)"
@@ -194,13 +194,6 @@ fn run_helper(helper: &str, pid: i32, maps: &[LinuxIdMapping]) -> Result<()> {
         )));
     }
     Ok(())
-}
-
-fn which(name: &str) -> Option<std::path::PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_else(|| "/usr/bin:/bin".into());
-    std::env::split_paths(&path)
-        .map(|d| d.join(name))
-        .find(|p| p.is_file())
 }
 
 /// The ranges `/etc/subuid`-style `file` gives the user (by name or uid).

@@ -48,6 +48,7 @@ pub use rootfs::MountOptions;
 pub use security::seccomp::library_version as libseccomp_version;
 pub use spawner::Spawner;
 pub use state::{OciState, Status};
+pub use sys::require_single_thread;
 
 /// What this build of runr supports, as the OCI features document describes it.
 pub mod features {

@@ -113,15 +113,7 @@ impl Spawner {
     /// before an async runtime or any thread starts (and after logging is set up, which the
     /// helper inherits).
     pub fn start() -> Result<Spawner> {
-        let threads = std::fs::read_dir("/proc/self/task")
-            .ctx(|| "read /proc/self/task")?
-            .count();
-        if threads > 1 {
-            return Err(Error::Invalid(format!(
-                "Spawner::start must be called while the program is single-threaded; it has \
-                 {threads} threads"
-            )));
-        }
+        crate::sys::require_single_thread("Spawner::start (call it first thing in main)")?;
         let (control, helper_end) = seqpacket_pair("the spawner's control socket")?;
         let parent = std::process::id() as i32;
         // SAFETY: the process is single-threaded (checked above), so the child is a complete
@@ -317,15 +309,7 @@ impl Drop for Spawner {
 /// would stay locked in the child for good). The process's dumpable flag, which the clone
 /// clears for its child's sake, is restored after.
 fn in_caller<T>(what: &str, f: impl FnOnce() -> Result<T>) -> Result<T> {
-    let threads = std::fs::read_dir("/proc/self/task")
-        .ctx(|| "read /proc/self/task")?
-        .count();
-    if threads > 1 {
-        return Err(Error::Invalid(format!(
-            "an in-process spawner's {what} needs a single-threaded process; this one has \
-             {threads} threads"
-        )));
-    }
+    crate::sys::require_single_thread(&format!("an in-process spawner's {what}"))?;
     let dumpable = nix::sys::prctl::get_dumpable().ctx(|| "prctl(PR_GET_DUMPABLE)")?;
     let out = f();
     if dumpable {

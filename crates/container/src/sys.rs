@@ -1,6 +1,6 @@
 //! Thin wrappers over the few system calls no crate offers in the form we need.
 
-use crate::error::{Context, Result};
+use crate::error::{Context, Error, Result};
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::path::Path;
 use std::time::Duration;
@@ -439,6 +439,35 @@ pub(crate) fn recv_datagram(
             }
         }
     }
+}
+
+/// Refuse (naming `what` needs it) unless the calling process has a single thread: a fork
+/// or clone copies the calling thread only, and a lock another thread held would stay
+/// locked in the child for good.
+pub fn require_single_thread(what: &str) -> Result<()> {
+    let threads = std::fs::read_dir("/proc/self/task")
+        .ctx(|| "read /proc/self/task")?
+        .count();
+    if threads > 1 {
+        return Err(Error::Invalid(format!(
+            "{what} needs a single-threaded process; this one has {threads} threads"
+        )));
+    }
+    Ok(())
+}
+
+/// An executable file `name` in the directories of PATH (/usr/bin and /bin without one).
+pub(crate) fn find_executable(name: &str) -> Option<std::path::PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_else(|| "/usr/bin:/bin".into());
+    std::env::split_paths(&path)
+        .map(|d| d.join(name))
+        .find(|p| is_executable(p))
+}
+
+/// Whether `p` is a file with an execute bit.
+pub(crate) fn is_executable(p: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }
 
 #[cfg(test)]

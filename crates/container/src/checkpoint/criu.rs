@@ -40,7 +40,7 @@ impl Criu {
     pub(crate) fn locate() -> Result<Criu> {
         let path = match std::env::var_os("RUNR_CRIU") {
             Some(p) if !p.is_empty() => PathBuf::from(p),
-            _ => find_on_path("criu").ok_or_else(|| {
+            _ => crate::sys::find_executable("criu").ok_or_else(|| {
                 Error::Invalid(
                     "criu is needed for checkpoint and restore and is not on PATH (install \
                      CRIU >= 3.16, or set RUNR_CRIU to its path; scripts/criu.sh builds one)"
@@ -48,7 +48,7 @@ impl Criu {
                 )
             })?,
         };
-        if !is_executable(&path) {
+        if !crate::sys::is_executable(&path) {
             return Err(Error::Invalid(format!(
                 "criu at {} is not an executable file (from RUNR_CRIU or PATH)",
                 path.display()
@@ -268,18 +268,6 @@ fn recv(sock: &OwnedFd) -> std::io::Result<(Vec<u8>, Option<OwnedFd>)> {
     }
     buf.truncate(n);
     Ok((buf, fd))
-}
-
-fn find_on_path(name: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|d| d.join(name))
-        .find(|p| is_executable(p))
-}
-
-fn is_executable(p: &Path) -> bool {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }
 
 fn show_version(v: u32) -> String {
