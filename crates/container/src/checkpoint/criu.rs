@@ -10,7 +10,7 @@
 use crate::error::{Context, Error, Result};
 use protobuf::Message;
 use rust_criu::rust_criu_protobuf::rpc::{
-    Criu_features, Criu_opts, Criu_req, Criu_req_type, Criu_resp,
+    self, Criu_features, Criu_opts, Criu_req, Criu_req_type, Criu_resp,
 };
 use std::io::IoSliceMut;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
@@ -268,6 +268,25 @@ fn recv(sock: &OwnedFd) -> std::io::Result<(Vec<u8>, Option<OwnedFd>)> {
     }
     buf.truncate(n);
     Ok((buf, fd))
+}
+
+/// An external mount for CRIU's options: `key` is the mount's name in the images (its path
+/// in the container), `val` what stands for it (the same key at a dump; the host's source
+/// at a restore).
+pub(crate) fn ext_mount(key: String, val: String) -> rpc::Ext_mount_map {
+    let mut m = rpc::Ext_mount_map::new();
+    m.set_key(key);
+    m.set_val(val);
+    m
+}
+
+/// A descriptor of runr's that CRIU is to give the restored tasks in place of the one the
+/// images know by `key`.
+pub(crate) fn inherit_fd(key: String, fd: RawFd) -> rpc::Inherit_fd {
+    let mut i = rpc::Inherit_fd::new();
+    i.set_key(key);
+    i.set_fd(fd);
+    i
 }
 
 fn show_version(v: u32) -> String {

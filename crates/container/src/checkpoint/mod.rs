@@ -204,10 +204,7 @@ pub fn checkpoint(c: Container, o: &CheckpointOptions) -> Result<Vec<String>> {
         .into_iter()
         .chain(cgroup_binds)
     {
-        let mut m = rpc::Ext_mount_map::new();
-        m.set_key(dest.clone());
-        m.set_val(dest);
-        opts.ext_mnt.push(m);
+        opts.ext_mnt.push(criu::ext_mount(dest.clone(), dest));
     }
     let mut status_fd = status_fd;
     let mut on_notify = |n: criu::Notify| -> Result<()> {

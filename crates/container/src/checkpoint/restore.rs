@@ -3,7 +3,7 @@
 //! checkpoint instead of a clone. Any failure undoes everything (no state directory, cgroup,
 //! mount or process is left).
 
-use super::criu::{Criu, Notify};
+use super::criu::{ext_mount, inherit_fd, Criu, Notify};
 use super::{
     cgroup_binds, common_opts, external_mounts, joined_netns, load_descriptors,
     refuse_joined_user_ns, refuse_unsupported, require_lazy_pages, with_log, JOINED_NETNS,
@@ -108,10 +108,7 @@ pub fn restore(o: &RestoreOptions) -> Result<Container> {
         .into_iter()
         .chain(cgroup_binds)
     {
-        let mut m = rpc::Ext_mount_map::new();
-        m.set_key(dest);
-        m.set_val(source);
-        opts.ext_mnt.push(m);
+        opts.ext_mnt.push(ext_mount(dest, source));
     }
     opts.cg_root = cgroup_roots(&p.layout, &cgroup.paths());
     let yard = CgroupYard::new(&p.dir.join(CRIU_CGYARD))?;
@@ -129,10 +126,8 @@ pub fn restore(o: &RestoreOptions) -> Result<Container> {
         None => None,
     };
     if let Some(ns) = &netns {
-        let mut i = rpc::Inherit_fd::new();
-        i.set_key(JOINED_NETNS.into());
-        i.set_fd(ns.as_raw_fd());
-        opts.inherit_fd.push(i);
+        opts.inherit_fd
+            .push(inherit_fd(JOINED_NETNS.into(), ns.as_raw_fd()));
         inherit.push(ns.as_raw_fd());
     }
 
@@ -476,12 +471,7 @@ impl StdioForCriu {
     fn inherit_fds(&self) -> Vec<rpc::Inherit_fd> {
         self.fds
             .iter()
-            .map(|(key, fd)| {
-                let mut i = rpc::Inherit_fd::new();
-                i.set_key(key.clone());
-                i.set_fd(fd.as_raw_fd());
-                i
-            })
+            .map(|(key, fd)| inherit_fd(key.clone(), fd.as_raw_fd()))
             .collect()
     }
 
