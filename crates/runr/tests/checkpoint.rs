@@ -427,6 +427,14 @@ fn failed_restores_leave_nothing() {
     let err = restore_fails(&env, &criu, &id, &image, &["--lazy-pages"]);
     assert!(err.contains("no lazy-pages daemon"), "{err}");
     env.assert_gone(&id);
+    // A pids limit with no room for CRIU's processes, which work in the container's cgroup
+    // (as runc's): the error says so, and nothing is left.
+    let saved = env.config();
+    env.edit(|c| c["linux"]["resources"]["pids"] = serde_json::json!({"limit": 3}));
+    let err = restore_fails(&env, &criu, &id, &image, &[]);
+    env.edit(|c| *c = saved);
+    assert!(err.contains("pids limit refused a fork"), "{err}");
+    env.assert_gone(&id);
     std::fs::write(image.join("pstree.img"), b"not an image").unwrap();
     let err = restore_fails(&env, &criu, &id, &image, &[]);
     assert!(err.contains("criu RESTORE failed"), "{err}");

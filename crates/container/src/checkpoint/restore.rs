@@ -185,7 +185,8 @@ pub fn restore(o: &RestoreOptions) -> Result<Container> {
                 drop(KillOnDrop(restored_pid, cgroup.as_ref()));
             }
             let e = with_log(e, &dirs.work_path.join(RESTORE_LOG));
-            return Err(criu.explain(read_only_root_hint(e, &p.rootfs)));
+            let e = limits_hint(read_only_root_hint(e, &p.rootfs), cgroup.as_ref());
+            return Err(criu.explain(e));
         }
     };
     drop(root);
@@ -249,6 +250,27 @@ fn read_only_root_hint(e: Error, rootfs: &Path) -> Error {
         }
         e => e,
     }
+}
+
+/// The error of a restore that failed where the container's cgroup refused a fork or ran
+/// out of memory, saying that CRIU works inside the container's limits (as with runc).
+fn limits_hint(e: Error, cgroup: &dyn cgroups::Manager) -> Error {
+    let forks_refused = cgroup.paths().iter().any(|(name, dir)| {
+        (name == "pids" || name.is_empty())
+            && std::fs::read_to_string(dir.join("pids.events")).is_ok_and(|t| {
+                t.lines()
+                    .any(|l| l.strip_prefix("max ").is_some_and(|n| n.trim() != "0"))
+            })
+    });
+    let hit = match (forks_refused, cgroup.oom_kill_count() > 0) {
+        (true, _) => "its pids limit refused a fork",
+        (false, true) => "its memory limit killed a process",
+        (false, false) => return e,
+    };
+    Error::Invalid(format!(
+        "{e}; CRIU restores inside the container's cgroup (as with runc), and {hit}: the \
+         limits must leave room for CRIU's own processes too"
+    ))
 }
 
 /// A lazy restore hands the restored tasks' userfaultfds to a `criu lazy-pages` daemon over
