@@ -51,7 +51,7 @@ impl Agent {
         let sock = dir.path().join("agent.sock");
         let address = format!("unix://{}", sock.display());
         let child = spawn(dir.path(), prefix, log_level).await;
-        let client = Client::connect(&address).await.unwrap();
+        let client = connect(&address).await;
         Agent {
             child: Some(child),
             dir,
@@ -68,7 +68,7 @@ impl Agent {
         child.kill().unwrap();
         child.wait().unwrap();
         self.child = Some(spawn(self.dir.path(), &[], "warn").await);
-        self.client = Client::connect(&self.address).await.unwrap();
+        self.client = connect(&self.address).await;
     }
 
     pub fn pid(&self) -> i32 {
@@ -380,6 +380,21 @@ impl Drop for Agent {
 
 /// Start runr-agent (by the command `prefix` if not empty) on `dir`'s socket and state dir;
 /// once it listens.
+/// A connection to the agent just spawned at `address`. Its socket file exists from bind
+/// on, a moment before it listens: refused until then.
+async fn connect(address: &str) -> Client {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        match Client::connect(address).await {
+            Ok(c) => return c,
+            Err(e) if Instant::now() < deadline && format!("{e:?}").contains("refused") => {
+                tokio::time::sleep(Duration::from_millis(10)).await
+            }
+            Err(e) => panic!("connect to the agent at {address}: {e:?}"),
+        }
+    }
+}
+
 async fn spawn(dir: &Path, prefix: &[&str], log_level: &str) -> Child {
     let sock = dir.join("agent.sock");
     let _ = std::fs::remove_file(&sock);
