@@ -50,8 +50,8 @@ impl Agent {
         make_rootfs(&rootfs);
         let sock = dir.path().join("agent.sock");
         let address = format!("unix://{}", sock.display());
-        let child = spawn(dir.path(), prefix, log_level).await;
-        let client = connect(&address).await;
+        let mut child = spawn(dir.path(), prefix, log_level).await;
+        let client = connect_or_kill(&address, &mut child).await;
         Agent {
             child: Some(child),
             dir,
@@ -68,7 +68,7 @@ impl Agent {
         child.kill().unwrap();
         child.wait().unwrap();
         self.child = Some(spawn(self.dir.path(), &[], "warn").await);
-        self.client = connect(&self.address).await;
+        self.client = connect_or_kill(&self.address, self.child.as_mut().unwrap()).await;
     }
 
     pub fn pid(&self) -> i32 {
@@ -380,9 +380,10 @@ impl Drop for Agent {
 
 /// Start runr-agent (by the command `prefix` if not empty) on `dir`'s socket and state dir;
 /// once it listens.
-/// A connection to the agent just spawned at `address`. Its socket file exists from bind
-/// on, a moment before it listens: refused until then.
-async fn connect(address: &str) -> Client {
+/// A connection to the agent `child` just spawned at `address`. Its socket file exists from
+/// bind on, a moment before it listens: refused until then. If it never answers, the agent
+/// is killed before the test fails (nothing else would end it).
+async fn connect_or_kill(address: &str, child: &mut Child) -> Client {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         match Client::connect(address).await {
@@ -390,7 +391,11 @@ async fn connect(address: &str) -> Client {
             Err(e) if Instant::now() < deadline && format!("{e:?}").contains("refused") => {
                 tokio::time::sleep(Duration::from_millis(10)).await
             }
-            Err(e) => panic!("connect to the agent at {address}: {e:?}"),
+            Err(e) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("connect to the agent at {address}: {e:?}");
+            }
         }
     }
 }
