@@ -11,7 +11,7 @@
 //! that moment. It enters by itself with a [`SelfEntry`] the runtime opened for it (much
 //! faster, see `entry.rs`), or is moved in by [`Manager::enter`] where a driver has no
 //! self entry (systemd) or the runtime is unprivileged. The init's own setup is small (it is no Go runtime):
-//! with the exec of a small program it fits in about 256 KiB (tested under 384 KiB), so a
+//! with the exec of a small program it fits in 256-512 KiB (tested under 512 KiB), so a
 //! config's tight limits need no headroom for runr.
 
 mod bpf;

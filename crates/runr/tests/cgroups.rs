@@ -82,14 +82,15 @@ fn absolute_cgroups_path() {
 }
 
 #[test]
-fn true_runs_under_one_pid_and_384k_of_memory() {
+fn true_runs_under_one_pid_and_512k_of_memory() {
     let env = Env::new("tight");
     // What the container is charged for from the moment it joins its cgroup: the init's
     // kernel memory (mounts, /dev, page tables) and the pages it writes, then the exec of
-    // `true` while the init's memory still exists: about 256 KiB, optimised or not, which
-    // the charge of a page table more or less can tip over; 320 KiB always passed.
+    // `true` while the init's memory still exists: 256 KiB once created, and a peak of
+    // 428-512 KiB (memory.max_usage_in_bytes under a 4 MiB limit, 8 runs of the debug
+    // build). 384 KiB failed about one CI run in four, with the host loaded.
     env.edit(|c| {
-        c["linux"]["resources"]["memory"] = json!({"limit": 384 * 1024});
+        c["linux"]["resources"]["memory"] = json!({"limit": 512 * 1024});
         c["linux"]["resources"]["pids"] = json!({"limit": 1});
     });
     let r = env.run(&["true"]);
