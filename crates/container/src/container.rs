@@ -512,6 +512,14 @@ fn signal_all(cgroup: &dyn Manager, signal: i32) -> Result<()> {
 }
 
 /// SIGKILL every process left in `cgroup` and wait until it is empty.
+/// Thaw `cgroup` if it is frozen (a frozen process only dies once thawed).
+pub(crate) fn thaw_if_frozen(cgroup: &dyn Manager) -> Result<()> {
+    if cgroup.freezer().ok() == Some(FreezerState::Frozen) {
+        cgroup.set_freezer(FreezerState::Thawed)?;
+    }
+    Ok(())
+}
+
 pub(crate) fn kill_all_and_wait(cgroup: &dyn Manager) -> Result<()> {
     for _ in 0..200 {
         let pids = cgroup.pids()?;

@@ -11,7 +11,7 @@ use crate::container::{self, Container};
 use crate::error::{Context, Error, Result, WrongStatus};
 use crate::state::{self, OciState, Status, INIT_RECORD, OCI_VERSION, STATE_FILE};
 use crate::sys;
-use cgroups::{CgroupConfig, FreezerState, Layout, Manager};
+use cgroups::{CgroupConfig, Layout, Manager};
 use serde::{Deserialize, Serialize};
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -193,7 +193,7 @@ impl Remnant {
                 let cg = cgroups::from_saved(r.cgroup_paths.clone(), r.systemd_unit.clone());
                 // Without a pid namespace the init's death does not end the others.
                 if (!r.own_pid_ns || r.criu_restore) && !cg.paths().is_empty() {
-                    thaw(cg.as_ref())?;
+                    container::thaw_if_frozen(cg.as_ref())?;
                     container::kill_all_and_wait(cg.as_ref())?;
                 }
                 Some(cg)
@@ -205,7 +205,7 @@ impl Remnant {
                 let cg = derived_cgroup(&self.id);
                 match &cg {
                     Some(cg) => {
-                        thaw(cg.as_ref())?;
+                        container::thaw_if_frozen(cg.as_ref())?;
                         container::kill_all_and_wait(cg.as_ref())?
                     }
                     None => warnings.push(format!(
@@ -253,7 +253,9 @@ fn kill_verified(r: &InitRecord) -> Result<()> {
     }
     sys::pidfd_send_signal(&pidfd, libc::SIGKILL)
         .ctx(|| format!("kill the container init (pid {})", r.init_pid))?;
-    thaw(cgroups::from_saved(r.cgroup_paths.clone(), r.systemd_unit.clone()).as_ref())?;
+    container::thaw_if_frozen(
+        cgroups::from_saved(r.cgroup_paths.clone(), r.systemd_unit.clone()).as_ref(),
+    )?;
     if !sys::pidfd_wait_exit(&pidfd, Some(Duration::from_secs(10)))
         .ctx(|| "wait for the container init")?
     {
@@ -261,14 +263,6 @@ fn kill_verified(r: &InitRecord) -> Result<()> {
             "the container init (pid {}) did not die within 10s of SIGKILL",
             r.init_pid
         )));
-    }
-    Ok(())
-}
-
-/// Thaw `cg` if it is frozen: a frozen process only dies once thawed.
-fn thaw(cg: &dyn Manager) -> Result<()> {
-    if cg.freezer().ok() == Some(FreezerState::Frozen) {
-        cg.set_freezer(FreezerState::Thawed)?;
     }
     Ok(())
 }

@@ -243,11 +243,7 @@ pub fn checkpoint(c: Container, o: &CheckpointOptions) -> Result<Vec<String>> {
 
 /// Thaw container `c`, running before the dump, if a dump that did not finish left it frozen.
 fn thaw_after_dump(c: &Container) {
-    let cgroup = c.cgroup();
-    if cgroup.freezer().ok() != Some(cgroups::FreezerState::Frozen) {
-        return;
-    }
-    if let Err(e) = cgroup.set_freezer(cgroups::FreezerState::Thawed) {
+    if let Err(e) = crate::container::thaw_if_frozen(c.cgroup().as_ref()) {
         tracing::warn!(
             "thaw container {} after the failed checkpoint (`runr resume` it): {e}",
             c.id()

@@ -226,13 +226,16 @@ fn give_read_only_root_a_tmp(spec: &oci_spec::runtime::Spec, rootfs: &Path) {
         return;
     }
     use std::os::unix::fs::DirBuilderExt;
-    match std::fs::DirBuilder::new().mode(0o1777).create(&tmp) {
-        // The mode without the umask.
-        Ok(()) => {
-            let mode = rustix::fs::Mode::from_raw_mode(0o1777);
-            let _ = rustix::fs::chmod(&tmp, mode);
-        }
-        Err(e) => tracing::warn!("make {} for CRIU: {e}", tmp.display()),
+    if let Err(e) = std::fs::DirBuilder::new().mode(0o1777).create(&tmp) {
+        tracing::warn!("make {} for CRIU: {e}", tmp.display());
+        return;
+    }
+    // The mode without the umask, on the directory just made: never through a symlink a
+    // container sharing the rootfs could put there meanwhile.
+    use rustix::fs::{Mode, OFlags};
+    let flags = OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    if let Ok(dir) = rustix::fs::open(&tmp, flags, Mode::empty()) {
+        let _ = rustix::fs::fchmod(&dir, Mode::from_raw_mode(0o1777));
     }
 }
 
